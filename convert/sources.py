@@ -1,0 +1,202 @@
+"""Lazy, one-tensor-at-a-time readers for checkpoint files.
+
+Conversion streams: a tensor is read only when it is about to be written, so
+peak memory stays near the largest tensor instead of the whole model.
+safetensors files are memory-mapped; pickle-based .bin/.pth files are loaded
+with ``torch.load(weights_only=True, mmap=True)``, which refuses to run code.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lamina.errors import FormatError, InputError, UnsafeCheckpointError
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # torch dtype name without the "torch." prefix
+    file: Path
+
+
+class CheckpointFiles:
+    """A set of weight files (one, or the shards of an index) read lazily.
+
+    ``get(name)`` returns a torch tensor; only the file holding it is opened.
+    """
+
+    def __init__(self, files: list[Path]) -> None:
+        if not files:
+            raise InputError("No weight files were given.")
+        self.files = files
+        self._meta: dict[str, TensorMeta] = {}
+        self._open: dict[Path, Any] = {}
+        for f in files:
+            for meta in _scan(f):
+                self._meta[meta.name] = meta
+
+    def names(self) -> list[str]:
+        return list(self._meta)
+
+    def meta(self, name: str) -> TensorMeta:
+        return self._meta[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._meta
+
+    def __iter__(self) -> Iterator[TensorMeta]:
+        return iter(self._meta.values())
+
+    def get(self, name: str) -> Any:
+        """Load one tensor (torch.Tensor)."""
+        meta = self._meta[name]
+        handle = self._handle(meta.file)
+        if meta.file.suffix == ".safetensors":
+            return handle.get_tensor(name)
+        return handle[name]
+
+    def _handle(self, file: Path) -> Any:
+        if file not in self._open:
+            # Keep at most one pickle shard mapped at a time: shards can be GBs.
+            if file.suffix != ".safetensors":
+                for other in [f for f in self._open if f.suffix != ".safetensors"]:
+                    del self._open[other]
+            self._open[file] = _open_file(file)
+        return self._open[file]
+
+    def close(self) -> None:
+        self._open.clear()
+
+
+def _scan(file: Path) -> list[TensorMeta]:
+    if file.suffix == ".safetensors":
+        return _scan_safetensors(file)
+    state = _open_file(file)
+    return [
+        TensorMeta(name, tuple(t.shape), str(t.dtype).removeprefix("torch."), file)
+        for name, t in state.items()
+    ]
+
+
+_ST_DTYPES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+}
+
+
+def _scan_safetensors(file: Path) -> list[TensorMeta]:
+    """Read a safetensors header without touching the data, validating sizes."""
+    size = file.stat().st_size
+    try:
+        with open(file, "rb") as fh:
+            raw_len = fh.read(8)
+            if len(raw_len) != 8:
+                raise ValueError("file shorter than its header")
+            (n,) = struct.unpack("<Q", raw_len)
+            if n > size - 8:
+                raise ValueError("header length points past the end of the file")
+            header = json.loads(fh.read(n))
+    except (ValueError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FormatError(
+            f"'{file}' is not a valid safetensors file ({exc}).",
+            hint="The download may be truncated or corrupt: download it again and check its SHA-256.",
+        ) from exc
+    metas = []
+    data_len = size - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        if end > data_len:
+            raise FormatError(
+                f"'{file}' is truncated: tensor '{name}' ends at byte {end} but the data "
+                f"section has only {data_len} bytes.",
+                hint="Download the file again and check its SHA-256 (lamina checksum).",
+            )
+        metas.append(TensorMeta(name, tuple(info["shape"]), _ST_DTYPES.get(info["dtype"], info["dtype"]), file))
+    return metas
+
+
+def _open_file(file: Path) -> Any:
+    if file.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            return safe_open(str(file), framework="pt")
+        except Exception as exc:
+            raise FormatError(f"Cannot read safetensors file '{file}': {exc}.") from exc
+    return load_pickle_weights(file)
+
+
+def load_pickle_weights(file: Path) -> dict[str, Any]:
+    """Load a .bin/.pth state dict without executing pickled code.
+
+    ``weights_only=True`` only rebuilds tensors and plain containers; a pickle
+    that tries to call anything else is refused with UnsafeCheckpointError.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        try:
+            state = torch.load(str(file), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):
+                raise
+            # Legacy (non-zip) checkpoints cannot be memory-mapped.
+            state = torch.load(str(file), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UnsafeCheckpointError(
+            f"Refusing to load '{file}': it contains pickled code, not only tensors.",
+            hint="Only load checkpoints you trust. Prefer the .safetensors version of this model.",
+        ) from exc
+    except (EOFError, RuntimeError, OSError, ValueError) as exc:
+        raise FormatError(
+            f"Cannot read the PyTorch checkpoint '{file}' ({exc}).",
+            hint="The file may be truncated or not a PyTorch checkpoint; check its SHA-256.",
+        ) from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise FormatError(f"'{file}' does not hold a state dict of tensors.")
+    return state
+
+
+def hf_weight_files(folder: Path) -> list[Path]:
+    """The weight files of an HF model folder: safetensors preferred, index-aware."""
+    for index_name, suffix in (("model.safetensors.index.json", ".safetensors"),
+                               ("pytorch_model.bin.index.json", ".bin")):
+        index = folder / index_name
+        if index.is_file():
+            try:
+                weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            except (json.JSONDecodeError, KeyError) as exc:
+                raise FormatError(f"'{index}' is not a valid weight index ({exc}).") from exc
+            files = sorted({folder / f for f in weight_map.values()})
+            missing = [f.name for f in files if not f.is_file()]
+            if missing:
+                raise InputError(
+                    f"'{folder}' is missing shard(s) listed in {index_name}: {', '.join(missing)}.",
+                    hint="Download every shard of the model into the same folder.",
+                )
+            return files
+    single = [folder / "model.safetensors", folder / "pytorch_model.bin"]
+    for f in single:
+        if f.is_file():
+            return [f]
+    loose = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    if loose:
+        return loose
+    raise InputError(
+        f"No model weights found in '{folder}'.",
+        hint="Expected model.safetensors, model-0000x-of-0000y.safetensors with an index, "
+        "or pytorch_model.bin, or Meta's consolidated.*.pth with params.json.",
+    )

@@ -1,0 +1,1 @@
+"""Running GGUF models: loading, sampling, chat templates, sessions, IE, CLI, server."""

@@ -1,0 +1,36 @@
+"""Options shared by several subcommands, defined once so names never drift.
+
+Use them as decorators: ``@threads_option`` etc. The same names are used by the
+Python API (``n_threads``, ``n_gpu_layers``...) and the server.
+"""
+
+from __future__ import annotations
+
+import click
+
+threads_option = click.option(
+    "--threads", "-t", "n_threads", type=click.IntRange(min=1), default=None,
+    help="CPU threads (default: all physical cores).",
+)
+gpu_layers_option = click.option(
+    "--n-gpu-layers", "-ngl", "n_gpu_layers", type=int, default=0, show_default=True,
+    help="Layers to offload to the GPU (-1 = all) when llama.cpp was built with GPU support.",
+)
+ctx_option = click.option(
+    "--ctx", "-c", "n_ctx", type=click.IntRange(min=16), default=None,
+    help="Context length in tokens (default: the model's, capped at 4096).",
+)
+template_option = click.option(
+    "--template", "template", type=str, default=None,
+    help="Chat template name (see `lamina templates`); default: from the model file.",
+)
+lora_option = click.option(
+    "--lora", "lora", multiple=True, type=click.Path(dir_okay=True),
+    help="Extra LoRA adapter (GGUF) applied at load time; repeatable.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+force_option = click.option("--force", "-f", is_flag=True, help="Overwrite the output if it exists.")
+output_option = click.option(
+    "--output", "-o", "output", type=click.Path(dir_okay=False), required=True,
+    help="Output file.",
+)

@@ -1,0 +1,79 @@
+"""One Rich console and the progress-bar styles every command shares.
+
+Progress goes to stderr so that stdout stays clean for ``--json`` output and
+pipes; tables people compare go to stdout.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.text import Text
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def bytes_progress(transient: bool = False) -> Progress:
+    """Progress bar measured in bytes (conversion, merging, quantizing)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=transient,
+    )
+
+
+class RateColumn(ProgressColumn):
+    """Items per second (Rich's own speed column is for bytes)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None:
+            return Text(f"-- {self.unit}/s", style="cyan")
+        return Text(f"{speed:.2f} {self.unit}/s", style="cyan")
+
+
+def items_progress(unit: str = "docs", transient: bool = False) -> Progress:
+    """Progress bar measured in items (documents, prompts), with rate and ETA."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(unit),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=transient,
+    )
+
+
+def human_bytes(n: float) -> str:
+    """Sizes as people read them: 3.9 GB, 770 MB."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n:.2f} TB"
