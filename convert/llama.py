@@ -54,6 +54,15 @@ class LlamaHParams:
                 f"'{folder}' holds a '{cfg.get('model_type')}' model ({arch}); lamina converts "
                 "LLaMA-family models only.",
             )
+        if cfg.get("attention_bias") or cfg.get("mlp_bias"):
+            raise FormatError(f"'{folder}' uses attention/MLP biases, which LLaMA-family "
+                              "models lamina converts do not have.")
+        # transformers 5 moved rope settings into "rope_parameters".
+        rope = cfg.get("rope_parameters") or {}
+        rope_theta = cfg.get("rope_theta") or rope.get("rope_theta") or 10000.0
+        rope_scaling = cfg.get("rope_scaling")
+        if rope_scaling is None and rope.get("rope_type", "default") != "default":
+            rope_scaling = rope
         try:
             n_head = int(cfg["num_attention_heads"])
             return cls(
@@ -65,9 +74,9 @@ class LlamaHParams:
                 n_head_kv=int(cfg.get("num_key_value_heads") or n_head),
                 n_ctx=int(cfg.get("max_position_embeddings", 2048)),
                 rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
-                rope_theta=float(cfg.get("rope_theta", 10000.0)),
+                rope_theta=float(rope_theta),
                 tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-                rope_scaling=cfg.get("rope_scaling"),
+                rope_scaling=rope_scaling,
             )
         except KeyError as exc:
             raise FormatError(f"'{path}' lacks the field {exc} needed for a LLaMA model.") from exc
@@ -75,7 +84,6 @@ class LlamaHParams:
 
 def gguf_tensor_name(hf_name: str, n_layer: int) -> str | None:
     """GGUF name for an HF LLaMA tensor name, or None for tensors llama.cpp does not use."""
-    import gguf
 
     if hf_name.endswith("rotary_emb.inv_freq"):
         return None

@@ -1,23 +1,25 @@
 """``lamina convert``: base checkpoint (+ LoRAs / diff) -> one GGUF, streamed.
 
-The pipeline is a chain of per-tensor functions: read one base tensor, apply
-the patches, map its name, permute q/k, encode and append. At no point is the
-whole model in memory.
+The merge plan (``plan.build_plan``) validates every input and fixes every
+output shape first; then the GGUF header is written and each tensor is read,
+merged, renamed, q/k-permuted, encoded and appended, one at a time. At no point
+is the whole model in memory.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from lamina.convert.llama import LlamaHParams, gguf_tensor_name, permute_qk, qk_heads
-from lamina.convert.sources import CheckpointFiles, hf_weight_files
-from lamina.convert.tokenizer import find_tokenizer_model, load_spm_vocab
+from lamina.convert.checksums import verify_inputs
+from lamina.convert.llama import gguf_tensor_name, permute_qk, qk_heads
+from lamina.convert.plan import MergedTensor, MergePlan, build_plan
 from lamina.convert.writer import OUTTYPES, GGUFMetadata, PlannedTensor, write_gguf
+
 from lamina.errors import InputError
 from lamina.files import atomic_output, check_output_path
 
@@ -33,6 +35,7 @@ class ConvertOptions:
     outtype: str = "f16"
     force: bool = False
     model_name: str | None = None
+    sha256: Path | None = None  # list of expected SHA-256 sums for the input files
 
 
 @dataclass
@@ -44,69 +47,100 @@ class ConvertReport:
     seconds: float
     type_histogram: dict[str, int]
     provenance: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
 
 
-def _to_numpy(tensor: Any) -> np.ndarray:
-    import torch
+def resolve_template(name: str | None) -> tuple[str | None, str | None]:
+    """(name, jinja) for --template, validated by the runtime's template table."""
+    if name is None:
+        return None, None
+    try:
+        from lamina.runtime.templates import get_template
+    except ModuleNotFoundError:  # runtime area not installed in this build: name only
+        return name, None
+    template = get_template(name)  # raises TemplateError naming the valid choices
+    return template.name, getattr(template, "jinja", None) or None
 
-    return tensor.detach().to(torch.float32).numpy()
+
+def gguf_tensors(plan: MergePlan, progress: Any | None = None,
+                 task: Any | None = None) -> list[PlannedTensor]:
+    """Map the merge plan to GGUF names/layout; producers advance the progress bar."""
+    hp = plan.hparams
+    out: list[PlannedTensor] = []
+    for t in plan.tensors:
+        gguf_name = gguf_tensor_name(t.name, hp.n_layer)
+        if gguf_name is None:
+            continue
+        out.append(PlannedTensor(gguf_name, t.shape, source_bytes=t.source_bytes,
+                                 chunks=_gguf_chunks(t, hp, progress, task)))
+    return out
+
+
+def _gguf_chunks(t: MergedTensor, hp: Any, progress: Any | None, task: Any | None) -> Any:
+    """Row blocks in llama.cpp layout: q/k blocks are whole heads, permuted one by one."""
+    heads = qk_heads(t.name, hp)
+    align = hp.head_dim if heads is not None else 1
+    rows = t.shape[0] if t.shape else 1
+
+    def chunks() -> Iterator[np.ndarray]:
+        for block in t.chunks(align):
+            if heads is not None:
+                block = permute_qk(block, block.shape[0] // hp.head_dim)
+            if progress is not None and task is not None:
+                progress.advance(task, t.source_bytes * (block.shape[0] if block.ndim else 1) // rows)
+            yield block
+
+    return chunks
 
 
 def convert(opts: ConvertOptions, progress: Any | None = None) -> ConvertReport:
-    """Run the conversion; ``progress`` is an optional Rich Progress."""
+    """Run the conversion; ``progress`` is an optional Rich Progress (bytes)."""
     if opts.outtype not in OUTTYPES:
         raise InputError(
             f"Unknown --outtype '{opts.outtype}'.", hint=f"Choose one of: {', '.join(OUTTYPES)}."
         )
-    base = Path(opts.base)
-    if not base.is_dir():
-        raise InputError(f"The base model folder '{base}' does not exist.")
     check_output_path(opts.output, force=opts.force)
+    template_name, template_jinja = resolve_template(opts.template)
     start = time.perf_counter()
 
-    hp = LlamaHParams.from_hf_config(base)
-    files = CheckpointFiles(hf_weight_files(base))
-    tok_dir = Path(opts.tokenizer) if opts.tokenizer else base
-    tok_model = find_tokenizer_model(tok_dir)
-    if tok_model is None:
-        raise InputError(
-            f"No tokenizer.model found in '{tok_dir}'.",
-            hint="Pass the folder holding the SentencePiece tokenizer with --tokenizer.",
+    plan = build_plan(Path(opts.base), opts.loras, opts.diff, opts.tokenizer)
+    try:
+        verified = verify_inputs(plan, opts.sha256) if opts.sha256 else []
+        task = None
+        if progress is not None:
+            task = progress.add_task(f"Converting to {opts.outtype}", total=plan.total_bytes)
+        tensors = gguf_tensors(plan, progress, task)
+        provenance = {**plan.provenance(), "outtype": opts.outtype, "template": template_name}
+        if verified:
+            provenance["sha256_verified"] = verified
+        if plan.diff is not None and plan.diff.checksums:
+            provenance["diff_tensor_checksums"] = True
+        gmeta = GGUFMetadata(
+            model_name=opts.model_name or _model_name(plan),
+            hparams=plan.hparams,
+            vocab=plan.vocab,
+            template_name=template_name,
+            template_jinja=template_jinja,
+            provenance=provenance,
         )
-    vocab = load_spm_vocab(tok_model)
-
-    plan: list[PlannedTensor] = []
-    for meta in files:
-        gguf_name = gguf_tensor_name(meta.name, hp.n_layer)
-        if gguf_name is None:
-            continue
-
-        def produce(name: str = meta.name) -> np.ndarray:
-            data = _to_numpy(files.get(name))
-            heads = qk_heads(name, hp)
-            if heads is not None:
-                data = permute_qk(data, heads)
-            return data
-
-        plan.append(PlannedTensor(gguf_name, tuple(meta.shape), produce))
-
-    provenance = {"base": str(base), "loras": [], "diff": None, "outtype": opts.outtype}
-    gmeta = GGUFMetadata(
-        model_name=opts.model_name or base.name,
-        hparams=hp,
-        vocab=vocab,
-        template_name=opts.template,
-        provenance=provenance,
-    )
-    with atomic_output(opts.output, force=opts.force) as tmp:
-        histogram = write_gguf(tmp, gmeta, plan, outtype=opts.outtype)
-    files.close()
+        with atomic_output(opts.output, force=opts.force) as tmp:
+            histogram = write_gguf(tmp, gmeta, tensors, outtype=opts.outtype)
+    finally:
+        plan.close()
     return ConvertReport(
         output=Path(opts.output),
         outtype=opts.outtype,
-        n_tensors=len(plan),
+        n_tensors=len(tensors),
         output_bytes=Path(opts.output).stat().st_size,
         seconds=time.perf_counter() - start,
         type_histogram=histogram,
         provenance=provenance,
+        notes=plan.notes,
     )
+
+
+def _model_name(plan: MergePlan) -> str:
+    parts = [plan.base.folder.name] + [lo.name for lo in plan.loras]
+    if plan.diff is not None:
+        parts.append(plan.diff.folder.name)
+    return "+".join(parts)

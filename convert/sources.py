@@ -2,18 +2,23 @@
 
 Conversion streams: a tensor is read only when it is about to be written, so
 peak memory stays near the largest tensor instead of the whole model.
-safetensors files are memory-mapped; pickle-based .bin/.pth files are loaded
-with ``torch.load(weights_only=True, mmap=True)``, which refuses to run code.
+safetensors tensors are read with plain positioned reads into numpy (rows at a
+time, no torch, no memory map whose pages would count against the process);
+pickle-based .bin/.pth files are loaded with
+``torch.load(weights_only=True, mmap=True)``, which refuses to run code.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from lamina.errors import FormatError, InputError, UnsafeCheckpointError
 
@@ -24,6 +29,7 @@ class TensorMeta:
     shape: tuple[int, ...]
     dtype: str  # torch dtype name without the "torch." prefix
     file: Path
+    offset: int = -1  # absolute byte offset of the data (safetensors only)
 
 
 class CheckpointFiles:
@@ -61,6 +67,20 @@ class CheckpointFiles:
         if meta.file.suffix == ".safetensors":
             return handle.get_tensor(name)
         return handle[name]
+
+    def array(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """float32 numpy copy of one tensor, or of its rows ``start:stop``.
+
+        safetensors data is read straight from the file (torch is not needed);
+        pickled tensors are sliced from their memory-mapped storage.
+        """
+        meta = self._meta[name]
+        if meta.file.suffix == ".safetensors":
+            return _read_rows(meta, start, stop)
+        tensor = self.get(name)
+        if start is not None or stop is not None:
+            tensor = tensor[start:stop]
+        return to_float32(tensor)
 
     def _handle(self, file: Path) -> Any:
         if file not in self._open:
@@ -120,8 +140,38 @@ def _scan_safetensors(file: Path) -> list[TensorMeta]:
                 f"section has only {data_len} bytes.",
                 hint="Download the file again and check its SHA-256 (lamina checksum).",
             )
-        metas.append(TensorMeta(name, tuple(info["shape"]), _ST_DTYPES.get(info["dtype"], info["dtype"]), file))
+        metas.append(TensorMeta(name, tuple(info["shape"]),
+                                _ST_DTYPES.get(info["dtype"], info["dtype"]), file,
+                                offset=8 + n + int(start)))
     return metas
+
+
+_NP_DTYPES = {"float32": "<f4", "float16": "<f2", "float64": "<f8", "bfloat16": "<u2"}
+
+
+def _read_rows(meta: TensorMeta, start: int | None, stop: int | None) -> np.ndarray:
+    if meta.dtype not in _NP_DTYPES:
+        raise FormatError(f"Tensor '{meta.name}' in '{meta.file}' has dtype {meta.dtype}; "
+                          "lamina reads float16/bfloat16/float32 weights.")
+    shape = meta.shape or (1,)
+    rows = shape[0]
+    lo = 0 if start is None else max(0, min(start, rows))
+    hi = rows if stop is None else max(lo, min(stop, rows))
+    row_elems = math.prod(shape[1:]) if len(shape) > 1 else 1
+    np_dtype = np.dtype(_NP_DTYPES[meta.dtype])
+    count = (hi - lo) * row_elems
+    offset = meta.offset + lo * row_elems * np_dtype.itemsize
+    with open(meta.file, "rb") as fh:
+        raw = np.fromfile(fh, dtype=np_dtype, count=count, offset=offset)
+    if raw.size != count:
+        raise FormatError(f"'{meta.file}' is truncated inside tensor '{meta.name}'.",
+                          hint="Download the file again and check its SHA-256 (lamina checksum).")
+    if meta.dtype == "bfloat16":
+        data = (raw.astype(np.uint32) << 16).view(np.float32)
+    else:
+        data = raw.astype(np.float32, copy=False)
+    out_shape = (hi - lo, *shape[1:]) if meta.shape else ()
+    return data.reshape(out_shape)
 
 
 def _open_file(file: Path) -> Any:
@@ -170,9 +220,89 @@ def load_pickle_weights(file: Path) -> dict[str, Any]:
     return state
 
 
+#: Bytes per element of the dtypes checkpoints use (for progress and planning).
+DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4,
+               "int16": 2, "int8": 1, "uint8": 1, "bool": 1}
+
+
+def to_float32(tensor: Any) -> Any:
+    """torch tensor (any float dtype) -> float32 numpy array."""
+    import torch
+
+    return tensor.detach().to(torch.float32).numpy()
+
+
+class HFCheckpoint:
+    """A Hugging Face LLaMA folder as a source of float32 tensors in HF layout."""
+
+    kind = "hf"
+    chunked = True  # tensors can be read a row range at a time
+
+    def __init__(self, folder: Path) -> None:
+        from lamina.convert.llama import LlamaHParams
+
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise InputError(f"The model folder '{self.folder}' does not exist.")
+        self.hparams = LlamaHParams.from_hf_config(self.folder)
+        self.config: dict[str, Any] = json.loads((self.folder / "config.json").read_text("utf-8"))
+        self.files = CheckpointFiles(hf_weight_files(self.folder))
+
+    def names(self) -> list[str]:
+        return self.files.names()
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.files.meta(name).shape)
+
+    def nbytes(self, name: str) -> int:
+        meta = self.files.meta(name)
+        n = 1
+        for d in meta.shape:
+            n *= d
+        return n * DTYPE_BYTES.get(meta.dtype, 4)
+
+    def dtype(self, name: str) -> str:
+        return self.files.meta(name).dtype
+
+    def get(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """float32 numpy array of one tensor (or of its rows ``start:stop``)."""
+        return self.files.array(name, start, stop)
+
+    def tokenizer_model(self) -> Path | None:
+        path = self.folder / "tokenizer.model"
+        return path if path.is_file() else None
+
+    def input_files(self) -> list[Path]:
+        return list(self.files.files)
+
+    def close(self) -> None:
+        self.files.close()
+
+
+def open_checkpoint(folder: Path) -> Any:
+    """HF or Meta-original checkpoint folder, detected from its files."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError(f"The base model folder '{folder}' does not exist.",
+                         hint="Check the path; BASE is a Hugging Face or Meta model folder.")
+    if not folder.is_dir():
+        raise InputError(f"The base model '{folder}' is a file; a model folder was expected.")
+    if (folder / "params.json").is_file() and any(folder.glob("consolidated.*.pth")):
+        from lamina.convert.meta import MetaCheckpoint
+
+        return MetaCheckpoint(folder)
+    if (folder / "config.json").is_file():
+        return HFCheckpoint(folder)
+    raise InputError(
+        f"'{folder}' is neither a Hugging Face model folder (config.json + weights) nor a "
+        "Meta original folder (params.json + consolidated.*.pth).",
+        hint="Point BASE at the folder that holds the model's config and weights.",
+    )
+
+
 def hf_weight_files(folder: Path) -> list[Path]:
     """The weight files of an HF model folder: safetensors preferred, index-aware."""
-    for index_name, suffix in (("model.safetensors.index.json", ".safetensors"),
+    for index_name, _suffix in (("model.safetensors.index.json", ".safetensors"),
                                ("pytorch_model.bin.index.json", ".bin")):
         index = folder / index_name
         if index.is_file():

@@ -283,11 +283,100 @@ def build_family(root: Path, spec: TinyLlamaSpec | None = None) -> SyntheticFami
                             targets=["q_proj", "k_proj", "v_proj", "o_proj"],
                             modules_to_save=["embed_tokens", "lm_head"], seed=spec.seed + 2,
                             tokenizer_model=ext_tok, safe=True)
+    # KnowLM-style weight diff (with per-tensor checksums) and Meta's original layout.
+    tuned = perturbed(base, seed=spec.seed + 21)
+    tuned_hf = save_hf(tuned, root / "tuned_hf", base_tok)
+    diff = make_diff(base, tuned, root / "diff", base_tok)
+    meta = save_meta(base, root / "meta" / "7B", base_tok, n_shards=2)
     family = SyntheticFamily(root=root, spec=spec, base_tokenizer=base_tok,
                              extended_tokenizer=ext_tok, base_hf=base_hf, lora_plus=lora_plus,
-                             lora_plus_safetensors=lora_plus_st, lora_alpaca=lora_alpaca)
+                             lora_plus_safetensors=lora_plus_st, lora_alpaca=lora_alpaca,
+                             extra={"tuned_hf": tuned_hf, "diff": diff, "meta": meta})
     (root / "family.json").write_text(json.dumps(family.manifest(), indent=2, ensure_ascii=False))
     return family
+
+
+def perturbed(model: Any, seed: int, scale: float = 0.02) -> Any:
+    """A "fine-tuned" copy of ``model``: every weight nudged by seeded noise."""
+    import copy
+
+    import torch
+
+    out = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in out.parameters():
+            param.add_(torch.randn(param.shape, generator=gen) * scale)
+    return out.eval()
+
+
+def make_diff(base_model: Any, tuned_model: Any, out_dir: Path,
+              tokenizer_model: Path | None = None) -> Path:
+    """Write ``tuned - base`` as an HF folder (KnowLM/CaMA diff format).
+
+    Also writes ``tensor_sha256.json`` with the checksum of every recovered
+    tensor (base + diff in float32, as ``lamina convert --diff`` computes it).
+    """
+    import numpy as np
+    from lamina.convert.diff import TENSOR_CHECKSUMS
+    from lamina.convert.plan import tensor_sha256
+    from safetensors.torch import save_file
+
+    base_sd = base_model.state_dict()
+    diff_sd = {k: (v.float() - base_sd[k].float()).contiguous()
+               for k, v in tuned_model.state_dict().items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tuned_model.config.save_pretrained(str(out_dir))
+    save_file(diff_sd, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    sums = {k: tensor_sha256(np.add(base_sd[k].float().numpy(), d.numpy(), dtype=np.float32))
+            for k, d in diff_sd.items()}
+    (out_dir / TENSOR_CHECKSUMS).write_text(json.dumps(sums, indent=1))
+    if tokenizer_model is not None:
+        write_hf_tokenizer_files(out_dir, tokenizer_model)
+    return out_dir
+
+
+def save_meta(model: Any, folder: Path, tokenizer_model: Path, n_shards: int = 2) -> Path:
+    """Save ``model`` in Meta's original layout: consolidated.0N.pth shards + params.json.
+
+    Each weight is split across shards along its model-parallel axis, q/k rows
+    are in Meta's (llama.cpp's) rotary layout, and tokenizer.model sits in the
+    parent folder, as in Meta's download.
+    """
+    import shutil
+
+    import torch
+    from lamina.convert.llama import permute_qk
+    from lamina.convert.meta import hf_to_meta_name
+
+    cfg = model.config
+    n_kv = cfg.num_key_value_heads
+    shards: list[dict[str, Any]] = [{} for _ in range(n_shards)]
+    for name, tensor in model.state_dict().items():
+        if name.endswith("rotary_emb.inv_freq"):
+            continue
+        data = tensor.detach().float().numpy()
+        if name.endswith("q_proj.weight"):
+            data = permute_qk(data, cfg.num_attention_heads)
+        elif name.endswith("k_proj.weight"):
+            data = permute_qk(data, n_kv)
+        meta_name, axis = hf_to_meta_name(name)
+        t = torch.from_numpy(data.copy())
+        parts = [t] * n_shards if axis is None else list(torch.chunk(t, n_shards, dim=axis))
+        for shard, part in zip(shards, parts, strict=True):
+            shard[meta_name] = part.clone()
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, shard in enumerate(shards):
+        torch.save(shard, folder / f"consolidated.{i:02d}.pth")
+    params = {"dim": cfg.hidden_size, "n_layers": cfg.num_hidden_layers,
+              "n_heads": cfg.num_attention_heads, "n_kv_heads": n_kv,
+              "norm_eps": cfg.rms_norm_eps, "vocab_size": -1, "multiple_of": 32,
+              "rope_theta": float((getattr(cfg, "rope_parameters", None) or {}).get(
+                  "rope_theta", getattr(cfg, "rope_theta", 10000.0))),
+              "max_seq_len": cfg.max_position_embeddings}
+    (folder / "params.json").write_text(json.dumps(params))
+    shutil.copyfile(tokenizer_model, folder.parent / "tokenizer.model")
+    return folder
 
 
 def _resized(model: Any, new_vocab: int, seed: int) -> Any:
@@ -323,7 +412,7 @@ def cache_key() -> str:
 
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for name in ("synthetic.py", "corpus.py"):
+    for name in ("synthetic.py", "corpus.py", "meta.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
 

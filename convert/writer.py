@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from lamina import __version__, gguf_keys
 from lamina.convert.llama import LlamaHParams
 from lamina.convert.tokenizer import GGUFVocab
+
+from lamina import __version__, gguf_keys
 
 #: --outtype names -> (ggml type name for 2-D weights, llama file type name)
 OUTTYPES: dict[str, tuple[str, str]] = {
@@ -35,13 +35,43 @@ class PlannedTensor:
     """A tensor to write: its GGUF name, numpy-order shape, and how to make it.
 
     ``produce`` is called once, when the tensor's turn comes, and must return a
-    float32 numpy array of ``shape``.
+    float32 numpy array of ``shape``. Alternatively ``chunks`` yields the tensor
+    as consecutive row blocks, each encoded and written as it arrives, so a
+    tensor never needs to be in memory whole.
     """
 
     name: str
     shape: tuple[int, ...]
-    produce: Callable[[], np.ndarray]
+    produce: Callable[[], np.ndarray] | None = None
     source_bytes: int = 0  # bytes read from inputs, for progress
+    chunks: Callable[[], Iterable[np.ndarray]] | None = None
+
+
+class _StreamedData:
+    """Duck-typed array for ``GGUFWriter.write_tensor_data``: encodes row blocks as
+    they are written, so GGUFWriter keeps doing all offsets and padding."""
+
+    def __init__(self, t: PlannedTensor, qtype: Any) -> None:
+        self.t = t
+        self.qtype = qtype
+        self.nbytes = _nbytes(t.shape, qtype)
+        self.written = 0
+
+    def tofile(self, fout: Any) -> None:
+        assert self.t.chunks is not None
+        rows = 0
+        for block in self.t.chunks():
+            if tuple(block.shape[1:]) != tuple(self.t.shape[1:]):
+                raise ValueError(f"tensor {self.t.name}: block shape {block.shape}, "
+                                 f"planned {self.t.shape}")
+            rows += block.shape[0]
+            encoded = _encode(block, self.qtype)
+            del block
+            encoded.tofile(fout)
+            self.written += encoded.nbytes
+        if rows != self.t.shape[0] or self.written != self.nbytes:
+            raise ValueError(f"tensor {self.t.name}: produced {rows} rows / {self.written} "
+                             f"bytes, planned {self.t.shape} / {self.nbytes}")
 
 
 @dataclass
@@ -179,8 +209,20 @@ def write_gguf(
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
     written = 0
-    for t, qtype in zip(planned, types):
-        data = t.produce()
+    for t, qtype in zip(planned, types, strict=True):
+        if t.chunks is not None and len(t.shape) > 1:
+            streamed = _StreamedData(t, qtype)
+            writer.write_tensor_data(streamed)  # type: ignore[arg-type]
+            written += streamed.nbytes
+            if on_progress is not None:
+                on_progress(written)
+            continue
+        if t.produce is None:
+            assert t.chunks is not None
+            parts = list(t.chunks())
+            data = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+        else:
+            data = t.produce()
         if tuple(data.shape) != tuple(t.shape):
             raise ValueError(f"tensor {t.name}: produced shape {data.shape}, planned {t.shape}")
         encoded = _encode(data, qtype)

@@ -34,3 +34,41 @@ output_option = click.option(
     "--output", "-o", "output", type=click.Path(dir_okay=False), required=True,
     help="Output file.",
 )
+
+
+def sampling_options(func):  # type: ignore[no-untyped-def]
+    """--temp/--top-k/--top-p/--min-p/--repeat-penalty/--max-tokens/--seed/--stop.
+
+    Each defaults to None ("use the template's / SamplingParams' default");
+    ``lamina.runtime.cli.options.sampling_overrides(kwargs)`` pops them into a dict.
+    """
+    opts = [
+        click.option("--temp", "temperature", type=float, default=None,
+                     help="Sampling temperature (0 = greedy)."),
+        click.option("--top-k", "top_k", type=int, default=None, help="Top-k sampling (0 = off)."),
+        click.option("--top-p", "top_p", type=float, default=None, help="Nucleus sampling."),
+        click.option("--min-p", "min_p", type=float, default=None, help="Min-p sampling."),
+        click.option("--repeat-penalty", "repeat_penalty", type=float, default=None,
+                     help="Repetition penalty (1 = off)."),
+        click.option("--max-tokens", "-n", "max_tokens", type=int, default=None,
+                     help="Most tokens per answer."),
+        click.option("--seed", "seed", type=int, default=None, help="RNG seed (reproducible)."),
+        click.option("--stop", "stop", multiple=True, help="Stop string; repeatable."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+SAMPLING_KEYS = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "max_tokens",
+                 "seed", "stop")
+
+
+def sampling_overrides(kwargs: dict) -> dict:
+    """Pop the sampling options out of a command's kwargs, keeping only those given."""
+    out = {}
+    for key in SAMPLING_KEYS:
+        value = kwargs.pop(key, None)
+        if value is not None and value != ():
+            out[key] = tuple(value) if key == "stop" else value
+    return out

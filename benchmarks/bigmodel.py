@@ -1,0 +1,164 @@
+"""A synthetic LLaMA big enough for memory/speed benchmarks (>= 1 GB f16, sharded) + a LoRA.
+
+Real 7B checkpoints cannot be downloaded here, so benchmarks that must show
+streaming behaviour (peak RSS far below the model size) use this one: random
+f16 weights in HF layout (sharded safetensors with an index, GQA), a
+SentencePiece tokenizer trained locally, and a PEFT-format LoRA on every linear
+layer. Built with numpy only (no torch), one tensor at a time, and cached under
+the work dir with a ``.done`` marker.
+
+    python benchmarks/bigmodel.py [WORK_DIR]   # build (or reuse) and print the paths
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+#: Shape of the big synthetic model: ~603M parameters, ~1.2 GB in f16.
+BIG_SPEC = {
+    "hidden_size": 2048,
+    "intermediate_size": 5632,
+    "num_hidden_layers": 10,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "vocab_size": 32000,
+    "max_position_embeddings": 2048,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+}
+LORA_RANK = 16
+LORA_ALPHA = 32
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+SHARD_BYTES = 400 * 1024 * 1024
+
+
+def _tensor_shapes(spec: dict) -> list[tuple[str, tuple[int, ...]]]:
+    h, ff, v = spec["hidden_size"], spec["intermediate_size"], spec["vocab_size"]
+    kv = h // spec["num_attention_heads"] * spec["num_key_value_heads"]
+    shapes: list[tuple[str, tuple[int, ...]]] = [("model.embed_tokens.weight", (v, h))]
+    for i in range(spec["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        shapes += [
+            (p + "self_attn.q_proj.weight", (h, h)),
+            (p + "self_attn.k_proj.weight", (kv, h)),
+            (p + "self_attn.v_proj.weight", (kv, h)),
+            (p + "self_attn.o_proj.weight", (h, h)),
+            (p + "mlp.gate_proj.weight", (ff, h)),
+            (p + "mlp.up_proj.weight", (ff, h)),
+            (p + "mlp.down_proj.weight", (h, ff)),
+            (p + "input_layernorm.weight", (h,)),
+            (p + "post_attention_layernorm.weight", (h,)),
+        ]
+    shapes += [("model.norm.weight", (h,)), ("lm_head.weight", (v, h))]
+    return shapes
+
+
+def _random(rng: np.random.Generator, shape: tuple[int, ...], name: str) -> np.ndarray:
+    if len(shape) == 1:
+        return (1.0 + 0.1 * rng.standard_normal(shape, dtype=np.float32)).astype(np.float16)
+    std = 0.02 if "embed" in name or "lm_head" in name else 1.0 / np.sqrt(shape[1])
+    return (rng.standard_normal(shape, dtype=np.float32) * np.float32(std)).astype(np.float16)
+
+
+def _write_base(folder: Path, spec: dict, seed: int = 0) -> None:
+    from lamina.convert.synthetic import train_tokenizer, write_hf_tokenizer_files
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    shapes = _tensor_shapes(spec)
+    groups: list[list[tuple[str, tuple[int, ...]]]] = [[]]
+    size = 0
+    for name, shape in shapes:
+        nbytes = int(np.prod(shape)) * 2
+        if groups[-1] and size + nbytes > SHARD_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append((name, shape))
+        size += nbytes
+    weight_map: dict[str, str] = {}
+    total = 0
+    for i, group in enumerate(groups, 1):
+        fname = f"model-{i:05d}-of-{len(groups):05d}.safetensors"
+        shard = {name: _random(rng, shape, name) for name, shape in group}
+        save_file(shard, str(folder / fname), metadata={"format": "pt"})
+        for name, arr in shard.items():
+            weight_map[name] = fname
+            total += arr.nbytes
+        del shard
+    (folder / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    config = {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+        "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": False,
+        "torch_dtype": "float16", "initializer_range": 0.02, **spec,
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    tok = train_tokenizer(folder.parent / "big_tokenizer", 1024)
+    write_hf_tokenizer_files(folder, tok)
+
+
+def _write_lora(folder: Path, spec: dict, seed: int = 1) -> None:
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    h = spec["hidden_size"]
+    tensors: dict[str, np.ndarray] = {}
+    for name, shape in _tensor_shapes(spec):
+        module = name.rsplit(".", 2)[-2]
+        if module not in LORA_TARGETS:
+            continue
+        stem = "base_model.model." + name.removesuffix(".weight")
+        out_f, in_f = shape
+        tensors[stem + ".lora_A.weight"] = (
+            rng.standard_normal((LORA_RANK, in_f), dtype=np.float32) / np.sqrt(in_f)
+        ).astype(np.float16)
+        tensors[stem + ".lora_B.weight"] = (
+            rng.standard_normal((out_f, LORA_RANK), dtype=np.float32) * 0.01
+        ).astype(np.float16)
+    assert h > 0
+    save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+    (folder / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": LORA_RANK, "lora_alpha": LORA_ALPHA,
+        "target_modules": LORA_TARGETS, "lora_dropout": 0.0, "bias": "none",
+        "fan_in_fan_out": False, "modules_to_save": None, "inference_mode": True,
+        "base_model_name_or_path": None,
+    }, indent=2))
+
+
+def ensure_big_model(work_dir: Path) -> tuple[Path, Path]:
+    """(base_hf_dir, lora_dir) of the big synthetic model under ``work_dir``, built once."""
+    work_dir = Path(work_dir)
+    root = work_dir / "bigmodel"
+    base, lora = root / "base_hf", root / "lora"
+    marker = root / ".done"
+    if marker.exists() and base.is_dir() and lora.is_dir():
+        return base, lora
+    if root.exists():
+        shutil.rmtree(root)
+    base.mkdir(parents=True)
+    lora.mkdir(parents=True)
+    _write_base(base, BIG_SPEC)
+    _write_lora(lora, BIG_SPEC)
+    marker.write_text(json.dumps(BIG_SPEC))
+    return base, lora
+
+
+def model_bytes(base: Path) -> int:
+    """Total size of the weight files (what "the model size" means in benchmarks)."""
+    return sum(f.stat().st_size for f in base.glob("*.safetensors"))
+
+
+if __name__ == "__main__":
+    from common import WORK
+
+    b, lo = ensure_big_model(Path(sys.argv[1]) if len(sys.argv) > 1 else WORK)
+    print(json.dumps({"base": str(b), "lora": str(lo), "bytes": model_bytes(b)}))

@@ -1,0 +1,409 @@
+// Implementation of lamina::BatchEngine (see engine.h for the why).
+#include "engine.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <thread>
+
+namespace lamina {
+
+namespace {
+
+std::string str(int64_t v) { return std::to_string(v); }
+
+}  // namespace
+
+BatchEngine::BatchEngine(const llama_model* model, const EngineConfig& cfg) : cfg_(cfg) {
+    if (model == nullptr) {
+        throw std::invalid_argument("BatchEngine needs a loaded model (got a null llama_model pointer)");
+    }
+    const int64_t max_seq = static_cast<int64_t>(llama_max_parallel_sequences()) - 1;
+    if (cfg_.n_seq_max < 1 || cfg_.n_seq_max > max_seq) {
+        throw std::invalid_argument("n_seq_max must be between 1 and " + str(max_seq) + ", got " +
+                                    str(cfg_.n_seq_max));
+    }
+    if (cfg_.n_ctx_per_seq < 8) {
+        throw std::invalid_argument("n_ctx_per_seq must be at least 8 tokens, got " +
+                                    str(cfg_.n_ctx_per_seq));
+    }
+    if (cfg_.n_batch < 1) {
+        throw std::invalid_argument("n_batch must be at least 1, got " + str(cfg_.n_batch));
+    }
+    if (cfg_.flash_attn < -1 || cfg_.flash_attn > 1) {
+        throw std::invalid_argument("flash_attn must be -1 (auto), 0 (off) or 1 (on)");
+    }
+    if (cfg_.n_threads <= 0) {
+        cfg_.n_threads = static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+    }
+    // Every generating sequence needs one output row per step.
+    cfg_.n_batch = std::max(cfg_.n_batch, cfg_.n_seq_max);
+
+    model_ = model;
+    vocab_ = llama_model_get_vocab(model);
+    n_vocab_ = llama_vocab_n_tokens(vocab_);
+    prefix_seq_ = cfg_.n_seq_max;
+
+    // Room for every slot at full length plus the prefix holder: shared cells
+    // are stored once, so this never runs out while requests fit n_ctx_per_seq.
+    const int64_t total = static_cast<int64_t>(cfg_.n_ctx_per_seq) * (cfg_.n_seq_max + 1);
+    if (total > (int64_t{1} << 30)) {
+        throw std::invalid_argument("n_seq_max * n_ctx_per_seq is too large");
+    }
+
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = static_cast<uint32_t>(total);
+    cp.n_batch = static_cast<uint32_t>(cfg_.n_batch);
+    cp.n_ubatch = static_cast<uint32_t>(cfg_.n_batch);
+    cp.n_seq_max = static_cast<uint32_t>(cfg_.n_seq_max + 1);
+    cp.n_threads = cfg_.n_threads;
+    cp.n_threads_batch = cfg_.n_threads;
+    cp.kv_unified = true;
+    cp.flash_attn_type = static_cast<llama_flash_attn_type>(cfg_.flash_attn);
+    cp.type_k = static_cast<ggml_type>(cfg_.type_k);
+    cp.type_v = static_cast<ggml_type>(cfg_.type_v);
+    cp.no_perf = true;
+    cp.embeddings = false;
+
+    ctx_ = llama_init_from_model(const_cast<llama_model*>(model), cp);
+    if (ctx_ == nullptr) {
+        throw std::runtime_error("llama.cpp could not create a batch context of " + str(total) +
+                                 " tokens (" + str(cfg_.n_seq_max) + " sequences x " +
+                                 str(cfg_.n_ctx_per_seq) +
+                                 "); lower n_seq_max or n_ctx_per_seq");
+    }
+    n_ctx_total_ = llama_n_ctx(ctx_);
+    mem_ = llama_get_memory(ctx_);
+    batch_ = llama_batch_init(cfg_.n_batch, 0, 1);
+    slots_.assign(cfg_.n_seq_max, 0);
+}
+
+BatchEngine::~BatchEngine() { close(); }
+
+void BatchEngine::close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ctx_ == nullptr) return;
+    for (auto& kv : requests_) {
+        if (kv.second->chain != nullptr) llama_sampler_free(kv.second->chain);
+    }
+    requests_.clear();
+    queue_.clear();
+    llama_batch_free(batch_);
+    batch_ = llama_batch{};
+    llama_free(ctx_);
+    ctx_ = nullptr;
+    mem_ = nullptr;
+}
+
+void BatchEngine::check_open() const {
+    if (ctx_ == nullptr) throw std::runtime_error("this BatchEngine was closed");
+}
+
+llama_sampler* BatchEngine::make_chain(const SamplingConfig& sc,
+                                       const std::optional<std::string>& grammar) {
+    // Same order as lamina.runtime.sampling.build_sampler (the sequential
+    // path), so a request samples exactly as Model.generate would: grammar,
+    // penalties, then argmax, or top-k/top-p/min-p/temperature and the seeded pick.
+    llama_sampler_chain_params params = llama_sampler_chain_default_params();
+    params.no_perf = true;
+    llama_sampler* chain = llama_sampler_chain_init(params);
+    if (grammar.has_value()) {
+        llama_sampler* g = llama_sampler_init_grammar(vocab_, grammar->c_str(), "root");
+        if (g == nullptr) {
+            llama_sampler_free(chain);
+            throw std::invalid_argument(
+                "the GBNF grammar does not parse (llama.cpp rejected it; it needs a 'root' rule)");
+        }
+        llama_sampler_chain_add(chain, g);
+    }
+    if (sc.repeat_penalty != 1.0f) {
+        // Older headers declare a leading n_vocab that newer libllama dropped;
+        // integer and float arguments travel in separate registers, so giving
+        // last_n in both integer slots is right for either signature.
+        llama_sampler_chain_add(chain, llama_sampler_init_penalties(sc.penalty_last_n,
+                                                                    sc.penalty_last_n,
+                                                                    sc.repeat_penalty, 0.0f, 0.0f));
+    }
+    if (sc.temperature <= 0.0f) {
+        llama_sampler_chain_add(chain, llama_sampler_init_greedy());
+        return chain;
+    }
+    if (sc.top_k > 0) llama_sampler_chain_add(chain, llama_sampler_init_top_k(sc.top_k));
+    if (sc.top_p < 1.0f) llama_sampler_chain_add(chain, llama_sampler_init_top_p(sc.top_p, 1));
+    if (sc.min_p > 0.0f) llama_sampler_chain_add(chain, llama_sampler_init_min_p(sc.min_p, 1));
+    llama_sampler_chain_add(chain, llama_sampler_init_temp(sc.temperature));
+    llama_sampler_chain_add(chain, llama_sampler_init_dist(sc.seed));
+    return chain;
+}
+
+int64_t BatchEngine::submit(const std::vector<llama_token>& prompt, const SamplingConfig& sc,
+                            const std::optional<std::string>& grammar) {
+    if (prompt.empty()) throw std::invalid_argument("the prompt has no tokens");
+    if (static_cast<int64_t>(prompt.size()) >= cfg_.n_ctx_per_seq) {
+        throw std::invalid_argument("the prompt has " + str(prompt.size()) +
+                                    " tokens but each sequence holds " +
+                                    str(cfg_.n_ctx_per_seq) +
+                                    " including the answer; shorten it or raise n_ctx_per_seq");
+    }
+    for (llama_token t : prompt) {
+        if (t < 0 || t >= n_vocab_) {
+            throw std::invalid_argument("token id " + str(t) + " is outside the vocabulary (0.." +
+                                        str(n_vocab_ - 1) + ")");
+        }
+    }
+    if (!(sc.repeat_penalty > 0.0f) || !(sc.top_p > 0.0f) || !(sc.min_p >= 0.0f)) {
+        throw std::invalid_argument("repeat_penalty and top_p must be > 0 and min_p >= 0");
+    }
+    if (sc.penalty_last_n < -1) throw std::invalid_argument("penalty_last_n must be >= -1");
+
+    std::lock_guard<std::mutex> lock(mu_);
+    check_open();
+    auto r = std::make_unique<Request>();
+    r->prompt = prompt;
+    r->sc = sc;
+    r->chain = make_chain(sc, grammar);  // throws on a bad grammar, before anything is queued
+    r->id = next_id_++;
+    const int64_t id = r->id;
+    requests_.emplace(id, std::move(r));
+    queue_.push_back(id);
+    return id;
+}
+
+void BatchEngine::set_adapters(const std::vector<uintptr_t>& adapters,
+                               const std::vector<float>& scales) {
+    if (adapters.size() != scales.size()) {
+        throw std::invalid_argument("set_adapters needs one scale per adapter");
+    }
+    std::vector<llama_adapter_lora*> ptrs;
+    for (uintptr_t a : adapters) {
+        if (a == 0) throw std::invalid_argument("null LoRA adapter pointer");
+        ptrs.push_back(reinterpret_cast<llama_adapter_lora*>(a));
+    }
+    std::vector<float> sc(scales);
+    std::lock_guard<std::mutex> lock(mu_);
+    check_open();
+    if (!requests_.empty()) {
+        throw std::runtime_error("LoRA adapters can only change while the engine is idle");
+    }
+    if (llama_set_adapters_lora(ctx_, ptrs.data(), ptrs.size(), sc.data()) != 0) {
+        throw std::runtime_error("llama.cpp refused to apply the LoRA adapters to the batch context");
+    }
+    // Cached prefix cells were computed without these adapters.
+    llama_memory_seq_rm(mem_, prefix_seq_, -1, -1);
+    prefix_.clear();
+}
+
+int32_t BatchEngine::set_prefix(const std::vector<llama_token>& prefix) {
+    if (static_cast<int64_t>(prefix.size()) > cfg_.n_ctx_per_seq) {
+        throw std::invalid_argument("the shared prefix has " + str(prefix.size()) +
+                                    " tokens but each sequence holds at most " +
+                                    str(cfg_.n_ctx_per_seq));
+    }
+    for (llama_token t : prefix) {
+        if (t < 0 || t >= n_vocab_) {
+            throw std::invalid_argument("token id " + str(t) + " is outside the vocabulary");
+        }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    check_open();
+    if (prefix == prefix_) return 0;
+    // Running sequences keep their own tags on the old cells; only the
+    // holder's tags go.
+    llama_memory_seq_rm(mem_, prefix_seq_, -1, -1);
+    prefix_.clear();
+    int32_t done = 0;
+    const int32_t n = static_cast<int32_t>(prefix.size());
+    while (done < n) {
+        const int32_t k = std::min(cfg_.n_batch, n - done);
+        batch_.n_tokens = 0;
+        for (int32_t i = 0; i < k; ++i) add_token(prefix[done + i], done + i, prefix_seq_, false);
+        const int32_t rc = llama_decode(ctx_, batch_);
+        stats_.decode_calls++;
+        if (rc != 0) {
+            llama_memory_seq_rm(mem_, prefix_seq_, -1, -1);
+            throw std::runtime_error("llama_decode failed (code " + str(rc) +
+                                     ") while evaluating the shared prefix");
+        }
+        done += k;
+    }
+    prefix_ = prefix;
+    stats_.prompt_evaluated += n;
+    stats_.prefix_evaluated += n;
+    return n;
+}
+
+void BatchEngine::add_token(llama_token tok, llama_pos pos, llama_seq_id seq, bool output) {
+    const int32_t i = batch_.n_tokens;
+    batch_.token[i] = tok;
+    batch_.pos[i] = pos;
+    batch_.n_seq_id[i] = 1;
+    batch_.seq_id[i][0] = seq;
+    batch_.logits[i] = output ? 1 : 0;
+    batch_.n_tokens = i + 1;
+}
+
+void BatchEngine::admit(Request& r, int32_t slot) {
+    r.slot = slot;
+    r.state = State::Prefill;
+    slots_[slot] = r.id;
+    llama_memory_seq_rm(mem_, slot, -1, -1);
+    int32_t shared = 0;
+    if (!prefix_.empty()) {
+        const size_t n = std::min(prefix_.size(), r.prompt.size());
+        while (static_cast<size_t>(shared) < n && prefix_[shared] == r.prompt[shared]) ++shared;
+        // The last prompt token is always evaluated: its logits start generation.
+        shared = std::min<int32_t>(shared, static_cast<int32_t>(r.prompt.size()) - 1);
+    }
+    if (shared > 0) {
+        llama_memory_seq_cp(mem_, prefix_seq_, slot, 0, shared);
+        stats_.prompt_shared += shared;
+    }
+    r.n_past = shared;
+    r.n_fed = shared;
+}
+
+void BatchEngine::finish(int64_t id, const std::string& reason, bool report) {
+    auto it = requests_.find(id);
+    if (it == requests_.end()) return;
+    Request& r = *it->second;
+    if (r.state == State::Queued) {
+        queue_.erase(std::remove(queue_.begin(), queue_.end(), id), queue_.end());
+    } else if (r.slot >= 0) {
+        llama_memory_seq_rm(mem_, r.slot, -1, -1);
+        slots_[r.slot] = 0;
+    }
+    if (r.chain != nullptr) llama_sampler_free(r.chain);
+    r.chain = nullptr;
+    if (report) pending_.push_back(Event{id, -1, true, reason});
+    requests_.erase(it);
+    stats_.requests_finished++;
+}
+
+bool BatchEngine::cancel(int64_t id, const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mu_);
+    check_open();
+    if (requests_.find(id) == requests_.end()) return false;
+    finish(id, reason.empty() ? std::string("cancelled") : reason, true);
+    return true;
+}
+
+std::vector<Event> BatchEngine::step() {
+    std::lock_guard<std::mutex> lock(mu_);
+    check_open();
+    std::vector<Event> events;
+    events.swap(pending_);
+
+    for (int32_t s = 0; s < cfg_.n_seq_max && !queue_.empty(); ++s) {
+        if (slots_[s] != 0) continue;
+        const int64_t id = queue_.front();
+        queue_.pop_front();
+        admit(*requests_.at(id), s);
+    }
+
+    // Requests in submission order (ids grow), so older prompts fill first.
+    std::vector<Request*> active;
+    for (auto& kv : requests_) {
+        if (kv.second->state != State::Queued) active.push_back(kv.second.get());
+    }
+    if (active.empty()) return events;
+
+    batch_.n_tokens = 0;
+    for (Request* r : active) {
+        r->batch_idx = -1;
+        if (r->state == State::Generating) {
+            r->batch_idx = batch_.n_tokens;
+            add_token(r->last, r->n_past, r->slot, true);
+            r->n_past++;
+        }
+    }
+    int32_t n_prompt = 0;
+    for (Request* r : active) {
+        if (r->state != State::Prefill) continue;
+        const int32_t budget = cfg_.n_batch - batch_.n_tokens;
+        if (budget <= 0) break;
+        const int32_t left = static_cast<int32_t>(r->prompt.size()) - r->n_fed;
+        const int32_t k = std::min(budget, left);
+        for (int32_t i = 0; i < k; ++i) {
+            const bool last = (r->n_fed + i + 1 == static_cast<int32_t>(r->prompt.size()));
+            if (last) r->batch_idx = batch_.n_tokens;
+            add_token(r->prompt[r->n_fed + i], r->n_past + i, r->slot, last);
+        }
+        r->n_fed += k;
+        r->n_past += k;
+        n_prompt += k;
+    }
+
+    const int32_t rc = llama_decode(ctx_, batch_);
+    stats_.decode_calls++;
+    if (rc != 0) {
+        // Fail the requests of this batch rather than leave them half-done.
+        // Their final events are reported by the next step(), after the ones
+        // this step had already collected.
+        pending_.swap(events);
+        for (Request* r : active) finish(r->id, "error", true);
+        throw std::runtime_error("llama_decode failed with code " + str(rc) + " on a batch of " +
+                                 str(batch_.n_tokens) + " tokens; the requests in it were ended");
+    }
+    stats_.prompt_evaluated += n_prompt;
+
+    std::vector<int64_t> done;
+    for (Request* r : active) {
+        if (r->batch_idx < 0) continue;
+        llama_token tok;
+        try {
+            tok = llama_sampler_sample(r->chain, ctx_, r->batch_idx);
+        } catch (const std::exception&) {
+            events.push_back(Event{r->id, -1, true, "error"});
+            done.push_back(r->id);
+            continue;
+        }
+        r->state = State::Generating;
+        if (llama_vocab_is_eog(vocab_, tok)) {
+            events.push_back(Event{r->id, -1, true, "stop"});
+            done.push_back(r->id);
+            continue;
+        }
+        r->n_generated++;
+        stats_.generated++;
+        r->last = tok;
+        const bool by_max = r->sc.max_tokens > 0 && r->n_generated >= r->sc.max_tokens;
+        // Like the sequential loop: no token is sampled once the context is full.
+        const bool by_ctx = r->n_past + 1 >= cfg_.n_ctx_per_seq;
+        if (by_max || by_ctx) {
+            events.push_back(Event{r->id, tok, true, "length"});
+            done.push_back(r->id);
+        } else {
+            events.push_back(Event{r->id, tok, false, ""});
+        }
+    }
+    for (int64_t id : done) finish(id, "", false);
+    return events;
+}
+
+bool BatchEngine::has_work() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !requests_.empty() || !pending_.empty();
+}
+
+int32_t BatchEngine::n_active() {
+    std::lock_guard<std::mutex> lock(mu_);
+    int32_t n = 0;
+    for (int64_t id : slots_) n += id != 0 ? 1 : 0;
+    return n;
+}
+
+int32_t BatchEngine::n_queued() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<int32_t>(queue_.size());
+}
+
+EngineStats BatchEngine::stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+}
+
+std::vector<llama_token> BatchEngine::prefix() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return prefix_;
+}
+
+}  // namespace lamina

@@ -1,0 +1,155 @@
+// lamina's batched decoding engine: many sequences share one llama_context.
+//
+// Why: llama-cpp-python decodes one sequence at a time, which leaves most of a
+// CPU's matrix throughput idle. Here every step feeds one llama_decode call
+// with the next token of every generating sequence plus chunks of waiting
+// prompts (continuous batching), and a common prompt prefix (an extraction
+// instruction, a system prompt) is evaluated once into a holder sequence and
+// shared with every request by copying its KV cells (llama_memory_seq_cp on a
+// unified cache only tags the cells; nothing is recomputed or duplicated).
+//
+// Threading: every public method takes one mutex; the Python bindings release
+// the GIL before calling in, so a server thread can submit or cancel while a
+// driver thread is inside step().
+#pragma once
+
+#include <llama.h>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lamina {
+
+// Sampler settings of one request (mirrors lamina.runtime.sampling.SamplingParams;
+// stop strings are handled in Python on the detokenized stream).
+struct SamplingConfig {
+    float temperature = 0.8f;
+    int32_t top_k = 40;
+    float top_p = 0.95f;
+    float min_p = 0.05f;
+    float repeat_penalty = 1.1f;
+    int32_t penalty_last_n = 64;  // llama-cpp-python's last_n_tokens_size
+    int32_t max_tokens = 512;     // <= 0: until the sequence's context is full
+    uint32_t seed = LLAMA_DEFAULT_SEED;
+};
+
+struct EngineConfig {
+    int32_t n_seq_max = 4;
+    int32_t n_ctx_per_seq = 2048;
+    int32_t n_threads = 0;  // <= 0: hardware concurrency
+    int32_t n_batch = 512;
+    int32_t flash_attn = 0;  // llama_flash_attn_type: -1 auto, 0 off, 1 on
+    int32_t type_k = 1;      // ggml_type of the KV cache (1 = f16)
+    int32_t type_v = 1;
+};
+
+// One thing that happened to a request during a step. token < 0 means "no
+// token" (the request ended without producing one: end of generation, cancel).
+struct Event {
+    int64_t id;
+    int32_t token;
+    bool done;
+    std::string reason;  // "" while running; "stop" | "length" | "cancelled" | "error"
+};
+
+struct EngineStats {
+    int64_t prompt_evaluated = 0;  // prompt tokens run through llama_decode (prefix included)
+    int64_t prompt_shared = 0;     // prompt tokens taken from the shared prefix instead
+    int64_t prefix_evaluated = 0;  // of prompt_evaluated: tokens of shared prefixes
+    int64_t generated = 0;         // tokens sampled
+    int64_t decode_calls = 0;
+    int64_t requests_finished = 0;
+};
+
+class BatchEngine {
+public:
+    BatchEngine(const llama_model* model, const EngineConfig& cfg);
+    ~BatchEngine();
+    BatchEngine(const BatchEngine&) = delete;
+    BatchEngine& operator=(const BatchEngine&) = delete;
+
+    // Queue a request; returns its id. Throws std::invalid_argument for an
+    // empty or too long prompt, an out-of-vocabulary token or a grammar that
+    // does not parse.
+    int64_t submit(const std::vector<llama_token>& prompt, const SamplingConfig& sc,
+                   const std::optional<std::string>& grammar);
+
+    // Evaluate `prefix` once into the holder sequence; later requests whose
+    // prompts start with (part of) it reuse those KV cells. Returns the number
+    // of tokens evaluated (0 when the prefix is already the current one).
+    int32_t set_prefix(const std::vector<llama_token>& prefix);
+
+    // Apply the same LoRA adapters the sequential context uses (pointers from
+    // llama_adapter_lora_init); only while no request is queued or running.
+    void set_adapters(const std::vector<uintptr_t>& adapters, const std::vector<float>& scales);
+
+    // End a queued or running request now; its slot is free on return and a
+    // final event with `reason` is reported by the next step(). False when the
+    // id is unknown or already finished.
+    bool cancel(int64_t id, const std::string& reason);
+
+    // Admit queued requests into free slots, run one llama_decode over all
+    // active sequences, sample, and report what happened.
+    std::vector<Event> step();
+
+    bool has_work();
+    int32_t n_active();
+    int32_t n_queued();
+    EngineStats stats();
+    std::vector<llama_token> prefix();
+    uint32_t n_ctx_total() const { return n_ctx_total_; }
+    const EngineConfig& config() const { return cfg_; }
+
+    // Free the context early (idempotent); later calls raise.
+    void close();
+
+private:
+    enum class State { Queued, Prefill, Generating };
+
+    struct Request {
+        int64_t id = 0;
+        std::vector<llama_token> prompt;
+        SamplingConfig sc;
+        llama_sampler* chain = nullptr;
+        State state = State::Queued;
+        int32_t slot = -1;
+        int32_t n_past = 0;     // tokens of this sequence in the KV cache
+        int32_t n_fed = 0;      // prompt tokens already in the cache (shared ones included)
+        int32_t n_generated = 0;
+        llama_token last = -1;  // sampled token still to be fed
+        int32_t batch_idx = -1; // output row in the current batch, -1: none
+    };
+
+    void check_open() const;
+    llama_sampler* make_chain(const SamplingConfig& sc, const std::optional<std::string>& grammar);
+    void admit(Request& r, int32_t slot);
+    void finish(int64_t id, const std::string& reason, bool report);
+    void add_token(llama_token tok, llama_pos pos, llama_seq_id seq, bool output);
+
+    EngineConfig cfg_;
+    const llama_model* model_ = nullptr;
+    const llama_vocab* vocab_ = nullptr;
+    int32_t n_vocab_ = 0;
+    llama_context* ctx_ = nullptr;
+    llama_memory_t mem_ = nullptr;
+    llama_batch batch_{};
+    uint32_t n_ctx_total_ = 0;
+    llama_seq_id prefix_seq_ = 0;  // the holder sequence id (= n_seq_max)
+
+    std::mutex mu_;
+    int64_t next_id_ = 1;
+    std::map<int64_t, std::unique_ptr<Request>> requests_;
+    std::deque<int64_t> queue_;
+    std::vector<int64_t> slots_;  // request id per slot, 0 = free
+    std::vector<llama_token> prefix_;
+    std::vector<Event> pending_;
+    EngineStats stats_;
+};
+
+}  // namespace lamina

@@ -1,0 +1,167 @@
+// Python bindings of lamina's native engine (`lamina._native`), built with nanobind.
+//
+// The heavy calls release the GIL so that a server's request threads keep
+// running while a driver thread decodes; C++ exceptions become ValueError
+// (std::invalid_argument) or RuntimeError (std::runtime_error).
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstdint>
+#include <new>
+
+#include "engine.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+using lamina::BatchEngine;
+using lamina::EngineConfig;
+using lamina::SamplingConfig;
+
+NB_MODULE(_native, m) {
+    m.doc() = "lamina's batched llama.cpp decoding engine (C++).";
+    // Engines left alive at interpreter exit are fine; the warning only confuses users.
+    nb::set_leak_warnings(false);
+
+    m.def("llama_system_info", []() { return std::string(llama_print_system_info()); },
+          "The llama.cpp build features this module is linked against.");
+    m.def("max_parallel_sequences",
+          []() { return static_cast<int64_t>(llama_max_parallel_sequences()) - 1; },
+          "Largest n_seq_max a BatchEngine accepts (one sequence id holds the shared prefix).");
+
+    nb::class_<SamplingConfig>(m, "SamplingConfig")
+        .def(nb::init<>())
+        .def_rw("temperature", &SamplingConfig::temperature)
+        .def_rw("top_k", &SamplingConfig::top_k)
+        .def_rw("top_p", &SamplingConfig::top_p)
+        .def_rw("min_p", &SamplingConfig::min_p)
+        .def_rw("repeat_penalty", &SamplingConfig::repeat_penalty)
+        .def_rw("penalty_last_n", &SamplingConfig::penalty_last_n)
+        .def_rw("max_tokens", &SamplingConfig::max_tokens)
+        .def_rw("seed", &SamplingConfig::seed);
+
+    nb::class_<BatchEngine>(m, "BatchEngine")
+        .def(
+            "__init__",
+            [](BatchEngine* self, uintptr_t model, int32_t n_seq_max, int32_t n_ctx_per_seq,
+               int32_t n_threads, int32_t n_batch, int32_t flash_attn, int32_t type_k,
+               int32_t type_v) {
+                EngineConfig cfg;
+                cfg.n_seq_max = n_seq_max;
+                cfg.n_ctx_per_seq = n_ctx_per_seq;
+                cfg.n_threads = n_threads;
+                cfg.n_batch = n_batch;
+                cfg.flash_attn = flash_attn;
+                cfg.type_k = type_k;
+                cfg.type_v = type_v;
+                nb::gil_scoped_release release;
+                new (self) BatchEngine(reinterpret_cast<const llama_model*>(model), cfg);
+            },
+            "model"_a, "n_seq_max"_a, "n_ctx_per_seq"_a, "n_threads"_a = 0, "n_batch"_a = 512,
+            "flash_attn"_a = 0, "type_k"_a = 1, "type_v"_a = 1,
+            "Create a context with n_seq_max sequences on the llama_model at address `model`.")
+        .def(
+            "submit",
+            [](BatchEngine& e, const std::vector<int32_t>& prompt, const SamplingConfig& sc,
+               const std::optional<std::string>& grammar) {
+                nb::gil_scoped_release release;
+                return e.submit(prompt, sc, grammar);
+            },
+            "prompt"_a, "sampling"_a, "grammar"_a = nb::none(),
+            "Queue a request (prompt token ids); returns its id.")
+        .def(
+            "set_prefix",
+            [](BatchEngine& e, const std::vector<int32_t>& prefix) {
+                nb::gil_scoped_release release;
+                return e.set_prefix(prefix);
+            },
+            "prefix"_a, "Evaluate a shared prompt prefix once; returns tokens evaluated.")
+        .def(
+            "set_adapters",
+            [](BatchEngine& e, const std::vector<uintptr_t>& adapters,
+               const std::vector<float>& scales) {
+                nb::gil_scoped_release release;
+                e.set_adapters(adapters, scales);
+            },
+            "adapters"_a, "scales"_a,
+            "Apply LoRA adapters (llama_adapter_lora pointers) to the batch context.")
+        .def(
+            "cancel",
+            [](BatchEngine& e, int64_t id, const std::string& reason) {
+                nb::gil_scoped_release release;
+                return e.cancel(id, reason);
+            },
+            "id"_a, "reason"_a = "cancelled",
+            "End a request now and free its slot; False if it already finished.")
+        .def(
+            "step",
+            [](BatchEngine& e) {
+                std::vector<lamina::Event> events;
+                {
+                    nb::gil_scoped_release release;
+                    events = e.step();
+                }
+                std::vector<std::tuple<int64_t, int32_t, bool, std::string>> out;
+                out.reserve(events.size());
+                for (auto& ev : events) out.emplace_back(ev.id, ev.token, ev.done, ev.reason);
+                return out;
+            },
+            "Run one decode step; returns [(id, token, done, reason)] (token -1: none).")
+        .def(
+            "has_work",
+            [](BatchEngine& e) {
+                nb::gil_scoped_release release;
+                return e.has_work();
+            })
+        .def_prop_ro("n_active",
+                     [](BatchEngine& e) {
+                         nb::gil_scoped_release release;
+                         return e.n_active();
+                     })
+        .def_prop_ro("n_queued",
+                     [](BatchEngine& e) {
+                         nb::gil_scoped_release release;
+                         return e.n_queued();
+                     })
+        .def_prop_ro("n_seq_max", [](BatchEngine& e) { return e.config().n_seq_max; })
+        .def_prop_ro("n_ctx_per_seq", [](BatchEngine& e) { return e.config().n_ctx_per_seq; })
+        .def_prop_ro("n_threads", [](BatchEngine& e) { return e.config().n_threads; })
+        .def_prop_ro("n_batch", [](BatchEngine& e) { return e.config().n_batch; })
+        .def_prop_ro("n_ctx_total", [](BatchEngine& e) { return e.n_ctx_total(); })
+        .def_prop_ro("prefix",
+                     [](BatchEngine& e) {
+                         std::vector<int32_t> p;
+                         {
+                             nb::gil_scoped_release release;
+                             p = e.prefix();
+                         }
+                         return p;
+                     })
+        .def(
+            "stats",
+            [](BatchEngine& e) {
+                lamina::EngineStats s;
+                {
+                    nb::gil_scoped_release release;
+                    s = e.stats();
+                }
+                nb::dict d;
+                d["prompt_evaluated"] = s.prompt_evaluated;
+                d["prompt_shared"] = s.prompt_shared;
+                d["prefix_evaluated"] = s.prefix_evaluated;
+                d["generated"] = s.generated;
+                d["decode_calls"] = s.decode_calls;
+                d["requests_finished"] = s.requests_finished;
+                return d;
+            },
+            "Counters since creation (prompt tokens evaluated/shared, tokens generated...).")
+        .def(
+            "close",
+            [](BatchEngine& e) {
+                nb::gil_scoped_release release;
+                e.close();
+            },
+            "Free the llama_context now (the model stays loaded).");
+}

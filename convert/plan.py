@@ -1,0 +1,257 @@
+"""The merge plan: which patches touch which base tensor, with every shape known up front.
+
+``lamina convert`` (GGUF) and ``lamina merge`` (HF/Meta folder) share this:
+the plan is built and validated before a byte is written (so a LoRA made for
+another base fails in a second, not after an hour), then each tensor is
+produced on demand, one at a time, in HF names and HF layout:
+
+    base tensor -> (pad rows) -> + diff -> LoRA 1 (replace or += delta) -> LoRA 2 ...
+
+Embedding/lm_head rows grow to the largest tokenizer seen (new rows start as
+the mean row, as transformers' resize does, and are normally replaced by the
+LoRA's ``modules_to_save``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from lamina.convert.diff import WeightDiff
+from lamina.convert.lora import LoraAdapter
+from lamina.convert.sources import open_checkpoint
+from lamina.convert.tokenizer import GGUFVocab, load_spm_vocab
+
+from lamina.errors import ChecksumError, InputError, ShapeMismatchError
+
+VOCAB_TENSORS = ("model.embed_tokens.weight", "lm_head.weight")
+
+
+#: Target size of one streamed row chunk, in float32 elements (32 MiB).
+CHUNK_ELEMENTS = 8 * 1024 * 1024
+
+
+@dataclass
+class MergedTensor:
+    """One output tensor (HF name, HF layout) and how to produce it as float32.
+
+    ``chunks(align)`` yields consecutive row blocks (each a multiple of
+    ``align`` rows, about CHUNK_ELEMENTS each) so that even a 500 MB embedding
+    is merged and written a few MB at a time; ``produce()`` returns it whole.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    source_bytes: int
+    chunks: Callable[[int], Iterator[np.ndarray]]
+
+    def produce(self) -> np.ndarray:
+        parts = list(self.chunks(1))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+
+@dataclass
+class MergePlan:
+    base: Any  # HFCheckpoint | MetaCheckpoint
+    loras: list[LoraAdapter]
+    diff: WeightDiff | None
+    vocab: GGUFVocab
+    tokenizer_model: Path
+    tensors: list[MergedTensor]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def hparams(self) -> Any:
+        return self.base.hparams
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(t.source_bytes for t in self.tensors)
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "base": str(self.base.folder), "base_format": self.base.kind,
+            "loras": [str(lo.folder) for lo in self.loras],
+            "diff": str(self.diff.folder) if self.diff else None,
+            "tokenizer": str(self.tokenizer_model),
+        }
+
+    def close(self) -> None:
+        self.base.close()
+        for lo in self.loras:
+            lo.close()
+        if self.diff:
+            self.diff.close()
+
+
+def _sp_size(path: Path) -> int:
+    return load_spm_vocab(path).size
+
+
+def build_plan(base_dir: Path, loras: list[Path] | None = None, diff: Path | None = None,
+               tokenizer: Path | None = None) -> MergePlan:
+    """Open every input, check that they fit together, and plan each output tensor."""
+    base = open_checkpoint(Path(base_dir))
+    adapters = [LoraAdapter(Path(p)) for p in (loras or [])]
+    wdiff = WeightDiff(Path(diff)) if diff is not None else None
+    hp = base.hparams
+    names = base.names()
+    name_set = set(names)
+    for ad in adapters:
+        ad.validate_targets(name_set)
+    if wdiff is not None:
+        wdiff.validate(base)
+
+    # Tokenizer: --tokenizer, else the last input that carries one.
+    tok_path: Path | None = base.tokenizer_model()
+    stage_vocab: list[int | None] = []
+    if wdiff is not None:
+        t = wdiff.tokenizer_model()
+        stage_vocab.append(_sp_size(t) if t else None)
+        tok_path = t or tok_path
+    for ad in adapters:
+        t = ad.tokenizer_model()
+        stage_vocab.append(_sp_size(t) if t else None)
+        tok_path = t or tok_path
+    if tokenizer is not None:
+        tdir = Path(tokenizer)
+        tok_path = tdir if tdir.is_file() else tdir / "tokenizer.model"
+        if not tok_path.is_file():
+            raise InputError(f"No tokenizer.model found in '{tokenizer}'.",
+                             hint="--tokenizer takes the folder holding tokenizer.model (or the file).")
+    if tok_path is None:
+        raise InputError(
+            f"No tokenizer.model found in '{base.folder}' or in any LoRA/diff folder.",
+            hint="Pass the folder holding the SentencePiece tokenizer with --tokenizer.",
+        )
+    vocab = load_spm_vocab(tok_path)
+    notes: list[str] = []
+
+    tensors: list[MergedTensor] = []
+    final_rows: int | None = None
+    for name in names:
+        shape = base.shape(name)
+        steps: list[tuple[str, Any]] = []
+        cur = list(shape)
+        is_vocab = name in VOCAB_TENSORS
+        stages: list[Any] = ([wdiff] if wdiff is not None else []) + adapters
+        for stage, tok_rows in zip(stages, stage_vocab, strict=True):
+            if is_vocab and tok_rows and tok_rows > cur[0]:
+                steps.append(("pad", tok_rows))
+                cur[0] = tok_rows
+            if isinstance(stage, WeightDiff):
+                dshape = stage.shape(name)
+                if dshape != tuple(cur):
+                    raise ShapeMismatchError(
+                        f"The diff's '{name}' has shape {dshape}, the base's {tuple(cur)}.",
+                        hint="The diff was made against a different base model.")
+                steps.append(("diff", stage))
+                continue
+            full = stage.full_shape(name)
+            if full is not None:
+                if len(full) != len(cur) or (not is_vocab and full != tuple(cur)) or \
+                        full[1:] != tuple(cur[1:]):
+                    raise ShapeMismatchError(
+                        f"LoRA '{stage.folder}' replaces '{name}' with shape {full}, but the "
+                        f"model's is {tuple(cur)}.",
+                        hint="The adapter was made for a different base model.")
+                steps.append(("replace", stage))
+                cur = list(full)
+            dshape = stage.delta_shape(name)
+            if dshape is not None:
+                if dshape != tuple(cur):
+                    raise ShapeMismatchError(
+                        f"LoRA '{stage.folder}' changes '{name}' by a {dshape} update, but the "
+                        f"model's tensor is {tuple(cur)}.",
+                        hint="The adapter was made for a different base model (e.g. 13B vs 7B).")
+                steps.append(("delta", stage))
+        if is_vocab and vocab.size > cur[0]:
+            steps.append(("pad", vocab.size))
+            cur[0] = vocab.size
+        if is_vocab:
+            if final_rows is not None and cur[0] != final_rows:
+                raise ShapeMismatchError(
+                    f"embed_tokens and lm_head end with different vocab sizes ({final_rows} vs "
+                    f"{cur[0]}).", hint="A LoRA's modules_to_save replaced only one of them.")
+            final_rows = cur[0]
+            if any(s[0] == "pad" for s in steps) and not any(s[0] == "replace" for s in steps):
+                notes.append(f"{name}: rows grown to {cur[0]}; new rows start as the mean row.")
+        nbytes = base.nbytes(name) + (wdiff.nbytes(name) if wdiff is not None else 0)
+        tensors.append(MergedTensor(name, tuple(cur), nbytes, _chunker(base, name, tuple(cur), steps)))
+
+    if final_rows is not None:
+        hp.n_vocab = final_rows
+    return MergePlan(base=base, loras=adapters, diff=wdiff, vocab=vocab, tokenizer_model=tok_path,
+                     tensors=tensors, notes=notes)
+
+
+def _chunker(base: Any, name: str, shape: tuple[int, ...],
+             steps: list[tuple[str, Any]]) -> Callable[[int], Iterator[np.ndarray]]:
+    # A modules_to_save replacement makes everything before it irrelevant.
+    replaced = [i for i, (kind, _) in enumerate(steps) if kind == "replace"]
+    source = steps[replaced[-1]][1] if replaced else None
+    tail = steps[replaced[-1] + 1:] if replaced else steps
+    whole = (len(shape) < 2 or any(kind == "pad" for kind, _ in tail)
+             or (source is None and not getattr(base, "chunked", True)))
+
+    def read(lo: int | None, hi: int | None) -> np.ndarray:
+        if source is not None:
+            return source.full_tensor(name, lo, hi)
+        return base.get(name, lo, hi)
+
+    def chunks(align: int) -> Iterator[np.ndarray]:
+        factors = {id(arg): arg.factors(name) for kind, arg in tail if kind == "delta"}
+        hashers = {id(arg): hashlib.sha256() for kind, arg in tail
+                   if kind == "diff" and arg.expected(name)}
+        rows = shape[0] if shape else 1
+        if whole:
+            spans: list[tuple[int | None, int | None]] = [(None, None)]
+        else:
+            per_row = max(1, int(np.prod(shape[1:])))
+            step = max(align, CHUNK_ELEMENTS // per_row // align * align)
+            spans = [(lo, min(rows, lo + step)) for lo in range(0, rows, step)]
+        for lo, hi in spans:
+            data = np.array(read(lo, hi), dtype=np.float32, copy=True)
+            for kind, arg in tail:
+                if kind == "pad":
+                    data = pad_rows(data, arg)
+                elif kind == "diff":
+                    data += arg.rows(name, lo, hi)
+                    if id(arg) in hashers:
+                        hashers[id(arg)].update(np.ascontiguousarray(data, dtype="<f4").tobytes())
+                elif kind == "delta":
+                    data += factors[id(arg)].delta(None if lo is None else (lo, hi))
+            yield data
+        for kind, arg in tail:
+            if kind == "diff" and id(arg) in hashers:
+                check_digest(name, hashers[id(arg)].hexdigest(), arg.expected(name),
+                             f"the diff '{arg.folder.name}'")
+                arg.checked += 1
+
+    return chunks
+
+
+def pad_rows(data: np.ndarray, rows: int) -> np.ndarray:
+    """Grow a [vocab, n_embd] matrix to ``rows``; new rows are the mean of the old ones."""
+    if data.shape[0] >= rows:
+        return data
+    extra = np.broadcast_to(data.mean(axis=0, keepdims=True), (rows - data.shape[0], data.shape[1]))
+    return np.concatenate([data, extra], axis=0).astype(np.float32, copy=False)
+
+
+def tensor_sha256(data: np.ndarray) -> str:
+    """Checksum of a tensor's values: SHA-256 of its C-order little-endian float32 bytes."""
+    return hashlib.sha256(np.ascontiguousarray(data, dtype="<f4").tobytes()).hexdigest()
+
+
+def check_digest(name: str, got: str, expected: str, what: str) -> None:
+    if got != expected:
+        raise ChecksumError(
+            f"Tensor '{name}' recovered with {what} does not match its checksum "
+            f"(expected {expected[:12]}..., got {got[:12]}...).",
+            hint="The base model or the diff is not the one the diff was made for, or a file "
+            "is corrupt: check the downloads with `lamina checksum`.")

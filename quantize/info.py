@@ -1,0 +1,192 @@
+"""Read a GGUF's header without loading the model: ``lamina info`` and input checks.
+
+Everything here goes through ``gguf.GGUFReader`` (memory-mapped, so only the
+header is touched). ``open_gguf`` is also the gatekeeper the quantizer uses
+before it hands a file to libllama: a wrong or truncated file must end in one
+clear message rather than in whatever libllama happens to log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamina import gguf_keys
+from lamina.errors import FormatError
+from lamina.files import require_file
+from lamina.quantize.types import ftype_name
+
+GGUF_MAGIC = b"GGUF"
+#: Tensor types libllama quantizes from (anything else is "already quantized").
+FLOAT_TYPES = frozenset({"F32", "F16", "BF16"})
+
+
+def open_gguf(path: str | Path, what: str = "model") -> Any:
+    """Open ``path`` with GGUFReader, or raise a FormatError that says what is wrong."""
+    import gguf
+
+    p = require_file(path, what=f"{what} file")
+    with open(p, "rb") as handle:
+        magic = handle.read(4)
+    if magic != GGUF_MAGIC:
+        raise FormatError(
+            f"'{p}' is not a GGUF file (it does not start with the GGUF signature).",
+            hint="Give a .gguf file written by `lamina convert` or llama.cpp; "
+                 "convert an HF/Meta checkpoint first with `lamina convert` or `lamina build`.",
+        )
+    try:
+        reader = gguf.GGUFReader(str(p))
+    except ValueError as exc:
+        if "GGMLQuantizationType" in str(exc):
+            raise FormatError(
+                f"'{p}' uses a tensor type that this version of gguf-py cannot read ({exc}).",
+                hint="The file may still load in llama.cpp; lamina cannot inspect it.",
+            ) from exc
+        raise FormatError(
+            f"'{p}' is truncated or corrupt: its header describes more data than the file holds.",
+            hint="The download or conversion was probably interrupted; write the file again.",
+        ) from exc
+    except (OSError, IndexError, KeyError) as exc:
+        raise FormatError(f"'{p}' is a damaged GGUF file ({exc}).",
+                          hint="Write the file again with `lamina convert`.") from exc
+    size = p.stat().st_size
+    for tensor in reader.tensors:
+        if int(tensor.data_offset) + int(tensor.n_bytes) > size:
+            raise FormatError(
+                f"'{p}' is truncated: tensor '{tensor.name}' ends past the end of the file.",
+                hint="The download or conversion was probably interrupted; write the file again.",
+            )
+    return reader
+
+
+def field_value(reader: Any, key: str, default: Any = None) -> Any:
+    """A metadata value as a plain Python value (str, int, float, list)."""
+    fld = reader.fields.get(key)
+    if fld is None:
+        return default
+    return fld.contents()
+
+
+@dataclass
+class ModelInfo:
+    """What ``lamina info`` shows; every field comes from the GGUF header."""
+
+    path: str
+    file_bytes: int
+    architecture: str
+    name: str | None
+    file_type: str
+    n_params: int
+    n_tensors: int
+    tensor_types: dict[str, int]  # ggml type name -> number of tensors
+    tensor_type_bytes: dict[str, int]  # ggml type name -> bytes of tensor data
+    bits_per_weight: float
+    context_length: int | None
+    embedding_length: int | None
+    block_count: int | None
+    head_count: int | None
+    head_count_kv: int | None
+    vocab_size: int
+    tokenizer_model: str | None
+    special_tokens: dict[str, dict[str, Any]]  # role -> {"id": int, "text": str}
+    add_bos: bool | None
+    chat_template_name: str | None
+    chat_template: str | None
+    provenance: dict[str, Any] | None
+    lamina_version: str | None
+    quantization_version: int | None
+    metadata_keys: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_SPECIAL_ROLES = ("bos", "eos", "unk", "pad", "sep", "cls", "mask", "eot")
+
+
+def float_input_problem(reader: Any) -> str | None:
+    """Name of the first matrix already stored quantized, or None if all are float.
+
+    libllama refuses to requantize (and the result would lose quality twice),
+    so the quantizer checks this before starting.
+    """
+    for tensor in reader.tensors:
+        type_name = tensor.tensor_type.name
+        if len(tensor.shape) >= 2 and type_name not in FLOAT_TYPES:
+            return f"{tensor.name} is {type_name}"
+    return None
+
+
+def tensor_stats(reader: Any) -> tuple[int, int, int]:
+    """(parameters, bytes of tensor data, tensors)."""
+    n_params = sum(int(t.n_elements) for t in reader.tensors)
+    n_bytes = sum(int(t.n_bytes) for t in reader.tensors)
+    return n_params, n_bytes, len(reader.tensors)
+
+
+def model_info(path: str | Path) -> ModelInfo:
+    """Summarise a GGUF file from its header (no model load, no tensor reads)."""
+    reader = open_gguf(path)
+    p = Path(path)
+    arch = str(field_value(reader, "general.architecture", "unknown"))
+    types: Counter[str] = Counter()
+    type_bytes: Counter[str] = Counter()
+    for tensor in reader.tensors:
+        types[tensor.tensor_type.name] += 1
+        type_bytes[tensor.tensor_type.name] += int(tensor.n_bytes)
+    n_params, n_bytes, n_tensors = tensor_stats(reader)
+
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    vocab_size = len(tokens.data) if tokens is not None else 0
+    token_list = tokens.contents() if tokens is not None else []
+    special: dict[str, dict[str, Any]] = {}
+    for role in _SPECIAL_ROLES:
+        tid = field_value(reader, f"tokenizer.ggml.{role}_token_id")
+        if tid is None:
+            continue
+        text = token_list[tid] if 0 <= int(tid) < len(token_list) else None
+        special[role] = {"id": int(tid), "text": text}
+
+    provenance_text = field_value(reader, gguf_keys.PROVENANCE)
+    provenance: dict[str, Any] | None = None
+    if provenance_text:
+        try:
+            provenance = json.loads(provenance_text)
+        except json.JSONDecodeError:
+            provenance = {"raw": provenance_text}
+    ftype = field_value(reader, "general.file_type")
+
+    def arch_int(key: str) -> int | None:
+        value = field_value(reader, f"{arch}.{key}")
+        return None if value is None else int(value)
+
+    return ModelInfo(
+        path=str(p),
+        file_bytes=p.stat().st_size,
+        architecture=arch,
+        name=field_value(reader, "general.name"),
+        file_type=ftype_name(ftype),
+        n_params=n_params,
+        n_tensors=n_tensors,
+        tensor_types=dict(types.most_common()),
+        tensor_type_bytes=dict(type_bytes),
+        bits_per_weight=(8.0 * n_bytes / n_params) if n_params else 0.0,
+        context_length=arch_int("context_length"),
+        embedding_length=arch_int("embedding_length"),
+        block_count=arch_int("block_count"),
+        head_count=arch_int("attention.head_count"),
+        head_count_kv=arch_int("attention.head_count_kv"),
+        vocab_size=vocab_size,
+        tokenizer_model=field_value(reader, "tokenizer.ggml.model"),
+        special_tokens=special,
+        add_bos=field_value(reader, "tokenizer.ggml.add_bos_token"),
+        chat_template_name=field_value(reader, gguf_keys.TEMPLATE_NAME),
+        chat_template=field_value(reader, gguf_keys.CHAT_TEMPLATE_JINJA),
+        provenance=provenance,
+        lamina_version=field_value(reader, gguf_keys.WRITER_VERSION),
+        quantization_version=field_value(reader, "general.quantization_version"),
+        metadata_keys=[k for k in reader.fields if not k.startswith("GGUF.")],
+    )

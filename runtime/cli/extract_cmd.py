@@ -1,0 +1,152 @@
+"""``lamina extract``: IEPile/OneKE extraction over a text or a file of documents."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from lamina.runtime.cli.options import ctx_option, template_option, threads_option
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("text", required=False)
+@click.option("--input", "-i", "input_path", type=click.Path(path_type=Path), default=None,
+              help="Documents: text (one a line), JSONL with text/input (+id), or IEPile test JSONL.")
+@click.option("--task", default="NER", show_default=True,
+              help="NER, RE, EE, EET, EEA or KG.")
+@click.option("--schema", default=None,
+              help='JSON list (or a JSON file) of what to extract, e.g. \'["人物","地理位置"]\'.')
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write JSONL records here (default: stdout).")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="Language of the task instruction.")
+@click.option("--split-num", type=int, default=None,
+              help="Schema items per prompt (default per task: NER 6, RE/EE/EET/EEA 4, KG 1; -1 = no split).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run of the same --output.")
+@click.option("--force", "-f", is_flag=True, help="Overwrite --output if it exists.")
+@click.option("--no-grammar", is_flag=True,
+              help="Free decoding; answers are parsed leniently and failures counted.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Documents decoded together (native batched engine when built).")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Answer length limit per prompt, in tokens.")
+@click.option("--max-items", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Grammar bound: entries per list.")
+@click.option("--max-chars", type=click.IntRange(min=1), default=48, show_default=True,
+              help="Grammar bound: characters per string.")
+@click.option("--format", "style", type=click.Choice(["iepile", "pairs"]), default="iepile",
+              show_default=True, help="Prompt/answer format: IEPile JSON, or seed-000 '类别_实体&...' pairs.")
+@threads_option
+@ctx_option
+@template_option
+def extract(model: Path, text: str | None, input_path: Path | None, task: str, schema: str | None,
+            output: Path | None, lang: str, split_num: int | None, resume: bool, force: bool,
+            no_grammar: bool, batch: int, max_tokens: int, max_items: int, max_chars: int,
+            style: str, n_threads: int | None, n_ctx: int | None, template: str | None) -> None:
+    """Extract entities, relations, events or KG facts as JSON (IEPile/OneKE format)."""
+    from lamina.runtime.ie.api import Extractor
+    from lamina.runtime.ie.grammar import GrammarLimits
+    from lamina.runtime.ie.io import read_inputs
+
+    from lamina.errors import InputError
+
+    if (text is None) == (input_path is None):
+        raise InputError("Give either a TEXT argument or --input FILE (exactly one).",
+                         hint="lamina extract MODEL.gguf --schema '[\"人物\"]' \"康有为是广东人。\"")
+    if resume and output is None:
+        raise InputError("--resume needs --output (the file of the run to continue).")
+    limits = GrammarLimits(max_items, max_chars)
+    # Validate task and schema before the (slow) model load.
+    Extractor(_NoModel(), task=task, schema=schema, lang=lang, split_num=split_num,
+              use_grammar=not no_grammar, limits=limits, style=style)
+    items: list[Any] = list(read_inputs(input_path)) if input_path else [{"id": "1", "text": text}]
+    if not items:
+        raise InputError(f"The input file '{input_path}' holds no documents.",
+                         hint="Put one document per line, or JSONL records with a 'text' field.")
+    if schema is None and not any(isinstance(i, dict) and "instruction" in i for i in items):
+        raise InputError("No --schema given: say what to extract.",
+                         hint='For example --schema \'["人物","地理位置","组织机构"]\'.')
+    _run(model, items, output, resume, force, dict(
+        task=task, schema=schema, lang=lang, split_num=split_num, use_grammar=not no_grammar,
+        limits=limits, style=style), batch, max_tokens, n_threads, n_ctx, template)
+
+
+class _NoModel:
+    template = None
+
+
+def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool, force: bool,
+         opts: dict[str, Any], batch: int, max_tokens: int, n_threads: int | None,
+         n_ctx: int | None, template: str | None) -> None:
+    from lamina.runtime.ie.api import extract_many
+    from lamina.runtime.ie.io import BadLine, DoneIndex, ResumableJsonl, errors_path
+    from lamina.runtime.sampling import SamplingParams
+
+    import lamina
+    from lamina.console import err_console, items_progress
+
+    out = err = None
+    done = DoneIndex([])
+    bad_done: set[int] = set()
+    if output is not None:
+        out = ResumableJsonl(output)
+        err = ResumableJsonl(errors_path(output))
+        out.start(resume=resume, force=force or resume)
+        err.start(resume=resume, force=True)
+        done = DoneIndex(out.existing)
+        bad_done = {int(r.get("line", -1)) for r in err.existing}
+    todo, bad = [], 0
+    for item in items:
+        if isinstance(item, BadLine):
+            bad += 1
+            if err is not None and item.line not in bad_done:
+                err.write(item.as_record())
+            elif err is None:
+                err_console.print(f"[yellow]Skipped:[/] {item.reason}")
+        elif not done.skip(str(item["id"])):
+            todo.append(item)
+    skipped = len(items) - bad - len(todo)
+    failed = written = 0
+    start = time.perf_counter()
+    try:
+        llm = lamina.load(model_path, n_threads=n_threads, n_ctx=n_ctx, template=template)
+        params = SamplingParams.greedy(max_tokens=max_tokens)
+        with items_progress("docs") as progress:
+            task_id = progress.add_task("extracting", total=len(todo))
+            for rec in extract_many(llm, todo, batch=batch, params=params, **opts):
+                failed += int("error" in rec)
+                written += 1
+                if out is not None:
+                    out.write(rec)
+                else:
+                    sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    sys.stdout.flush()
+                progress.advance(task_id)
+    except BaseException:
+        if out is not None and err is not None:
+            out.close()
+            err.close()
+            if out.count:
+                err_console.print(f"[yellow]Stopped after {out.count} records; run the same "
+                                  "command with --resume to continue.[/]")
+        raise
+    if out is not None and err is not None:
+        out.finish()
+        err.finish(keep_empty=False)
+    seconds = time.perf_counter() - start
+    rate = written / seconds if seconds > 0 else 0.0
+    parts = [f"{written} docs in {seconds:.1f} s ({rate:.2f} docs/s)"]
+    if skipped:
+        parts.append(f"{skipped} already done")
+    if failed:
+        parts.append(f"[red]{failed} failed[/] (see their 'error' field)")
+    if bad:
+        where = f" -> {errors_path(output)}" if output is not None else ""
+        parts.append(f"[yellow]{bad} bad input lines[/]{where}")
+    dest = f"; wrote {output}" if output is not None else ""
+    err_console.print(", ".join(parts) + dest, highlight=False)

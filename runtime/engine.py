@@ -1,0 +1,488 @@
+"""Many prompts decoded together on lamina's native engine (``lamina._native``).
+
+``Model.generate`` decodes one sequence at a time, which leaves most of a CPU's
+matrix throughput idle. The C++ engine keeps up to ``n_seq`` sequences in one
+llama.cpp context and advances all of them with one ``llama_decode`` per step;
+finished sequences free their slot for queued ones (continuous batching), and
+a prompt prefix common to all requests (the extraction instruction, a system
+prompt) is evaluated once and shared through the KV cache.
+
+The engine samples with the same chain as the sequential path and this module
+turns tokens into text with the same :class:`~lamina.runtime.stream.TextStream`
+(stop strings, UTF-8), so greedy results equal ``Model.generate``'s.
+
+Two ways to drive it:
+
+* :func:`generate_many` (extraction, batch jobs): submit everything, step until
+  done, return the texts in order.
+* :class:`BatchEngine` with :meth:`BatchEngine.start` (the server): a background
+  thread steps while request threads consume :meth:`BatchEngine.stream`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lamina.errors import InputError, LaminaError
+from lamina.runtime.sampling import PENALTY_LAST_N, SamplingParams
+from lamina.runtime.stream import TextStream
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lamina.runtime.model import Model
+
+#: Shortest common token prefix worth sharing (BOS alone is not).
+MIN_SHARED_PREFIX = 4
+
+
+class EngineError(LaminaError):
+    """The native engine is missing, or refused a request or its settings."""
+
+
+def native_available() -> bool:
+    """True when the compiled ``lamina._native`` module can be imported."""
+    try:
+        _native()
+    except EngineError:
+        return False
+    return True
+
+
+def _native() -> Any:
+    # llama-cpp-python's libllama goes first so the engine binds to that copy.
+    import llama_cpp  # noqa: F401
+
+    try:
+        from lamina import _native as native
+    except ImportError as exc:
+        raise EngineError(
+            f"lamina's native batch engine is not built ({exc}).",
+            hint='Reinstall lamina with `pip install .` (it compiles bindings/ with CMake).',
+        ) from exc
+    return native
+
+
+def default_n_seq(n_threads: int | None = None) -> int:
+    """Sequences per batch when the user did not say: enough to keep the cores'
+    matrix units busy on small CPUs without a huge KV cache."""
+    cores = n_threads or os.cpu_count() or 1
+    return max(4, min(16, 4 * cores))
+
+
+@dataclass
+class EngineRequest:
+    """One request in a :class:`BatchEngine`: its tokens, text and how it ended."""
+
+    id: int
+    prompt_tokens: int
+    stop: tuple[str, ...]
+    tokens: list[int] = field(default_factory=list)
+    finish_reason: str | None = None  # "stop" | "length" | "cancelled" | "error"
+    stream: TextStream = field(default_factory=TextStream, repr=False)
+    pieces: queue.SimpleQueue = field(default_factory=queue.SimpleQueue, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    @property
+    def text(self) -> str:
+        """Text released so far (all of it once ``done``)."""
+        return self.stream.text
+
+
+class BatchEngine:
+    """A native batch context on ``model``'s weights with ``n_seq_max`` sequences.
+
+    Each sequence holds at most ``n_ctx_per_seq`` tokens (prompt and answer).
+    The context is separate from ``model``'s own, so ``Model.generate`` and
+    the engine can be used side by side; the model's LoRA adapters are applied
+    to it too.
+    """
+
+    def __init__(self, model: Model, n_seq_max: int = 4, n_ctx_per_seq: int | None = None,
+                 n_threads: int | None = None, n_batch: int | None = None) -> None:
+        native = _native()
+        self.model = model
+        llama = model.llama
+        ptr = _model_pointer(model)
+        cp = llama.context_params
+        n_ctx_per_seq = int(n_ctx_per_seq or model.n_ctx)
+        if isinstance(n_seq_max, bool) or not isinstance(n_seq_max, int) or n_seq_max < 1:
+            raise InputError(f"The batch size must be a whole number >= 1, got {n_seq_max!r}.")
+        limit = native.max_parallel_sequences()
+        if n_seq_max > limit:
+            raise InputError(f"The batch size {n_seq_max} is more than llama.cpp's limit of "
+                             f"{limit} sequences.", hint="Use a smaller --batch/--parallel.")
+        try:
+            self._raw = native.BatchEngine(
+                ptr, n_seq_max, n_ctx_per_seq, int(n_threads or model.n_threads),
+                int(n_batch or model.n_batch), int(cp.flash_attn_type), int(cp.type_k),
+                int(cp.type_v))
+        except ValueError as exc:
+            raise InputError(f"Cannot create the batch engine: {exc}.") from exc
+        except RuntimeError as exc:
+            raise EngineError(f"Cannot create the batch engine: {exc}.",
+                              hint="Lower the batch size or the context length.") from exc
+        refs = getattr(llama, "_lamina_lora_refs", None)
+        if refs is not None:
+            arr, scales = refs
+            self._raw.set_adapters([int(a) for a in arr], [float(s) for s in scales])
+        self._requests: dict[int, EngineRequest] = {}
+        self._lock = threading.Lock()  # guards _requests and stepping
+        self._wake = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._error: BaseException | None = None
+        # Free the context before llama-cpp-python frees the weights under it.
+        me = weakref.ref(self)
+        llama._stack.callback(lambda: (e := me()) is not None and e.close())
+
+    # ---- properties
+
+    @property
+    def n_seq_max(self) -> int:
+        return int(self._raw.n_seq_max)
+
+    @property
+    def n_ctx_per_seq(self) -> int:
+        return int(self._raw.n_ctx_per_seq)
+
+    @property
+    def n_active(self) -> int:
+        return int(self._raw.n_active)
+
+    @property
+    def n_queued(self) -> int:
+        return int(self._raw.n_queued)
+
+    def stats(self) -> dict[str, int]:
+        """Counters since creation: prompt_evaluated, prompt_shared, prefix_evaluated,
+        generated, decode_calls, requests_finished."""
+        return dict(self._raw.stats())
+
+    # ---- requests
+
+    def tokens_of(self, prompt: str | Sequence[int], add_bos: bool = True) -> list[int]:
+        """Prompt tokens exactly as ``Model.generate`` makes them."""
+        if isinstance(prompt, str):
+            return self.model.tokenize(prompt, add_bos=add_bos, special=True)
+        return [int(t) for t in prompt]
+
+    def set_prefix(self, prompt: str | Sequence[int], add_bos: bool = True) -> int:
+        """Evaluate a shared prefix once; requests starting with it reuse its KV cells.
+
+        Returns the number of tokens evaluated (0 if it was already the prefix).
+        """
+        tokens = self.tokens_of(prompt, add_bos)
+        try:
+            return int(self._raw.set_prefix(tokens))
+        except ValueError as exc:
+            raise InputError(f"Cannot share this prefix: {exc}.") from exc
+        except RuntimeError as exc:
+            raise EngineError(f"The batch engine failed: {exc}.") from exc
+
+    def submit(self, prompt: str | Sequence[int], params: SamplingParams | None = None, *,
+               grammar: str | None = None, add_bos: bool = True,
+               stop: Sequence[str] | None = None) -> EngineRequest:
+        """Queue one request; it joins the batch at the next step with a free slot."""
+        p = params if params is not None else self.model.default_params
+        tokens = self.tokens_of(prompt, add_bos)
+        sc = _sampling_config(p)
+        stops = tuple(p.stop) if stop is None else tuple(stop)
+        # Registered under the lock in the same breath as the native submit, so
+        # a background step cannot report a token of a request not yet known here.
+        self._lock.acquire()
+        try:
+            rid = int(self._raw.submit(tokens, sc, grammar or None))
+            req = EngineRequest(rid, len(tokens), stops, stream=TextStream(stops))
+            self._requests[rid] = req
+            self._wake.notify_all()
+        except ValueError as exc:
+            if "grammar" in str(exc):
+                from lamina.runtime.sampling import GrammarError
+
+                raise GrammarError(
+                    "The grammar could not be parsed (llama.cpp GBNF syntax expected, "
+                    "with a 'root' rule).",
+                    hint="Check the grammar text; see llama.cpp's grammars/README.md.",
+                ) from exc
+            raise InputError(f"Cannot run this prompt: {exc}.",
+                             hint="Shorten the prompt or use a larger context (--ctx).") from exc
+        except RuntimeError as exc:
+            raise EngineError(f"The batch engine failed: {exc}.") from exc
+        finally:
+            self._lock.release()
+        return req
+
+    def cancel(self, req: EngineRequest, reason: str = "cancelled") -> bool:
+        """End ``req`` now; its slot is free when this returns."""
+        ok = bool(self._raw.cancel(req.id, reason))
+        with self._lock:
+            if self._requests.pop(req.id, None) is not None and not req.done:
+                self._finish(req, reason)
+        return ok
+
+    # ---- stepping
+
+    def step(self) -> list[EngineRequest]:
+        """One decode step over every active sequence; returns the requests that
+        finished during it."""
+        with self._lock:
+            return self._step_locked()
+
+    def _step_locked(self) -> list[EngineRequest]:
+        try:
+            events = self._raw.step()
+        except RuntimeError as exc:
+            # The native side ended that batch's requests; their "error" events
+            # come with the next step.
+            raise EngineError(f"The batch engine failed: {exc}.") from exc
+        return self._apply(events)
+
+    def _apply(self, events: list[tuple[int, int, bool, str]]) -> list[EngineRequest]:
+        finished: list[EngineRequest] = []
+        piece_of = self.model._piece
+        for rid, token, done, reason in events:
+            req = self._requests.get(rid)
+            if req is None:
+                continue  # already ended from Python (stop string, cancel)
+            if token >= 0:
+                req.tokens.append(token)
+                piece = req.stream.push(piece_of(token))
+                if piece:
+                    req.pieces.put(piece)
+                if req.stream.stopped and not done:
+                    self._raw.cancel(rid, "stop")
+                    done, reason = True, "stop"
+            if done:
+                del self._requests[rid]
+                self._finish(req, reason)
+                finished.append(req)
+        return finished
+
+    def _finish(self, req: EngineRequest, reason: str) -> None:
+        tail = req.stream.finish()
+        if tail:
+            req.pieces.put(tail)
+        req.finish_reason = reason
+        req.pieces.put(None)
+
+    def run(self, requests: Sequence[EngineRequest] | None = None,
+            on_finish: Callable[[EngineRequest], Any] | None = None) -> None:
+        """Step until ``requests`` (default: all) are done, in this thread."""
+        if self._thread is not None:
+            raise LaminaError("This engine is driven by its background thread; "
+                              "use stream() or wait on the requests instead.")
+        while True:
+            if requests is not None and all(r.done for r in requests):
+                return
+            if requests is None and not self._raw.has_work():
+                return
+            for req in self.step():
+                if on_finish is not None:
+                    on_finish(req)
+
+    # ---- background driver (server)
+
+    def start(self) -> None:
+        """Step in a daemon thread whenever there is work (for concurrent callers)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._drive, name="lamina-engine", daemon=True)
+            self._thread.start()
+
+    def _drive(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closing and not self._requests and not self._raw.has_work():
+                    self._wake.wait()
+                if self._closing:
+                    return
+                try:
+                    self._step_locked()
+                except BaseException as exc:  # report to every waiting stream
+                    self._error = exc
+                    for req in list(self._requests.values()):
+                        self._finish(req, "error")
+                    self._requests.clear()
+
+    def stream(self, prompt: str | Sequence[int], params: SamplingParams | None = None, *,
+               grammar: str | None = None, add_bos: bool = True,
+               stop: Sequence[str] | None = None) -> Iterator[str]:
+        """Text pieces of one request as they are decoded (needs :meth:`start`).
+
+        Closing the iterator early cancels the request and frees its slot.
+        """
+        self.start()
+        req = self.submit(prompt, params, grammar=grammar, add_bos=add_bos, stop=stop)
+        try:
+            while True:
+                piece = req.pieces.get()
+                if piece is None:
+                    break
+                yield piece
+            if req.finish_reason == "error":
+                raise EngineError(f"The batch engine failed: {self._error}.")
+        finally:
+            if not req.done:
+                self.cancel(req)
+
+    def close(self) -> None:
+        """Stop the driver thread and free the context (the model stays loaded)."""
+        with self._lock:
+            self._closing = True
+            self._wake.notify_all()
+            for req in list(self._requests.values()):
+                self._finish(req, "cancelled")
+            self._requests.clear()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+        self._raw.close()
+
+    def __enter__(self) -> BatchEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _model_pointer(model: Model) -> int:
+    handle = getattr(getattr(model.llama, "_model", None), "model", None)
+    if handle is None:
+        raise LaminaError("The model was closed; load it again to generate.")
+    import ctypes
+
+    return int(ctypes.cast(handle, ctypes.c_void_p).value or 0)
+
+
+def _sampling_config(p: SamplingParams) -> Any:
+    sc = _native().SamplingConfig()
+    sc.temperature = float(p.temperature)
+    sc.top_k = int(p.top_k)
+    sc.top_p = float(p.top_p)
+    sc.min_p = float(p.min_p)
+    sc.repeat_penalty = float(p.repeat_penalty)
+    sc.penalty_last_n = PENALTY_LAST_N
+    sc.max_tokens = int(p.max_tokens)
+    sc.seed = 0xFFFFFFFF if p.seed is None else int(p.seed)
+    return sc
+
+
+def _prompt_tokens(model: Model, prompt: str | Sequence[int], add_bos: bool | None) -> list[int]:
+    if not isinstance(prompt, str):
+        return [int(t) for t in prompt]
+    if add_bos is None:
+        bare = model.tokenize(prompt, add_bos=False, special=True)
+        if bare and bare[0] == model.llama.token_bos():
+            return bare
+        add_bos = True
+    return model.tokenize(prompt, add_bos=add_bos, special=True)
+
+
+def _common_prefix(token_lists: Sequence[Sequence[int]]) -> list[int]:
+    first = token_lists[0]
+    n = len(first)
+    for other in token_lists[1:]:
+        n = min(n, len(other))
+        i = 0
+        while i < n and first[i] == other[i]:
+            i += 1
+        n = i
+    return list(first[:n])
+
+
+def _normalise_grammars(grammars: Sequence[str | None] | str | None, n: int) -> list[str | None]:
+    if grammars is None or isinstance(grammars, str):
+        return [grammars or None] * n
+    out = list(grammars)
+    if len(out) != n:
+        raise InputError(f"generate_many got {n} prompts but {len(out)} grammars.",
+                         hint="Give one grammar per prompt, one for all, or None.")
+    return [g or None for g in out]
+
+
+_ENGINES: weakref.WeakKeyDictionary[Any, tuple[BatchEngine, threading.Lock]] = \
+    weakref.WeakKeyDictionary()
+_ENGINES_LOCK = threading.Lock()
+
+
+def engine_for(model: Model, n_seq: int, n_ctx_per_seq: int) -> tuple[BatchEngine, threading.Lock]:
+    """A cached engine on ``model`` with exactly ``n_seq`` slots and at least
+    ``n_ctx_per_seq`` tokens each (creating a context costs more than a batch
+    of short prompts), and the lock its user must hold."""
+    with _ENGINES_LOCK:
+        cached = _ENGINES.get(model)
+        if cached is not None:
+            eng, lock = cached
+            if eng.n_seq_max == n_seq and eng.n_ctx_per_seq >= n_ctx_per_seq \
+                    and eng._thread is None and not eng._closing:
+                return cached
+            with lock:
+                eng.close()
+        eng = BatchEngine(model, n_seq, n_ctx_per_seq)
+        cached = (eng, threading.Lock())
+        _ENGINES[model] = cached
+        return cached
+
+
+def generate_many(model: Model, prompts: Sequence[str | Sequence[int]],
+                  params: SamplingParams | None = None,
+                  grammars: Sequence[str | None] | str | None = None, *,
+                  n_seq: int | None = None, shared_prefix: bool = True,
+                  add_bos: bool | None = None,
+                  on_done: Callable[[int, str], Any] | None = None) -> list[str]:
+    """Complete every prompt in batches; the texts come back in prompt order.
+
+    With greedy params the results equal ``[model.generate(p, params, grammar=g)
+    for p, g in ...]`` (same tokenization, sampler chain and stop handling).
+    ``shared_prefix`` evaluates the prompts' common token prefix only once;
+    ``add_bos=None`` adds BOS unless a text prompt already starts with it (a
+    template's literal "<s>"); token-id prompts are used as given.
+    ``on_done(index, text)`` is called as each prompt finishes (progress bars).
+    """
+    if not prompts:
+        return []
+    p = params if params is not None else model.default_params
+    gs = _normalise_grammars(grammars, len(prompts))
+    token_lists = [_prompt_tokens(model, x, add_bos) for x in prompts]
+    for i, toks in enumerate(token_lists):
+        if not toks:
+            raise InputError(f"Prompt {i + 1} is empty.", hint="Give some text to continue.")
+        if len(toks) >= model.n_ctx:
+            raise InputError(
+                f"Prompt {i + 1} is {len(toks)} tokens, but the context holds {model.n_ctx}.",
+                hint="Shorten the prompt or load the model with a larger context (--ctx).")
+    n = min(len(prompts), n_seq or default_n_seq(model.n_threads))
+    # As much room as the longest request can use, never more than the model's context.
+    per_seq = min(model.n_ctx, max(len(t) for t in token_lists) + p.max_tokens)
+    per_seq = max(per_seq, 8)
+    eng, lock = engine_for(model, max(1, n), per_seq)
+    with lock:
+        if shared_prefix and len(token_lists) > 1:
+            prefix = _common_prefix(token_lists)
+            if len(prefix) >= MIN_SHARED_PREFIX:
+                eng.set_prefix(prefix)
+        reqs: list[EngineRequest] = []
+        try:
+            for toks, g in zip(token_lists, gs):
+                reqs.append(eng.submit(toks, p, grammar=g))
+            index = {r.id: i for i, r in enumerate(reqs)}
+            callback = None
+            if on_done is not None:
+                def callback(r: EngineRequest) -> None:
+                    on_done(index[r.id], r.text)
+            eng.run(reqs, on_finish=callback)
+        except BaseException:
+            for r in reqs:
+                if not r.done:
+                    eng.cancel(r)
+            raise
+    failed = [i + 1 for i, r in enumerate(reqs) if r.finish_reason == "error"]
+    if failed:
+        raise EngineError(f"The batch engine could not finish prompt(s) {failed}.")
+    return [r.text for r in reqs]

@@ -1,0 +1,568 @@
+"""Loading a GGUF and generating text with it: the API the CLI, server and IE share.
+
+Generation runs on llama.cpp's low-level API (``llama_decode`` plus a sampler
+chain) rather than ``Llama.create_completion``, for two reasons: speed (the
+per-token work is one decode, one sample and a cached piece lookup) and KV
+reuse (a new prompt is compared with what the cache already holds and only the
+differing tail is evaluated, which is what makes multi-turn chat cheap).
+
+The tokens in the KV cache are recorded in ``llama.input_ids[:llama.n_tokens]``,
+the same place llama-cpp-python's own methods keep them, so mixing lamina calls
+with ``model.llama`` calls stays consistent.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import os
+import struct
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lamina.errors import FormatError, InputError, LaminaError, ModelLoadError
+from lamina.files import require_file
+from lamina.runtime.sampling import SamplingParams, build_sampler
+from lamina.runtime.stream import TextStream
+from lamina.runtime.templates import ChatTemplate, detect_template, get_template
+
+if TYPE_CHECKING:  # pragma: no cover
+    import llama_cpp
+
+    from lamina.runtime.session import ChatSession
+
+#: Default context cap: enough for chat, small enough for a laptop's KV cache.
+DEFAULT_MAX_CTX = 4096
+
+GGUF_MAGIC = b"GGUF"
+
+
+@dataclass
+class GenerationStats:
+    """What the last generate/chat/session turn cost (for status lines, tests, the server)."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    evaluated_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"  # "stop" | "length" | "cancelled"
+    prompt_seconds: float = 0.0
+    decode_seconds: float = 0.0
+
+    @property
+    def decode_tokens_per_second(self) -> float:
+        return self.completion_tokens / self.decode_seconds if self.decode_seconds > 0 else 0.0
+
+    @property
+    def prompt_tokens_per_second(self) -> float:
+        return self.evaluated_tokens / self.prompt_seconds if self.prompt_seconds > 0 else 0.0
+
+
+# ---------------------------------------------------------------- llama.cpp logging
+
+_LOG_TAIL: collections.deque[tuple[int, str]] = collections.deque(maxlen=20)
+_GGML_WARN, _GGML_ERROR = 3, 4  # enum ggml_log_level
+_LOG_CALLBACK: Any = None
+
+
+def _quiet_llama_logs() -> None:
+    """Route llama.cpp's log to a small buffer instead of stderr.
+
+    The last lines are kept so load failures can say what llama.cpp saw.
+    """
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def _callback(level: int, text: bytes, user_data: Any) -> None:
+        if level in (_GGML_WARN, _GGML_ERROR):
+            _LOG_TAIL.append((level, text.decode("utf-8", errors="replace").strip()))
+
+    _LOG_CALLBACK = _callback
+    llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
+
+
+def _last_log_error() -> str:
+    """llama.cpp's first error line (the specific one) without its function-name prefix ('' if none)."""
+    for wanted in (_GGML_ERROR, _GGML_WARN):
+        for level, line in _LOG_TAIL:
+            if level == wanted and line:
+                return line.split(": ", 1)[-1]
+    return ""
+
+
+# ---------------------------------------------------------------- GGUF header
+
+
+def read_gguf_header(path: Path, keys: Sequence[str] = ()) -> dict[str, Any]:
+    """Scalar metadata values for ``keys`` from a GGUF header, stopping early.
+
+    Used before loading to reject non-GGUF files with a clear message and to
+    pick a default context length, without paying for a full metadata parse
+    (the tokenizer arrays of a 50k vocabulary are skipped without decoding).
+    """
+    wanted = set(keys)
+    found: dict[str, Any] = {}
+    scalar = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+              10: "<Q", 11: "<q", 12: "<d"}
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != GGUF_MAGIC:
+                raise FormatError(
+                    f"'{path}' is not a GGUF model file.",
+                    hint="lamina runs GGUF files; convert a Hugging Face model first with "
+                         "`lamina convert`.",
+                )
+            version, _n_tensors, n_kv = struct.unpack("<IQQ", f.read(20))
+            if version < 2:
+                raise FormatError(f"'{path}' is GGUF version {version}, too old for llama.cpp.")
+
+            def read_str() -> bytes:
+                (n,) = struct.unpack("<Q", f.read(8))
+                return f.read(n)
+
+            def skip(vtype: int) -> Any:
+                if vtype in scalar:
+                    fmt = scalar[vtype]
+                    return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+                if vtype == 8:
+                    return read_str()
+                if vtype == 9:
+                    etype, count = struct.unpack("<IQ", f.read(12))
+                    if etype in scalar:
+                        f.seek(struct.calcsize(scalar[etype]) * count, os.SEEK_CUR)
+                    else:
+                        for _ in range(count):
+                            skip(etype)
+                    return None
+                raise FormatError(f"'{path}' has a corrupt GGUF header (value type {vtype}).")
+
+            for _ in range(n_kv):
+                if wanted and wanted <= found.keys():
+                    break
+                key = read_str().decode("utf-8", errors="replace")
+                (vtype,) = struct.unpack("<I", f.read(4))
+                value = skip(vtype)
+                if key in wanted:
+                    found[key] = value.decode("utf-8", errors="replace") \
+                        if isinstance(value, bytes) else value
+    except struct.error as exc:
+        raise FormatError(f"'{path}' is truncated or not a valid GGUF file.",
+                          hint="Re-download or re-convert the model.") from exc
+    return found
+
+
+def _check_gguf(path: str | os.PathLike[str], what: str) -> Path:
+    p = require_file(path, what)
+    with open(p, "rb") as f:
+        if f.read(4) != GGUF_MAGIC:
+            raise FormatError(
+                f"The {what} '{p}' is not a GGUF file.",
+                hint="LoRA adapters must be converted to GGUF first (llama.cpp's "
+                     "convert_lora_to_gguf.py), or merged into the model with `lamina convert --lora`."
+                if what == "LoRA adapter" else
+                "lamina runs GGUF files; convert a Hugging Face model first with `lamina convert`.",
+            )
+    return p
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load(path: str | os.PathLike[str], *, n_ctx: int | None = None, n_threads: int | None = None,
+         n_gpu_layers: int = 0, lora: Sequence[str | os.PathLike[str]] = (),
+         template: str | None = None, seed: int | None = None, embedding: bool = False,
+         verbose: bool = False) -> Model:
+    """Load a GGUF model for generation, chat, extraction or embeddings.
+
+    ``n_ctx`` defaults to the model's training context capped at 4096;
+    ``template`` (a built-in name) overrides the one recorded in the file.
+    """
+    model_path = _check_gguf(path, "model file")
+    lora_paths = [_check_gguf(p, "LoRA adapter") for p in lora]
+    forced_template = get_template(template) if template is not None else None
+    if n_ctx is not None and n_ctx < 16:
+        raise InputError(f"Context length {n_ctx} is too small.", hint="Use at least 16 tokens.")
+
+    header = read_gguf_header(model_path, ["general.architecture"])
+    arch = header.get("general.architecture", "llama")
+    if n_ctx is None:
+        train_ctx = read_gguf_header(model_path, [f"{arch}.context_length"]).get(
+            f"{arch}.context_length")
+        n_ctx = min(int(train_ctx), DEFAULT_MAX_CTX) if train_ctx else DEFAULT_MAX_CTX
+
+    import llama_cpp
+
+    if not verbose:
+        _quiet_llama_logs()
+    _LOG_TAIL.clear()
+    threads = n_threads or _physical_cores()
+    try:
+        llama = llama_cpp.Llama(
+            str(model_path), n_ctx=n_ctx, n_batch=min(512, n_ctx), n_threads=threads,
+            n_threads_batch=threads, n_gpu_layers=n_gpu_layers, embedding=embedding,
+            seed=seed if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
+            verbose=verbose,
+        )
+    except (ValueError, RuntimeError) as exc:
+        detail = _last_log_error() or str(exc)
+        raise ModelLoadError(
+            f"llama.cpp could not load '{model_path}': {detail}",
+            hint="Check that the file is a complete GGUF model of a supported architecture "
+                 "(re-convert or re-download it).",
+        ) from exc
+    model = Model(llama, model_path, template=forced_template, n_threads=threads)
+    try:
+        model._apply_loras(lora_paths)
+    except BaseException:
+        model.close()
+        raise
+    return model
+
+
+def _set_loras(llama: Any, paths: Sequence[Path], model_path: Path) -> None:
+    """Load GGUF LoRA adapters onto ``llama``'s context (llama.cpp frees them with the model)."""
+    if not paths:
+        return
+    import llama_cpp as lib
+
+    adapters = []
+    for p in paths:
+        _LOG_TAIL.clear()
+        adapter = lib.llama_adapter_lora_init(llama._model.model, str(p).encode("utf-8"))
+        if not adapter:
+            detail = _last_log_error()
+            raise ModelLoadError(
+                f"The LoRA adapter '{p}' does not fit the model '{model_path.name}'"
+                + (f": {detail}" if detail else "."),
+                hint="An adapter only works with the base model it was trained on "
+                     "(same architecture, sizes and vocabulary).",
+            )
+        adapters.append(adapter)
+    arr = (lib.llama_adapter_lora_p_ctypes * len(adapters))(*adapters)
+    scales = (ctypes.c_float * len(adapters))(*([1.0] * len(adapters)))
+    if lib.llama_set_adapters_lora(llama._ctx.ctx, arr, len(adapters), scales) != 0:
+        raise ModelLoadError(f"llama.cpp refused to apply the LoRA adapters to '{model_path}'.")
+    llama._lamina_lora_refs = (arr, scales)
+
+
+def _physical_cores() -> int:
+    """llama.cpp runs best on physical cores; without psutil, assume 2 threads per core."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS/Windows
+        count = os.cpu_count() or 1
+    return max(1, count // 2) if count > 4 else count
+
+
+# ---------------------------------------------------------------- the model
+
+
+class Model:
+    """A loaded GGUF: tokenizer, KV cache, chat template and sampling defaults."""
+
+    def __init__(self, llama: llama_cpp.Llama, path: Path, *,
+                 template: ChatTemplate | None = None, n_threads: int | None = None) -> None:
+        import llama_cpp as lib
+
+        self._lib = lib
+        self.llama = llama
+        self.path = Path(path)
+        self.metadata: dict[str, str] = dict(llama.metadata or {})
+        self.name = self.metadata.get("general.name") or self.path.stem
+        self.n_ctx = llama.n_ctx()
+        self.n_threads = n_threads or llama.n_threads
+        self.n_batch = llama.n_batch
+        self._ctx = llama._ctx.ctx
+        self._vocab = lib.llama_model_get_vocab(llama._model.model)
+        self._mem = lib.llama_get_memory(self._ctx)
+        bos_id, eos_id = llama.token_bos(), llama.token_eos()
+        bos = llama._model.token_get_text(bos_id) if bos_id >= 0 else ""
+        eos = llama._model.token_get_text(eos_id) if eos_id >= 0 else ""
+        self.template = template or detect_template(self.metadata, bos_token=bos or "<s>",
+                                                    eos_token=eos or "</s>")
+        self.last_stats = GenerationStats()
+        self.loras: list[Path] = []
+        self._pieces: dict[int, bytes] = {}
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._embedder: Any = None
+
+    # ---- properties and defaults
+
+    @property
+    def default_params(self) -> SamplingParams:
+        """SamplingParams with the template's recommended values applied."""
+        return SamplingParams().replace(**dict(self.template.sampling_defaults))
+
+    @property
+    def n_cached(self) -> int:
+        """Tokens currently held in the KV cache (context used)."""
+        return int(self.llama.n_tokens)
+
+    def __repr__(self) -> str:
+        return f"<lamina.Model {self.name!r} n_ctx={self.n_ctx} template={self.template.name!r}>"
+
+    def _apply_loras(self, paths: Sequence[Path]) -> None:
+        _set_loras(self.llama, paths, self.path)
+        self.loras = list(paths)
+
+    def close(self) -> None:
+        """Free the model and its context now rather than at garbage collection."""
+        if self._embedder is not None:
+            self._embedder.close()
+            self._embedder = None
+        self.llama.close()
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- tokens
+
+    def tokenize(self, text: str, add_bos: bool = True, special: bool = True) -> list[int]:
+        """Token ids of ``text``; ``special`` parses "<s>"-style markers as special tokens."""
+        return list(self.llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special))
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """Text of ``tokens`` (invalid UTF-8 shown as U+FFFD)."""
+        return b"".join(self._piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def _piece(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            n = self._lib.llama_token_to_piece(self._vocab, token, self._piece_buf,
+                                               len(self._piece_buf), 0, False)
+            piece = self._piece_buf.raw[:max(n, 0)]
+            self._pieces[token] = piece
+        return piece
+
+    # ---- KV cache
+
+    def reset_cache(self) -> None:
+        """Forget the KV cache (another user of ``model.llama``'s context changed it)."""
+        self._lib.llama_memory_clear(self._mem, True)
+        self.llama.n_tokens = 0
+
+    def _record(self, tokens: Sequence[int], start: int) -> None:
+        end = start + len(tokens)
+        self.llama.input_ids[start:end] = tokens
+        self.llama.n_tokens = end
+
+    def _evaluate_prompt(self, tokens: Sequence[int], stats: GenerationStats) -> None:
+        """Bring the KV cache to exactly ``tokens``, evaluating only what differs."""
+        lib = self._lib
+        n = len(tokens)
+        if n == 0:
+            raise InputError("The prompt is empty.", hint="Give some text to continue.")
+        if n >= self.n_ctx:
+            raise InputError(
+                f"The prompt is {n} tokens, but the context holds {self.n_ctx}.",
+                hint="Shorten the prompt or load the model with a larger context (--ctx).",
+            )
+        cached = self.llama.input_ids[: self.llama.n_tokens]
+        common = 0
+        limit = min(len(cached), n)
+        while common < limit and cached[common] == tokens[common]:
+            common += 1
+        common = min(common, n - 1)  # the last prompt token must be evaluated for its logits
+        lib.llama_memory_seq_rm(self._mem, -1, common, -1)
+        self.llama.n_tokens = common
+        stats.prompt_tokens, stats.cached_tokens, stats.evaluated_tokens = n, common, n - common
+        start = time.perf_counter()
+        pos = common
+        while pos < n:
+            chunk = list(tokens[pos: pos + self.n_batch])
+            arr = (lib.llama_token * len(chunk))(*chunk)
+            self._decode(lib.llama_batch_get_one(arr, len(chunk)))
+            self._record(chunk, pos)
+            pos += len(chunk)
+        stats.prompt_seconds = time.perf_counter() - start
+
+    def _decode(self, batch: Any) -> None:
+        rc = self._lib.llama_decode(self._ctx, batch)
+        if rc != 0:
+            if rc == 1:
+                raise LaminaError(
+                    "The context is full (no free KV-cache slot).",
+                    hint="Start a new conversation or load the model with a larger --ctx.",
+                )
+            raise LaminaError(f"llama.cpp failed to evaluate the tokens (llama_decode returned {rc}).")
+
+    # ---- generation
+
+    def _acquire(self) -> None:
+        me = threading.get_ident()
+        if self._owner == me:
+            raise LaminaError(
+                "A previous generation on this model is still streaming.",
+                hint="Consume or close() the previous stream before starting another one.",
+            )
+        self._lock.acquire()
+        self._owner = me
+
+    def _release(self) -> None:
+        self._owner = None
+        self._lock.release()
+
+    def _stream_tokens(self, tokens: Sequence[int], params: SamplingParams,
+                       grammar: str | None, stop: Sequence[str]) -> Iterator[str]:
+        """The one generation loop: evaluate ``tokens`` then sample and decode.
+
+        A text piece is yielded before its token is decoded, so a consumer that
+        stops (Ctrl-C, a closed HTTP stream) leaves the KV cache consistent.
+        """
+        lib = self._lib
+        self._acquire()
+        stats = GenerationStats(finish_reason="cancelled")
+        self.last_stats = stats
+        sampler = None
+        try:
+            self._evaluate_prompt(tokens, stats)
+            sampler = build_sampler(self._vocab, params, grammar)
+            text = TextStream(stop)
+            ctx, vocab, n_ctx = self._ctx, self._vocab, self.n_ctx
+            sample, decode, is_eog = lib.llama_sampler_sample, lib.llama_decode, lib.llama_vocab_is_eog
+            one = (lib.llama_token * 1)()
+            batch = lib.llama_batch_get_one(one, 1)
+            input_ids = self.llama.input_ids
+            n_cur = len(tokens)
+            finish = "length"
+            start = time.perf_counter()
+            for _ in range(params.max_tokens):
+                if n_cur >= n_ctx:
+                    break
+                token = sample(sampler, ctx, -1)
+                if is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                stats.completion_tokens += 1
+                piece = text.push(self._piece(token))
+                if piece:
+                    stats.decode_seconds = time.perf_counter() - start
+                    yield piece
+                if text.stopped:
+                    finish = "stop"
+                    break
+                one[0] = token
+                rc = decode(ctx, batch)
+                if rc != 0:
+                    self._decode(batch)  # raises with a message
+                input_ids[n_cur] = token
+                n_cur += 1
+                self.llama.n_tokens = n_cur
+            tail = text.finish()
+            stats.decode_seconds = time.perf_counter() - start
+            stats.finish_reason = finish
+            if tail:
+                yield tail
+        finally:
+            if sampler is not None:
+                lib.llama_sampler_free(sampler)
+            self._release()
+
+    def _params(self, params: SamplingParams | None, overrides: dict[str, Any]) -> SamplingParams:
+        base = params if params is not None else self.default_params
+        return base.replace(**overrides) if overrides else base
+
+    def _run(self, tokens: Sequence[int], params: SamplingParams, grammar: str | None,
+             stop: Sequence[str], stream: bool) -> str | Iterator[str]:
+        pieces = self._stream_tokens(tokens, params, grammar, stop)
+        return pieces if stream else "".join(pieces)
+
+    def generate(self, prompt: str | Sequence[int], params: SamplingParams | None = None, *,
+                 stream: bool = False, grammar: str | None = None, add_bos: bool = True,
+                 **overrides: Any) -> str | Iterator[str]:
+        """Continue ``prompt`` (text, or token ids used as-is); ``grammar`` is GBNF text."""
+        p = self._params(params, overrides)
+        tokens = (self.tokenize(prompt, add_bos=add_bos, special=True) if isinstance(prompt, str)
+                  else [int(t) for t in prompt])
+        return self._run(tokens, p, grammar, p.stop, stream)
+
+    def chat(self, messages: list[dict[str, str]], params: SamplingParams | None = None, *,
+             stream: bool = False, grammar: str | None = None, **overrides: Any) -> str | Iterator[str]:
+        """Answer the last message of ``messages`` with the model's chat template."""
+        p = self._params(params, overrides)
+        tokens = self.chat_tokens(messages)
+        return self._run(tokens, p, grammar, tuple(p.stop) + self.template.stop, stream)
+
+    def chat_tokens(self, messages: list[dict[str, str]],
+                    template: ChatTemplate | None = None) -> list[int]:
+        """Prompt tokens for ``messages`` (template text with literal BOS/EOS markers)."""
+        text = (template or self.template).render(messages, add_generation_prompt=True)
+        return self.tokenize(text, add_bos=False, special=True)
+
+    def session(self, system: str | None = None, template: str | None = None) -> ChatSession:
+        """A multi-turn conversation that reuses the KV cache between turns."""
+        from lamina.runtime.session import ChatSession
+
+        return ChatSession(self, system=system, template=template)
+
+    # ---- embeddings and extraction
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """L2-normalised mean-pooled embeddings, one per text.
+
+        Uses a second, embedding-mode context on the same weights (created on
+        first use) so the chat KV cache is untouched.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        if not texts:
+            return []
+        emb = self._embedding_llama()
+        with self._lock:
+            vectors = emb.embed(list(texts), normalize=True, truncate=True)
+        return [list(map(float, v)) for v in vectors]
+
+    def _embedding_llama(self) -> Any:
+        if self._embedder is None:
+            import llama_cpp
+
+            if self.llama.context_params.embeddings:
+                self._embedder = _Borrowed(self.llama)
+            else:
+                self._embedder = llama_cpp.Llama(
+                    str(self.path), n_ctx=min(self.n_ctx, 2048), n_batch=min(2048, self.n_ctx),
+                    n_ubatch=min(2048, self.n_ctx), n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads, embedding=True,
+                    pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, verbose=False,
+                )
+                _set_loras(self._embedder, self.loras, self.path)
+        return self._embedder
+
+    def extract(self, text: str, task: str = "NER", schema: Sequence[Any] | None = None,
+                lang: str = "zh", **kw: Any) -> dict:
+        """Information extraction (IEPile/OneKE style); see lamina.runtime.ie.api."""
+        from lamina.runtime.ie.api import extract
+
+        return extract(self, text, task=task, schema=schema, lang=lang, **kw)
+
+    def extract_many(self, items: Iterable[Any], **kw: Any) -> Iterator[dict]:
+        """Extraction over many records; see lamina.runtime.ie.api.extract_many."""
+        from lamina.runtime.ie.api import extract_many
+
+        return extract_many(self, items, **kw)
+
+
+class _Borrowed:
+    """The model's own context when it was loaded with ``embedding=True``."""
+
+    def __init__(self, llama: Any) -> None:
+        self.llama = llama
+
+    def embed(self, *args: Any, **kw: Any) -> Any:
+        self.llama.n_tokens = 0
+        return self.llama.embed(*args, **kw)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,49 @@
+"""The ``--ray`` branch of ``lamina extract``: option checks, the run, the summary lines.
+
+Kept here so that ``extract_cmd`` only gains two options and one call, and the
+Ray path reads the same option values the local path does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lamina.errors import InputError
+
+
+def run_from_cli(*, model: Path, input_path: Path | str | None, text: str | None,
+                 output: Path | None, address: str, workers: int, resume: bool, force: bool,
+                 options: dict[str, Any], batch: int, max_tokens: int, n_threads: int | None,
+                 n_ctx: int | None, template: str | None) -> None:
+    """Run ``lamina extract ... --ray [ADDRESS]`` and print the records-in check."""
+    from lamina.console import err_console
+    from lamina.runtime.ie.schema_split import load_schema
+    from lamina.runtime.ray.runner import RayExtractOptions, run_extract
+    from lamina.runtime.ray.worker import ExtractSettings
+
+    if input_path is None or text is not None:
+        raise InputError("--ray needs --input FILE (a file, a folder, or a URI Ray Data reads), "
+                         "not a TEXT argument.",
+                         hint="For one text, drop --ray: lamina extract MODEL.gguf --schema ... TEXT")
+    if resume:
+        raise InputError("--resume is not supported with --ray.",
+                         hint="A Ray run writes its output only when complete; rerun it with --force.")
+    opts = dict(options)
+    if opts.get("schema") is not None:
+        opts["schema"] = load_schema(opts["schema"])  # a schema file is on this machine only
+    report = run_extract(RayExtractOptions(
+        model=Path(model), input=str(input_path), output=output, address=address,
+        workers=workers, threads=n_threads, n_ctx=n_ctx, template=template, force=force,
+        settings=ExtractSettings(options=opts, batch=batch, max_tokens=max_tokens)))
+    parts = [f"{report.records_out} docs in {report.seconds:.1f} s "
+             f"({report.docs_per_second:.2f} docs/s on {report.workers} Ray workers × "
+             f"{report.threads} threads)"]
+    if report.failed:
+        parts.append(f"[red]{report.failed} failed[/] (see their 'error' field)")
+    if report.errors and report.errors_path is not None:
+        parts.append(f"[yellow]{report.errors} bad input lines[/] -> {report.errors_path}")
+    dest = f"; wrote {output}" if output is not None else ""
+    err_console.print(", ".join(parts) + dest, highlight=False)
+    err_console.print(report.check, highlight=False, style="green")
+

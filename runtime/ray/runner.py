@@ -1,0 +1,348 @@
+"""``lamina extract --ray``: read with Ray Data, extract on an actor pool, write like the local path.
+
+The flow, and why:
+
+1. Every input line is read with its file and line number (``source``), so the
+   driver can put results back in input order whatever order the actors finish.
+2. ``map_batches`` runs ``worker.ExtractWorker`` on a fixed pool of ``workers``
+   actors; each loads the GGUF once and uses ``threads`` llama.cpp threads. Each
+   actor reserves ``threads`` CPUs, so Ray places them where the cores are.
+3. A worker that dies or raises is replaced and its batch re-run by Ray itself
+   (``max_restarts`` / ``max_task_retries`` / ``actor_task_retry_on_errors``);
+   a batch's output is only kept once it completed, so nothing is lost or doubled.
+4. The driver checks that every input record came back exactly once
+   (records in = records out + errors) before it writes anything, then writes the
+   output and the errors file atomically, sorted by input position.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamina.errors import InputError, LaminaError, require
+from lamina.files import atomic_output, check_output_path, require_file
+from lamina.runtime.ie.io import errors_path
+from lamina.runtime.ray.worker import ExtractSettings, WorkerConfig
+
+#: Value of ``--ray`` with no address: start a private local Ray instance.
+LOCAL = "local"
+#: Test-only failure injection: path of a marker file; the first worker that finds
+#: it missing creates it and dies mid-run (see ``worker.ExtractWorker``).
+FAIL_ONCE_ENV = "LAMINA_RAY_FAIL_ONCE"
+#: "exit" (the worker process dies, default) or "raise" (the batch raises).
+FAIL_MODE_ENV = "LAMINA_RAY_FAIL_MODE"
+#: How often Ray may replace a dead actor / re-run one failed batch.
+MAX_RESTARTS = 3
+MAX_TASK_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class RayExtractOptions:
+    """Everything ``run_extract`` needs; the CLI fills it from ``lamina extract`` options."""
+
+    model: Path
+    input: str  # a local file/folder, or any path Ray Data reads (s3://, gs://, hdfs://...)
+    output: Path | None  # None: records go to stdout, bad lines are reported on stderr
+    settings: ExtractSettings = field(default_factory=ExtractSettings)
+    address: str | None = None  # None or "local": start a local Ray instance
+    workers: int = 2
+    threads: int | None = None  # llama.cpp threads per worker (default: cores / workers)
+    batch_size: int = 8  # documents per actor call
+    n_ctx: int | None = None
+    template: str | None = None
+    force: bool = False
+    progress: bool = True
+
+
+@dataclass
+class RayExtractReport:
+    """What a run did; ``check`` is the records-in = out + errors line the CLI prints."""
+
+    records_in: int
+    records_out: int  # output records, including those whose extraction failed
+    errors: int  # rejected input lines (the errors file)
+    failed: int  # output records with an 'error' field (answer unreadable)
+    seconds: float  # the whole run: Ray start-up, reading, workers loading the model, extraction
+    extract_seconds: float  # from the first batch handed to the pool to the last result
+    workers: int
+    threads: int
+    address: str
+    output: Path | None
+    errors_path: Path | None
+
+    @property
+    def docs_per_second(self) -> float:
+        """Throughput of the extraction phase (Ray start-up excluded; model loading included)."""
+        return self.records_in / self.extract_seconds if self.extract_seconds > 0 else 0.0
+
+    @property
+    def check(self) -> str:
+        ok = self.records_in == self.records_out + self.errors
+        return (f"records in {self.records_in} = {self.records_out} written + "
+                f"{self.errors} errors {'✓' if ok else '✗'}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"records_in": self.records_in, "records_out": self.records_out,
+                "errors": self.errors, "failed": self.failed, "seconds": round(self.seconds, 3),
+                "extract_seconds": round(self.extract_seconds, 3),
+                "docs_per_second": round(self.docs_per_second, 3), "workers": self.workers,
+                "threads_per_worker": self.threads, "ray": self.address,
+                "output": str(self.output) if self.output else None,
+                "errors_file": str(self.errors_path) if self.errors_path else None,
+                "check": self.records_in == self.records_out + self.errors}
+
+
+def default_threads(workers: int) -> int:
+    """Split this machine's cores between the workers (at least one thread each)."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def run_extract(opts: RayExtractOptions) -> RayExtractReport:
+    """Run one extraction job on Ray and write its output; see the module docstring."""
+    require("ray", "ray")
+    if opts.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {opts.workers}.")
+    if opts.batch_size < 1:
+        raise InputError(f"The batch size must be at least 1, got {opts.batch_size}.")
+    local = opts.address in (None, LOCAL)
+    threads = opts.threads or default_threads(opts.workers)
+    model = Path(opts.model)
+    if local or model.exists():
+        model = require_file(model, "model file").resolve()
+    _check_input(opts.input)
+    errors = errors_path(opts.output) if opts.output is not None else None
+    if opts.output is not None:
+        check_output_path(opts.output, force=opts.force)
+    config = WorkerConfig(model=str(model), model_as_given=str(opts.model), n_threads=threads,
+                          n_ctx=opts.n_ctx, template=opts.template, settings=opts.settings,
+                          fail_once=os.environ.get(FAIL_ONCE_ENV) or None,
+                          fail_mode=os.environ.get(FAIL_MODE_ENV, "exit"))
+    start = time.perf_counter()
+    with ray_session(opts.address, num_cpus=opts.workers * threads) as address:
+        rows, records_in, extract_seconds = _execute(opts, config, threads)
+    ok, bad = _check_and_order(rows, records_in)
+    failed = sum(bool(r["failed"]) for r in rows)
+    _write(opts.output, errors, ok, bad, opts.force)
+    seconds = time.perf_counter() - start
+    return RayExtractReport(records_in=records_in, records_out=len(ok), errors=len(bad),
+                            failed=failed, seconds=seconds, extract_seconds=extract_seconds, workers=opts.workers, threads=threads,
+                            address=address, output=opts.output,
+                            errors_path=errors if bad else None)
+
+
+def _check_input(path: str) -> None:
+    """Fail early, before Ray starts, on a missing local input."""
+    if "://" in path:
+        return
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"The input '{p}' does not exist.", hint="Check the path and try again.")
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, num_cpus: int) -> Iterator[str]:
+    """Connect to ``address`` or start a quiet local instance sized for the workers.
+
+    An instance that is already running in this process (a test fixture, a
+    notebook) is reused and left running; one started here is shut down after.
+    """
+    import ray
+
+    _quiet_ray_data()
+    if ray.is_initialized():
+        yield "existing"
+        return
+    local = address in (None, LOCAL)
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR,
+                              "configure_logging": True}
+    try:
+        with _quiet_native_logs():
+            if local:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+            else:
+                ray.init(address=address, **kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise LaminaError(
+            f"Could not connect to the Ray cluster at '{address}': {exc}",
+            hint="Start one with `ray start --head` (or check the address), or use --ray "
+                 "with no address to run on a local Ray instance.",
+        ) from exc
+    try:
+        yield LOCAL if local else str(address)
+    finally:
+        ray.shutdown()
+
+
+@contextlib.contextmanager
+def _quiet_native_logs() -> Iterator[None]:
+    """Keep Ray's C++ log lines off the terminal while it starts.
+
+    Ray's core worker prints an advisory ERROR line for every restartable actor
+    pool; only fatal lines are kept. Setting that level makes the logger announce
+    it on stderr once, so stderr is muted while ``ray.init`` runs (nothing else is
+    drawn yet; a failure still arrives as an exception).
+    """
+    name = "RAY_BACKEND_LOG_LEVEL"
+    saved_env = os.environ.get(name)
+    if saved_env is None:
+        os.environ[name] = "fatal"
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+        if saved_env is None:
+            os.environ.pop(name, None)
+
+
+def _quiet_ray_data() -> None:
+    """Ray Data's own progress bars and INFO lines would fight with lamina's Rich bar."""
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+
+
+def _execute(opts: RayExtractOptions, config: WorkerConfig,
+             threads: int) -> tuple[list[dict[str, Any]], int, float]:
+    """Build the Ray Data pipeline and collect its rows, with a progress bar."""
+    import ray.data
+    from ray.data import ActorPoolStrategy, DataContext
+
+    from lamina.runtime.ray.source import NumberedLinesDatasource
+    from lamina.runtime.ray.worker import ExtractWorker
+
+    ctx = DataContext.get_current()
+    saved = ctx.actor_task_retry_on_errors
+    ctx.actor_task_retry_on_errors = True  # a batch that raised is re-run (bounded below)
+    try:
+        try:
+            source = NumberedLinesDatasource(opts.input)
+        except (FileNotFoundError, ValueError, OSError) as exc:
+            raise InputError(f"Ray Data cannot read the input '{opts.input}': {exc}",
+                             hint="Give a JSONL or text file, a folder of them, or a URI "
+                                  "that Ray Data can read (s3://, gs://...).") from exc
+        lines = ray.data.read_datasource(source, num_cpus=0)  # reading is I/O, not compute
+        records_in = lines.count()
+        if records_in == 0:
+            raise InputError(f"The input '{opts.input}' holds no documents.",
+                             hint="Put one document per line, or JSONL records with a 'text' field.")
+        if opts.settings.options.get("schema") is None and \
+                lines.filter(_has_instruction, num_cpus=0).limit(1).count() == 0:
+            raise InputError("No --schema given: say what to extract.",
+                             hint='For example --schema \'["人物","地理位置","组织机构"]\'.')
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # max_restarts/max_task_retries are "advanced" args
+            results = lines.map_batches(
+                ExtractWorker, fn_constructor_args=(config,), batch_size=opts.batch_size,
+                batch_format="numpy", compute=ActorPoolStrategy(size=opts.workers),
+                num_cpus=threads, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
+            )
+        rows: list[dict[str, Any]] = []
+        start = time.perf_counter()
+        with _progress(opts, records_in) as advance:
+            try:
+                for batch in results.iter_batches(batch_size=None, batch_format="pandas"):
+                    rows.extend(batch.to_dict("records"))
+                    advance(len(batch))
+            except Exception as exc:  # a worker error Ray gave up on: surface the user's error
+                user = _user_error(exc)
+                if user is not None:
+                    raise user from None
+                raise
+        return rows, records_in, time.perf_counter() - start
+    finally:
+        ctx.actor_task_retry_on_errors = saved
+
+
+def _has_instruction(row: dict[str, Any]) -> bool:
+    """A ready-made IEPile instruction carries its own schema (as in the local check)."""
+    from lamina.runtime.ie.io import _jsonl_item
+
+    item = _jsonl_item(str(row["text"]), int(row["line"])) if row["jsonl"] else None
+    return isinstance(item, dict) and "instruction" in item
+
+
+@contextlib.contextmanager
+def _progress(opts: RayExtractOptions, total: int) -> Iterator[Any]:
+    if not opts.progress:
+        yield lambda n: None
+        return
+    from lamina.console import items_progress
+
+    with items_progress("docs") as bar:
+        task = bar.add_task(f"Extracting on Ray ({opts.workers} workers)", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _user_error(exc: BaseException) -> LaminaError | None:
+    """The LaminaError a worker raised (e.g. the model file missing on a node), if any."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        cur = todo.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, LaminaError):
+            return cur
+        todo.extend([getattr(cur, "cause", None), cur.__cause__, cur.__context__])
+    return None
+
+
+def _check_and_order(rows: list[dict[str, Any]], records_in: int) -> tuple[list[str], list[str]]:
+    """Records in input order, split into output and error lines; every input exactly once."""
+    rows.sort(key=lambda r: (r["path"], int(r["line"])))
+    keys = [(r["path"], int(r["line"])) for r in rows]
+    dupes = len(keys) - len(set(keys))
+    if dupes or len(rows) != records_in:
+        raise LaminaError(
+            f"Record count check failed: {records_in} records read, {len(rows)} came back "
+            f"({dupes} duplicated). Nothing was written.",
+            hint="This is a bug in lamina's Ray runner or in Ray; rerun, and report it if it repeats.",
+        )
+    ok = [r["json"] for r in rows if r["kind"] == "ok"]
+    bad = [r["json"] for r in rows if r["kind"] != "ok"]
+    return ok, bad
+
+
+def _write(output: Path | None, errors: Path | None, ok: list[str], bad: list[str],
+           force: bool) -> None:
+    """Output then errors file, each atomically, like the local path: the errors file
+    exists only when some input line was rejected (a stale one is removed)."""
+    if output is None or errors is None:
+        from lamina.console import err_console
+
+        for line in bad:
+            err_console.print(f"[yellow]Skipped:[/] {json.loads(line)['error']}", highlight=False)
+        sys.stdout.write("".join(line + "\n" for line in ok))
+        sys.stdout.flush()
+        return
+    with atomic_output(output, force=force) as tmp:
+        tmp.write_text("".join(line + "\n" for line in ok), encoding="utf-8")
+    if bad:
+        with atomic_output(errors, force=True) as tmp:
+            tmp.write_text("".join(line + "\n" for line in bad), encoding="utf-8")
+    else:
+        errors.unlink(missing_ok=True)
+
+
+def format_report(report: RayExtractReport) -> str:
+    """The summary the CLI prints (JSON is ``report.as_dict()``)."""
+    return json.dumps(report.as_dict(), ensure_ascii=False)

@@ -1,0 +1,47 @@
+"""Server settings, one typed object shared by the CLI, the app and the tests."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from lamina.errors import InputError
+
+#: Environment variable read when ``--api-key`` is not given.
+API_KEY_ENV = "LAMINA_API_KEY"
+#: Port of seed 003's OpenAI-style server, kept so its curl examples work as-is.
+DEFAULT_PORT = 19327
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the server admits and limits requests.
+
+    ``parallel`` is the number of slots (requests generating at the same time);
+    ``queue`` is how many more may wait for a slot before the server answers 429.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    api_key: str | None = None
+    parallel: int = 1
+    queue: int = 32
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_tokens_cap: int = 4096
+    model_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.parallel < 1:
+            raise InputError(f"--parallel must be at least 1, got {self.parallel}.")
+        if self.queue < 0:
+            raise InputError(f"--queue must be 0 or more, got {self.queue}.")
+        if not 1 <= self.port <= 65535:
+            raise InputError(f"--port must be between 1 and 65535, got {self.port}.")
+        if self.max_tokens_cap < 1:
+            raise InputError(f"--max-tokens must be at least 1, got {self.max_tokens_cap}.")
+
+    @staticmethod
+    def resolve_api_key(cli_value: str | None) -> str | None:
+        """``--api-key`` wins; otherwise ``LAMINA_API_KEY``; empty means no auth."""
+        key = cli_value if cli_value is not None else os.environ.get(API_KEY_ENV)
+        return key or None

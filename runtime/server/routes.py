@@ -1,0 +1,266 @@
+"""The HTTP routes: OpenAI's /v1 endpoints, lamina's /v1/extract, /health.
+
+Each route validates and maps the request first (so a bad request never
+waits in the queue), then takes a slot and runs the model on the slot's
+thread. Streams evaluate the prompt before the response starts, so prompt
+errors still get a proper HTTP status; after that, pieces are sent as
+server-sent events and a client that goes away stops its generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from lamina.errors import LaminaError
+from lamina.runtime.sampling import SamplingParams
+from lamina.runtime.server import shapes
+from lamina.runtime.server.app import ServerState
+from lamina.runtime.server.errors import APIError, ClientGone, from_lamina_error
+from lamina.runtime.server.grammar import grammar_for
+from lamina.runtime.server.schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    ExtractRequest,
+)
+from lamina.runtime.server.slots import PieceStream
+
+log = logging.getLogger("lamina.server")
+router = APIRouter()
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _state(request: Request) -> ServerState:
+    return request.app.state.lamina
+
+
+class SlotStreamingResponse(StreamingResponse):
+    """A StreamingResponse that always gives its slot back, even if never iterated."""
+
+    def __init__(self, content: AsyncIterator[bytes], cleanup: Callable[[], Any]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=SSE_HEADERS)
+        self._cleanup = cleanup
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._cleanup()
+
+
+class _Run:
+    """One generation holding a slot: the piece stream plus what to release."""
+
+    def __init__(self, stack: contextlib.AsyncExitStack, stream: PieceStream,
+                 first: list[str]) -> None:
+        self.stack = stack
+        self.stream = stream
+        self.first = first
+
+    def usage(self) -> dict[str, int]:
+        stats = self.stream.result
+        if stats is None:
+            return shapes.usage(0, 0)
+        return shapes.usage(int(stats.prompt_tokens), int(stats.completion_tokens))
+
+    def finish_reason(self) -> str:
+        return shapes.finish_reason(getattr(self.stream.result, "finish_reason", None))
+
+
+async def _start(request: Request, make_iter: Callable[[], Iterator[str]]) -> _Run:
+    """Wait for a slot, then evaluate the prompt and get the first pieces."""
+    state = _state(request)
+    stack = contextlib.AsyncExitStack()
+    try:
+        slot = await stack.enter_async_context(state.slots.slot(request.is_disconnected))
+        stream = PieceStream(slot, make_iter, finish=lambda: state.model.last_stats)
+        stack.push_async_callback(stream.aclose)
+        first = await stream.next_pieces()
+    except BaseException:
+        await stack.aclose()
+        raise
+    return _Run(stack, stream, first)
+
+
+async def _collect(request: Request, make_iter: Callable[[], Iterator[str]]
+                   ) -> tuple[str, _Run]:
+    """Run a whole generation; stop early if the client disconnects."""
+    run = await _start(request, make_iter)
+    async with run.stack:
+        parts = list(run.first)
+        while not run.stream.finished:
+            if await request.is_disconnected():
+                _state(request).slots.cancelled += 1
+                raise ClientGone()
+            parts.extend(await run.stream.next_pieces())
+    return "".join(parts), run
+
+
+def _stream_response(request: Request, run: _Run, encode: Callable[[str], dict[str, Any]],
+                     head: list[dict[str, Any]], tail: Callable[[], list[dict[str, Any]]]
+                     ) -> SlotStreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        for event in head:
+            yield shapes.sse(event)
+        if run.first:
+            yield shapes.sse(encode("".join(run.first)))
+        while not run.stream.finished:
+            if await request.is_disconnected():
+                _state(request).slots.cancelled += 1
+                return
+            try:
+                pieces = await run.stream.next_pieces()
+            except LaminaError as exc:  # headers are sent: report in-band, OpenAI style
+                yield shapes.sse(from_lamina_error(exc).body())
+                return
+            if pieces:
+                yield shapes.sse(encode("".join(pieces)))
+        await run.stack.aclose()  # free the slot before the client reads the tail
+        for event in tail():
+            yield shapes.sse(event)
+        yield shapes.sse("[DONE]")
+
+    return SlotStreamingResponse(body(), cleanup=run.stack.aclose)
+
+
+@router.get("/health")
+async def health(request: Request) -> dict[str, Any]:
+    state = _state(request)
+    pool = state.slots
+    return {"status": "ok", "model": state.name,
+            "slots": {"total": pool.n_slots, "busy": pool.busy, "waiting": pool.waiting,
+                      "queue_limit": pool.max_queue},
+            "requests": {"served": pool.served, "cancelled": pool.cancelled,
+                         "rejected": pool.rejected}}
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    state = _state(request)
+    return {"object": "list", "data": [_card(state)]}
+
+
+@router.get("/v1/models/{model_id:path}")
+async def get_model(model_id: str, request: Request) -> dict[str, Any]:
+    state = _state(request)
+    state.check_model(model_id)
+    return _card(state)
+
+
+def _card(state: ServerState) -> dict[str, Any]:
+    model = state.model
+    template = getattr(getattr(model, "template", None), "name", None)
+    return shapes.model_card(state.name, state.started,
+                             {"n_ctx": getattr(model, "n_ctx", None), "template": template})
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(body: ChatCompletionRequest, request: Request
+                           ) -> JSONResponse | StreamingResponse:
+    state = _state(request)
+    state.check_model(body.model)
+    overrides = body.sampling_overrides(state.config.max_tokens_cap)
+    grammar = grammar_for(body.response_format.model_dump() if body.response_format else None)
+    messages = [m.model_dump() for m in body.messages]
+
+    def make_iter() -> Iterator[str]:
+        return state.model.chat(messages, stream=True, grammar=grammar, **overrides)
+
+    rid = shapes.new_id("chatcmpl")
+    if not body.stream:
+        text, run = await _collect(request, make_iter)
+        return JSONResponse(shapes.chat_completion(rid, state.name, text, run.finish_reason(),
+                                                   run.usage()))
+    run = await _start(request, make_iter)
+    created = shapes.now()
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    def tail() -> list[dict[str, Any]]:
+        events = [shapes.chat_chunk(rid, state.name, created, {}, run.finish_reason())]
+        if include_usage:
+            events.append(shapes.usage_chunk(rid, state.name, created, "chat.completion.chunk",
+                                             run.usage()))
+        return events
+
+    head = [shapes.chat_chunk(rid, state.name, created, {"role": "assistant", "content": ""})]
+    return _stream_response(
+        request, run, lambda text: shapes.chat_chunk(rid, state.name, created, {"content": text}),
+        head, tail)
+
+
+@router.post("/v1/completions", response_model=None)
+async def completions(body: CompletionRequest, request: Request
+                      ) -> JSONResponse | StreamingResponse:
+    state = _state(request)
+    state.check_model(body.model)
+    overrides = body.sampling_overrides(state.config.max_tokens_cap)
+    prompt = body.prompt_text()
+
+    def make_iter() -> Iterator[str]:
+        return state.model.generate(prompt, stream=True, **overrides)
+
+    rid = shapes.new_id("cmpl")
+    if not body.stream:
+        text, run = await _collect(request, make_iter)
+        return JSONResponse(shapes.text_completion(rid, state.name, text, run.finish_reason(),
+                                                   run.usage()))
+    run = await _start(request, make_iter)
+    created = shapes.now()
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    def tail() -> list[dict[str, Any]]:
+        events = [shapes.text_chunk(rid, state.name, created, "", run.finish_reason())]
+        if include_usage:
+            events.append(shapes.usage_chunk(rid, state.name, created, "text_completion",
+                                             run.usage()))
+        return events
+
+    return _stream_response(
+        request, run, lambda text: shapes.text_chunk(rid, state.name, created, text), [], tail)
+
+
+@router.post("/v1/embeddings")
+async def embeddings(body: EmbeddingRequest, request: Request) -> dict[str, Any]:
+    state = _state(request)
+    state.check_model(body.model)
+    texts = body.texts()
+    if any(not t for t in texts):
+        raise APIError(400, "input contains an empty string; every input needs some text.",
+                       param="input")
+
+    def work() -> tuple[list[list[float]], int]:
+        vectors = state.model.embed(texts)
+        n_tokens = sum(len(state.model.tokenize(t)) for t in texts)
+        return vectors, n_tokens
+
+    async with state.slots.slot(request.is_disconnected) as slot:
+        vectors, n_tokens = await slot.run(work)
+    return shapes.embeddings(state.name, vectors, body.encoding_format, n_tokens)
+
+
+@router.post("/v1/extract")
+async def extract(body: ExtractRequest, request: Request) -> dict[str, Any]:
+    """lamina's information extraction (IEPile/OneKE instructions) as one call."""
+    state = _state(request)
+    state.check_model(body.model)
+    kwargs: dict[str, Any] = {"task": body.task, "schema": body.schema_, "lang": body.lang,
+                              "use_grammar": body.use_grammar}
+    if body.split_num is not None:
+        kwargs["split_num"] = body.split_num
+    if body.max_tokens is not None:
+        if not 1 <= body.max_tokens <= state.config.max_tokens_cap:
+            raise APIError(400, f"max_tokens must be between 1 and {state.config.max_tokens_cap}.",
+                           param="max_tokens")
+        kwargs["params"] = SamplingParams.greedy(max_tokens=body.max_tokens)
+
+    async with state.slots.slot(request.is_disconnected) as slot:
+        result = await slot.run(lambda: state.model.extract(body.input, **kwargs))
+    return {"object": "extraction", "model": state.name, "task": body.task.upper(),
+            "lang": body.lang, "result": result}

@@ -1,0 +1,190 @@
+"""BatchEngine / generate_many against the sequential Model.generate path."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from lamina.errors import InputError
+from lamina.runtime.engine import BatchEngine, generate_many
+from lamina.runtime.sampling import GrammarError, SamplingParams
+
+PREFIX = "以下是一条指令，请按要求从文本中抽取人物、地点和组织，并用JSON回答。\n文本："
+BODIES = ["张三去了北京。", "李四在上海的一家公司工作，周末常去杭州看望父母。", "王五。",
+          "赵六和钱七一起参加了清华大学的会议，会后他们去了天安门广场和故宫博物院参观。",
+          "孙八", "周九在深圳创办了一家人工智能公司。", "吴十去了南京。", "郑十一在武汉读书。",
+          "冯十二在成都吃火锅。", "陈十三从广州出发。"]
+
+
+def greedy(n: int = 24) -> SamplingParams:
+    return SamplingParams.greedy(max_tokens=n)
+
+
+def test_greedy_results_equal_the_sequential_path(model):
+    prompts = [PREFIX + b for b in BODIES]
+    expected = [model.generate(p, greedy()) for p in prompts]
+    # 10 prompts of mixed lengths through 3 slots: queued ones join as others finish.
+    assert generate_many(model, prompts, greedy(), n_seq=3) == expected
+    assert generate_many(model, prompts, greedy(), n_seq=3, shared_prefix=False) == expected
+
+
+def test_common_prefix_is_evaluated_once(model):
+    prompts = [PREFIX + b for b in BODIES[:6]]
+    lengths = [len(model.tokenize(p)) for p in prompts]
+    prefix = len(model.tokenize(PREFIX))
+    eng = BatchEngine(model, n_seq_max=3, n_ctx_per_seq=256)
+    shared = eng.set_prefix(PREFIX)
+    assert shared == prefix
+    reqs = [eng.submit(p, greedy(4)) for p in prompts]
+    eng.run(reqs)
+    stats = eng.stats()
+    # The prefix cost once, each prompt only its own tail (a token or two of the
+    # prefix may merge with the body's first characters when tokenized together).
+    common = [sum(1 for _ in zip_while_equal(model.tokenize(PREFIX), model.tokenize(p)))
+              for p in prompts]
+    assert stats["prompt_evaluated"] == prefix + sum(n - c for n, c in zip(lengths, common))
+    assert stats["prompt_shared"] == sum(common)
+    assert sum(common) >= 6 * (prefix - 2)
+    plain = BatchEngine(model, n_seq_max=3, n_ctx_per_seq=256)
+    plain_reqs = [plain.submit(p, greedy(4)) for p in prompts]
+    plain.run(plain_reqs)
+    assert plain.stats()["prompt_evaluated"] == sum(lengths)
+    assert [r.text for r in reqs] == [r.text for r in plain_reqs]
+    eng.close()
+    plain.close()
+
+
+def zip_while_equal(a, b):
+    for x, y in zip(a, b):
+        if x != y:
+            return
+        yield x
+
+
+def test_cancel_frees_the_slot_for_a_queued_request(model):
+    eng = BatchEngine(model, n_seq_max=1, n_ctx_per_seq=256)
+    long = eng.submit(PREFIX + BODIES[0], greedy(200))
+    waiting = eng.submit(PREFIX + BODIES[1], greedy(5))
+    for _ in range(3):
+        eng.step()
+    assert (eng.n_active, eng.n_queued) == (1, 1)
+    assert not long.done and len(long.tokens) > 0
+    assert eng.cancel(long)
+    assert long.finish_reason == "cancelled"
+    assert eng.n_active == 0  # freed on return, before the next step
+    eng.step()
+    assert (eng.n_active, eng.n_queued) == (1, 0)
+    eng.run([waiting])
+    assert waiting.finish_reason in ("stop", "length")
+    assert waiting.text == model.generate(PREFIX + BODIES[1], greedy(5))
+    assert not eng.cancel(long)  # already gone
+    eng.close()
+
+
+def test_mixed_max_tokens_and_more_requests_than_slots_all_complete(model):
+    eng = BatchEngine(model, n_seq_max=2, n_ctx_per_seq=128)
+    reqs = [eng.submit(PREFIX + BODIES[i], greedy(1 + 3 * i)) for i in range(7)]
+    finished = []
+    eng.run(on_finish=finished.append)
+    assert sorted(r.id for r in finished) == sorted(r.id for r in reqs)
+    for i, r in enumerate(reqs):
+        assert r.finish_reason in ("stop", "length")
+        assert len(r.tokens) <= 1 + 3 * i
+        if r.finish_reason == "length":
+            assert len(r.tokens) == 1 + 3 * i
+        assert r.text == model.generate(PREFIX + BODIES[i], greedy(1 + 3 * i))
+    assert eng.n_active == 0 and eng.n_queued == 0
+    eng.close()
+
+
+def test_context_limit_ends_with_length_like_the_sequential_path(model):
+    prompt = PREFIX + BODIES[3]
+    n = len(model.tokenize(prompt))
+    eng = BatchEngine(model, n_seq_max=2, n_ctx_per_seq=n + 5)
+    req = eng.submit(prompt, greedy(100))
+    eng.run([req])
+    assert req.finish_reason in ("length", "stop")
+    assert len(req.tokens) <= 5
+    eng.close()
+
+
+def test_stop_strings_cut_the_text_and_free_the_slot(model):
+    prompt = PREFIX + BODIES[0]
+    full = model.generate(prompt, greedy(24))
+    stop = full[6:8]
+    p = greedy(24).replace(stop=(stop,))
+    expected = model.generate(prompt, p)
+    assert len(expected) < len(full)
+    assert generate_many(model, [prompt, PREFIX + BODIES[1]], p, n_seq=2)[0] == expected
+
+
+JSON_GRAMMAR = r'''
+root ::= "{" ws "\"names\"" ws ":" ws "[" ws (str (ws "," ws str){0,2})? ws "]" ws "}"
+str ::= "\"" [^"\\\x00-\x1f]{1,6} "\""
+ws ::= [ \t\n]{0,2}
+'''
+
+
+def test_grammar_constrained_outputs_all_parse(model):
+    prompts = [PREFIX + b for b in BODIES]
+    outs = generate_many(model, prompts, greedy(80), JSON_GRAMMAR, n_seq=4)
+    for out in outs:
+        data = json.loads(out)
+        assert set(data) == {"names"} and isinstance(data["names"], list)
+    # Per-request grammars: constrained and free prompts in one batch.
+    mixed = generate_many(model, prompts[:4], greedy(80), [JSON_GRAMMAR, None, JSON_GRAMMAR, None],
+                          n_seq=4)
+    assert mixed[0] == outs[0] and mixed[2] == outs[2]
+    assert mixed[1] == model.generate(prompts[1], greedy(80))
+
+
+def test_seeded_sampling_matches_the_sequential_path(model):
+    p = SamplingParams(temperature=0.9, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1,
+                       max_tokens=16, seed=1234)
+    prompts = [PREFIX + b for b in BODIES[:4]]
+    expected = [model.generate(x, p) for x in prompts]
+    assert generate_many(model, prompts, p, n_seq=4) == expected
+
+
+def test_background_streams_from_threads_equal_sequential(model):
+    prompts = [PREFIX + b for b in BODIES[:5]]
+    expected = [model.generate(p, greedy(20)) for p in prompts]
+    eng = BatchEngine(model, n_seq_max=3, n_ctx_per_seq=256)
+    eng.start()
+    results: dict[int, str] = {}
+
+    def worker(i: int) -> None:
+        results[i] = "".join(eng.stream(prompts[i], greedy(20)))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [results[i] for i in range(len(prompts))] == expected
+    # Closing a stream early cancels its request and frees the slot.
+    it = eng.stream(prompts[0], greedy(200))
+    next(it)
+    it.close()
+    assert eng.n_active == 0
+    eng.close()
+
+
+def test_bad_arguments_raise_lamina_errors(model):
+    with pytest.raises(InputError, match="batch size"):
+        BatchEngine(model, n_seq_max=0)
+    eng = BatchEngine(model, n_seq_max=2, n_ctx_per_seq=32)
+    with pytest.raises(InputError, match="prompt"):
+        eng.submit(PREFIX * 10, greedy())
+    with pytest.raises(GrammarError, match="grammar"):
+        eng.submit("你好", greedy(), grammar='root ::= "unclosed')
+    eng.close()
+    with pytest.raises(InputError, match="Prompt 2"):
+        generate_many(model, ["你好", "长" * 5000], greedy())
+    with pytest.raises(InputError, match="grammars"):
+        generate_many(model, ["a", "b"], greedy(), ["root ::= \"x\""])
+    with pytest.raises(GrammarError):
+        generate_many(model, ["a", "b"], greedy(), "root ::= (")
+    assert generate_many(model, [], greedy()) == []

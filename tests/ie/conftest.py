@@ -1,0 +1,29 @@
+"""IE test fixtures: one loaded chat model shared by the session, small grammar bounds."""
+
+from __future__ import annotations
+
+import pytest
+
+from lamina.runtime.ie.grammar import GrammarLimits
+
+#: Bounds that keep a random model's answers short (fast tests, no max_tokens cut-offs).
+SMALL = GrammarLimits(max_items=2, max_chars=4)
+
+SCHEMAS = {
+    "NER": ["人物", "地理位置", "组织机构"],
+    "RE": ["作者", "国籍"],
+    "EET": ["人生-订婚", "组织关系-裁员"],
+    "EE": [{"event_type": "人生-订婚", "trigger": True, "arguments": ["订婚主体", "时间"]},
+           {"event_type": "灾害/意外-坍/垮塌", "trigger": True, "arguments": ["受伤人数"]}],
+    "EEA": [{"event_type": "组织关系-辞/离职", "arguments": ["离职者", "时间", "原所属组织"]}],
+    "KG": [{"entity_type": "人物", "attribute": ["出生日期", "国籍", "别名"]}],
+}
+
+
+@pytest.fixture(scope="session")
+def ie_model(chat_gguf):
+    import lamina
+
+    model = lamina.load(chat_gguf, n_threads=2)
+    yield model
+    model.close()

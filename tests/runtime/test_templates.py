@@ -1,0 +1,162 @@
+"""Chat templates: exact prompt strings, BOS/EOS tokens, sandboxing, detection."""
+
+from __future__ import annotations
+
+import pytest
+
+from lamina.errors import TemplateError
+from lamina.runtime.templates import (
+    ALPACA2_SYSTEM,
+    detect_template,
+    from_jinja,
+    get_template,
+    list_templates,
+)
+
+TWO_TURNS = [
+    {"role": "user", "content": "你好"},
+    {"role": "assistant", "content": "你好！"},
+    {"role": "user", "content": "介绍一下北京"},
+]
+WITH_SYSTEM = [{"role": "system", "content": "SYS"}, *TWO_TURNS]
+
+EXPECTED = {
+    "alpaca": (
+        "<s>Below is an instruction that describes a task. Write a response that appropriately "
+        "completes the request.\n\n### Instruction:\n\n你好\n\n### Response:\n\n你好！</s>\n\n"
+        "### Instruction:\n\n介绍一下北京\n\n### Response:\n\n"
+    ),
+    "alpaca2": (
+        f"<s>[INST] <<SYS>>\n{ALPACA2_SYSTEM}\n<</SYS>>\n\n你好 [/INST] 你好！ </s>"
+        "<s>[INST] 介绍一下北京 [/INST]"
+    ),
+    "llama2": "<s>[INST] 你好 [/INST] 你好！ </s><s>[INST] 介绍一下北京 [/INST]",
+    "llama2-zh": (
+        "<s>Human: 你好\n</s><s>Assistant: 你好！\n</s><s>Human: 介绍一下北京\n</s>"
+        "<s>Assistant: "
+    ),
+    "chatml": (
+        "<|im_start|>user\n你好<|im_end|>\n<|im_start|>assistant\n你好！<|im_end|>\n"
+        "<|im_start|>user\n介绍一下北京<|im_end|>\n<|im_start|>assistant\n"
+    ),
+    "raw": "<s>你好\n你好！\n介绍一下北京",
+}
+
+EXPECTED_SYSTEM = {
+    "alpaca": "<s>SYS\n\n### Instruction:\n\n你好\n\n### Response:\n\n你好！</s>\n\n",
+    "alpaca2": "<s>[INST] <<SYS>>\nSYS\n<</SYS>>\n\n你好 [/INST] 你好！ </s><s>[INST] 介绍",
+    "llama2": "<s>[INST] <<SYS>>\nSYS\n<</SYS>>\n\n你好 [/INST]",
+    "llama2-zh": "<s>System: SYS\n</s><s>Human: 你好\n</s>",
+    "chatml": "<|im_start|>system\nSYS<|im_end|>\n<|im_start|>user\n你好",
+    "raw": "<s>SYS\n你好\n",
+}
+
+
+def test_the_six_templates_exist():
+    assert [t.name for t in list_templates()] == list(EXPECTED)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_template_renders_exact_prompt(name):
+    assert get_template(name).render(TWO_TURNS) == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_system_prompt_replaces_default(name):
+    assert get_template(name).render(WITH_SYSTEM).startswith(EXPECTED_SYSTEM[name])
+
+
+def test_llama2_zh_carries_seed_sampling_defaults():
+    t = get_template("llama2-zh")
+    assert dict(t.sampling_defaults) == {"temperature": 0.3, "top_k": 50, "top_p": 0.95,
+                                         "repeat_penalty": 1.3}
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_jinja_text_is_self_contained(name):
+    """What convert writes into the GGUF renders the same without lamina's context."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    text = env.from_string(get_template(name).jinja).render(
+        messages=TWO_TURNS, add_generation_prompt=True, bos_token="<s>", eos_token="</s>")
+    assert text == EXPECTED[name]
+
+
+def test_unknown_template_names_the_valid_ones():
+    with pytest.raises(TemplateError) as exc:
+        get_template("vicuna")
+    assert "vicuna" in exc.value.message and "alpaca2" in exc.value.hint
+
+
+@pytest.mark.parametrize("messages", [
+    [{"role": "robot", "content": "x"}],
+    [{"content": "x"}],
+    [{"role": "user", "content": 3}],
+    [{"role": "user", "content": "a"}, {"role": "system", "content": "late"}],
+    "not a list",
+])
+def test_bad_messages_are_a_clear_error(messages):
+    with pytest.raises(TemplateError):
+        get_template("alpaca2").render(messages)
+
+
+@pytest.mark.parametrize("evil", [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ cycler.__init__.__globals__.os.popen('echo pwned').read() }}",
+    "{% set x = messages.append({'role': 'user', 'content': 'x'}) %}{{ x }}",
+])
+def test_file_templates_cannot_run_code(evil):
+    with pytest.raises(TemplateError):
+        from_jinja(evil).render(TWO_TURNS)
+
+
+def test_file_template_with_syntax_error_fails_at_load():
+    with pytest.raises(TemplateError, match="not valid Jinja"):
+        from_jinja("{% for m in messages %}")
+
+
+def test_detect_prefers_lamina_name_then_jinja():
+    assert detect_template({"lamina.chat_template.name": "llama2-zh"}).name == "llama2-zh"
+    own = "{{ bos_token }}{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+    t = detect_template({"tokenizer.chat_template": own})
+    assert t.name == "gguf"
+    assert t.render(TWO_TURNS[:1]) == "<s><user>你好"
+    builtin = get_template("chatml")
+    assert detect_template({"tokenizer.chat_template": builtin.jinja}) is builtin
+    assert detect_template({}).name == "alpaca2"
+
+
+def test_rendered_markers_become_bos_eos_tokens(model):
+    """Templates are tokenized with add_bos=False, special=True: '<s>'/'</s>' must be the
+    real BOS/EOS ids, and only where the format has them."""
+    bos, eos = model.llama.token_bos(), model.llama.token_eos()
+    for name, n_bos, n_eos in (("alpaca2", 2, 1), ("llama2-zh", 4, 3), ("chatml", 0, 0),
+                               ("alpaca", 1, 1)):
+        toks = model.chat_tokens(TWO_TURNS, get_template(name))
+        assert toks.count(bos) == n_bos, name
+        assert toks.count(eos) == n_eos, name
+        if n_bos:
+            assert toks[0] == bos
+    toks = model.chat_tokens(TWO_TURNS, get_template("llama2-zh"))
+    first_turn = get_template("llama2-zh").render(TWO_TURNS[:1], add_generation_prompt=False)
+    first = model.tokenize(first_turn, add_bos=False)
+    assert first[-1] == eos and toks[: len(first)] == first
+    # the text between markers round-trips
+    assert model.detokenize(toks[1:4]).strip().startswith("Human")
+
+
+def test_plain_text_tokenizes_like_sentencepiece(model, family):
+    """SentencePiece is the reference tokenizer for LLaMA vocabularies."""
+    import sentencepiece as spm
+
+    text = "北京是中国的首都。Hello world 2024"
+    n_vocab = model.llama.n_vocab()
+    for path in (family.extended_tokenizer, family.base_tokenizer):
+        sp = spm.SentencePieceProcessor(model_file=str(path))
+        if sp.get_piece_size() == n_vocab:
+            break
+    else:
+        pytest.fail("no family tokenizer matches the model's vocabulary size")
+    assert model.tokenize(text) == [model.llama.token_bos(), *sp.encode(text)]
+    assert model.detokenize(model.tokenize(text, add_bos=False)).strip() == text

@@ -1,0 +1,114 @@
+"""Real ``lamina serve`` processes on free loopback ports, shared by the server tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+API_KEY = "test-key-123"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str  # http://127.0.0.1:PORT
+    api_key: str | None
+    proc: subprocess.Popen
+
+    @property
+    def v1(self) -> str:
+        return f"{self.url}/v1"
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def health(self) -> dict:
+        r = httpx.get(f"{self.url}/health", timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def wait_for(self, predicate, timeout: float = 20.0) -> dict:
+        """Poll /health until ``predicate(health)`` holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            h = self.health()
+            if predicate(h):
+                return h
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server never reached the expected state: {h}")
+            time.sleep(0.02)
+
+
+def start_server(model: Path, *args: str, api_key: str | None = None) -> Server:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "LAMINA_API_KEY"}
+    cmd = [sys.executable, "-m", "lamina", "serve", str(model), "--port", str(port),
+           "--threads", "1", *args]
+    if api_key:
+        cmd += ["--api-key", api_key]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"lamina serve exited with {proc.returncode}:\n"
+                               f"{proc.stderr.read()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return Server(url, api_key, proc)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("lamina serve did not answer /health within 60 s")
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(chat_gguf: Path) -> Iterator[Server]:
+    """The main server: API key on, one slot, room for 8+ queued clients."""
+    srv = start_server(chat_gguf, "--queue", "16", "--max-tokens", "1000",
+                       "--max-body", "65536", api_key=API_KEY)
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def model(chat_gguf: Path):
+    """The same model loaded in-process: what the server's answers must equal."""
+    import lamina
+
+    m = lamina.load(chat_gguf, n_threads=1)
+    yield m
+    m.close()
+
+
+@pytest.fixture()
+def client(server: Server):
+    from openai import OpenAI
+
+    with OpenAI(base_url=server.v1, api_key=server.api_key, max_retries=0, timeout=60) as c:
+        yield c

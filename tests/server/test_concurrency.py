@@ -1,0 +1,114 @@
+"""Many clients at once: the queue, 429 past it, and disconnects that free the slot."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tests.server.conftest import start_server, stop_server
+
+LONG = [{"role": "user", "content": "Tell me a long story."}]
+
+
+def _stream_text(base_url: str, key: str | None, prompt: str) -> tuple[str, str]:
+    with OpenAI(base_url=base_url, api_key=key or "none", max_retries=0, timeout=120) as c:
+        chunks = list(c.chat.completions.create(
+            model="chat-f16", messages=[{"role": "user", "content": prompt}], temperature=0,
+            max_tokens=40, stream=True))
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    return text, chunks[-1].choices[0].finish_reason
+
+
+def test_eight_concurrent_streams_all_complete(server, model):
+    prompts = [f"第{i}个问题：杭州有什么故事？" for i in range(8)]
+    expected = {}
+    for p in prompts:
+        expected[p] = (model.chat([{"role": "user", "content": p}], temperature=0, max_tokens=40),
+                       model.last_stats.finish_reason)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda p: _stream_text(server.v1, server.api_key, p), prompts))
+    for p, got in zip(prompts, results):
+        assert got == expected[p]
+    assert server.health()["slots"]["busy"] == 0
+
+
+def _open_long_stream(server, client: httpx.Client, max_tokens: int):
+    req = client.build_request(
+        "POST", f"{server.v1}/chat/completions", headers=server.headers(),
+        json={"messages": LONG, "temperature": 0, "max_tokens": max_tokens, "stream": True})
+    resp = client.send(req, stream=True)
+    assert resp.status_code == 200
+    lines = resp.iter_lines()
+    first = next(line for line in lines if line.startswith("data: "))
+    assert '"role": "assistant"' in first
+    return resp
+
+
+@pytest.fixture(scope="module")
+def tight_server(chat_gguf):
+    """One slot, one queue place, a long context so a generation holds the slot."""
+    srv = start_server(chat_gguf, "--queue", "1", "--ctx", "8192", "--max-tokens", "8000")
+    yield srv
+    stop_server(srv)
+
+
+def test_past_the_queue_requests_get_429_with_retry_after(tight_server):
+    srv = tight_server
+    with httpx.Client(timeout=120) as http:
+        holder = _open_long_stream(srv, http, 8000)  # holds the only slot
+        queued: dict = {}
+
+        def wait_in_queue() -> None:
+            r = httpx.post(f"{srv.v1}/completions", timeout=120,
+                           json={"prompt": "杭州", "max_tokens": 4, "temperature": 0})
+            queued["status"] = r.status_code
+            queued["body"] = r.json()
+
+        t = threading.Thread(target=wait_in_queue)
+        t.start()
+        srv.wait_for(lambda h: h["slots"]["waiting"] == 1)
+        r = httpx.post(f"{srv.v1}/completions", json={"prompt": "杭州", "max_tokens": 4},
+                       timeout=30)
+        assert r.status_code == 429
+        assert int(r.headers["Retry-After"]) >= 1
+        err = r.json()["error"]
+        assert err["type"] == "rate_limit_error" and "--queue" in err["message"]
+        assert srv.health()["requests"]["rejected"] >= 1
+        holder.close()  # the queued request gets the slot and completes
+        t.join(60)
+    assert queued["status"] == 200, queued
+    assert queued["body"]["choices"][0]["finish_reason"] == "length"
+    srv.wait_for(lambda h: h["slots"]["busy"] == 0 and h["slots"]["waiting"] == 0)
+
+
+def test_queued_client_that_leaves_is_dropped(tight_server):
+    srv = tight_server
+    with httpx.Client(timeout=120) as http:
+        holder = _open_long_stream(srv, http, 8000)
+        before = srv.health()["requests"]["cancelled"]
+        with httpx.Client(timeout=0.5) as impatient:
+            with pytest.raises(httpx.ReadTimeout):
+                impatient.post(f"{srv.v1}/completions", json={"prompt": "杭州", "max_tokens": 4})
+        srv.wait_for(lambda h: h["slots"]["waiting"] == 0
+                     and h["requests"]["cancelled"] == before + 1)
+        holder.close()
+    srv.wait_for(lambda h: h["slots"]["busy"] == 0)
+
+
+def test_client_closing_mid_stream_frees_the_slot(tight_server):
+    server = tight_server
+    before = server.health()["requests"]["cancelled"]
+    with httpx.Client(timeout=60) as http:
+        resp = _open_long_stream(server, http, 8000)
+        assert server.health()["slots"]["busy"] == 1
+        resp.close()
+    h = server.wait_for(lambda h: h["slots"]["busy"] == 0)
+    assert h["requests"]["cancelled"] == before + 1
+    # the model is usable again at once
+    ok = httpx.post(f"{server.v1}/chat/completions", timeout=30,
+                    json={"messages": LONG, "max_tokens": 5, "temperature": 0})
+    assert ok.json()["choices"][0]["finish_reason"] == "length"
