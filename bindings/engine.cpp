@@ -2,6 +2,7 @@
 #include "engine.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <thread>
 
@@ -82,9 +83,7 @@ BatchEngine::~BatchEngine() { close(); }
 void BatchEngine::close() {
     std::lock_guard<std::mutex> lock(mu_);
     if (ctx_ == nullptr) return;
-    for (auto& kv : requests_) {
-        if (kv.second->chain != nullptr) llama_sampler_free(kv.second->chain);
-    }
+    for (auto& kv : requests_) free_samplers(*kv.second);
     requests_.clear();
     queue_.clear();
     llama_batch_free(batch_);
@@ -98,23 +97,24 @@ void BatchEngine::check_open() const {
     if (ctx_ == nullptr) throw std::runtime_error("this BatchEngine was closed");
 }
 
-llama_sampler* BatchEngine::make_chain(const SamplingConfig& sc,
-                                       const std::optional<std::string>& grammar) {
+llama_sampler* BatchEngine::make_grammar(const std::optional<std::string>& grammar) {
+    if (!grammar.has_value()) return nullptr;
+    llama_sampler* g = llama_sampler_init_grammar(vocab_, grammar->c_str(), "root");
+    if (g == nullptr) {
+        throw std::invalid_argument(
+            "the GBNF grammar does not parse (llama.cpp rejected it; it needs a 'root' rule)");
+    }
+    return g;
+}
+
+llama_sampler* BatchEngine::make_chain(const SamplingConfig& sc, llama_sampler* grammar) {
     // Same order as lamina.runtime.sampling.build_sampler (the sequential
     // path), so a request samples exactly as Model.generate would: grammar,
     // penalties, then argmax, or top-k/top-p/min-p/temperature and the seeded pick.
     llama_sampler_chain_params params = llama_sampler_chain_default_params();
     params.no_perf = true;
     llama_sampler* chain = llama_sampler_chain_init(params);
-    if (grammar.has_value()) {
-        llama_sampler* g = llama_sampler_init_grammar(vocab_, grammar->c_str(), "root");
-        if (g == nullptr) {
-            llama_sampler_free(chain);
-            throw std::invalid_argument(
-                "the GBNF grammar does not parse (llama.cpp rejected it; it needs a 'root' rule)");
-        }
-        llama_sampler_chain_add(chain, g);
-    }
+    if (grammar != nullptr) llama_sampler_chain_add(chain, grammar);
     if (sc.repeat_penalty != 1.0f) {
         // Older headers declare a leading n_vocab that newer libllama dropped;
         // integer and float arguments travel in separate registers, so giving
@@ -133,6 +133,41 @@ llama_sampler* BatchEngine::make_chain(const SamplingConfig& sc,
     llama_sampler_chain_add(chain, llama_sampler_init_temp(sc.temperature));
     llama_sampler_chain_add(chain, llama_sampler_init_dist(sc.seed));
     return chain;
+}
+
+void BatchEngine::free_samplers(Request& r) {
+    if (r.chain != nullptr) llama_sampler_free(r.chain);
+    if (r.grammar != nullptr) llama_sampler_free(r.grammar);
+    r.chain = nullptr;
+    r.grammar = nullptr;
+}
+
+llama_token BatchEngine::sample(Request& r) {
+    if (r.grammar == nullptr) return llama_sampler_sample(r.chain, ctx_, r.batch_idx);
+    // Greedy with a grammar. The grammar only removes candidates, so when the
+    // unconstrained argmax is allowed it is also the constrained argmax.
+    const float* logits = llama_get_logits_ith(ctx_, r.batch_idx);
+    if (logits == nullptr) throw std::runtime_error("no logits for a sequence");
+    auto fill = [&]() {
+        cur_.resize(static_cast<size_t>(n_vocab_));
+        for (int32_t i = 0; i < n_vocab_; ++i) cur_[i] = llama_token_data{i, logits[i], 0.0f};
+        return llama_token_data_array{cur_.data(), cur_.size(), -1, false};
+    };
+    llama_token_data_array all = fill();
+    llama_sampler_apply(r.chain, &all);
+    llama_token tok = all.data[all.selected].id;
+    llama_token_data one{tok, 1.0f, 0.0f};
+    llama_token_data_array single{&one, 1, -1, false};
+    llama_sampler_apply(r.grammar, &single);
+    if (std::isinf(one.logit) && one.logit < 0.0f) {
+        all = fill();
+        llama_sampler_apply(r.grammar, &all);
+        llama_sampler_apply(r.chain, &all);
+        tok = all.data[all.selected].id;
+    }
+    llama_sampler_accept(r.grammar, tok);
+    llama_sampler_accept(r.chain, tok);
+    return tok;
 }
 
 int64_t BatchEngine::submit(const std::vector<llama_token>& prompt, const SamplingConfig& sc,
@@ -160,7 +195,14 @@ int64_t BatchEngine::submit(const std::vector<llama_token>& prompt, const Sampli
     auto r = std::make_unique<Request>();
     r->prompt = prompt;
     r->sc = sc;
-    r->chain = make_chain(sc, grammar);  // throws on a bad grammar, before anything is queued
+    // A bad grammar throws here, before anything is queued.
+    llama_sampler* g = make_grammar(grammar);
+    if (g != nullptr && sc.temperature <= 0.0f) {
+        r->grammar = g;
+        r->chain = make_chain(sc, nullptr);
+    } else {
+        r->chain = make_chain(sc, g);  // the chain owns g
+    }
     r->id = next_id_++;
     const int64_t id = r->id;
     requests_.emplace(id, std::move(r));
@@ -271,8 +313,7 @@ void BatchEngine::finish(int64_t id, const std::string& reason, bool report) {
         llama_memory_seq_rm(mem_, r.slot, -1, -1);
         slots_[r.slot] = 0;
     }
-    if (r.chain != nullptr) llama_sampler_free(r.chain);
-    r.chain = nullptr;
+    free_samplers(r);
     if (report) pending_.push_back(Event{id, -1, true, reason});
     requests_.erase(it);
     stats_.requests_finished++;
@@ -350,7 +391,7 @@ std::vector<Event> BatchEngine::step() {
         if (r->batch_idx < 0) continue;
         llama_token tok;
         try {
-            tok = llama_sampler_sample(r->chain, ctx_, r->batch_idx);
+            tok = sample(*r);
         } catch (const std::exception&) {
             events.push_back(Event{r->id, -1, true, "error"});
             done.push_back(r->id);

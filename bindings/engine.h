@@ -117,6 +117,10 @@ private:
         std::vector<llama_token> prompt;
         SamplingConfig sc;
         llama_sampler* chain = nullptr;
+        // Greedy requests keep their grammar out of the chain: the argmax is
+        // checked against it first and the full vocabulary is filtered only
+        // when it is rejected (the same token, at a fraction of the cost).
+        llama_sampler* grammar = nullptr;
         State state = State::Queued;
         int32_t slot = -1;
         int32_t n_past = 0;     // tokens of this sequence in the KV cache
@@ -127,7 +131,10 @@ private:
     };
 
     void check_open() const;
-    llama_sampler* make_chain(const SamplingConfig& sc, const std::optional<std::string>& grammar);
+    llama_sampler* make_chain(const SamplingConfig& sc, llama_sampler* grammar);
+    llama_sampler* make_grammar(const std::optional<std::string>& grammar);
+    llama_token sample(Request& r);
+    static void free_samplers(Request& r);
     void admit(Request& r, int32_t slot);
     void finish(int64_t id, const std::string& reason, bool report);
     void add_token(llama_token tok, llama_pos pos, llama_seq_id seq, bool output);
@@ -149,6 +156,7 @@ private:
     std::vector<int64_t> slots_;  // request id per slot, 0 = free
     std::vector<llama_token> prefix_;
     std::vector<Event> pending_;
+    std::vector<llama_token_data> cur_;  // candidate buffer of the grammar fast path
     EngineStats stats_;
 };
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from lamina.convert.sources import DTYPE_BYTES, CheckpointFiles, hf_weight_files
@@ -42,8 +41,8 @@ class WeightDiff:
             self.checksums = {str(k): str(v).lower() for k, v in raw.items()}
         self.checked = 0
 
-    def validate(self, base: Any) -> None:
-        base_names = set(base.names())
+    def validate(self, base_names: set[str]) -> None:
+        """Every base tensor needs a same-named diff tensor, and nothing more."""
         missing = sorted(base_names - set(self.files.names()))
         if missing:
             raise ShapeMismatchError(

@@ -151,7 +151,8 @@ class MetaCheckpoint:
     def nbytes(self, name: str) -> int:
         return int(np.prod(self.shape(name))) * DTYPE_BYTES.get(self.dtype(name), 4)
 
-    def get(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
+    def get(self, name: str, start: int | None = None, stop: int | None = None,
+            native: bool = False) -> np.ndarray:
         from lamina.convert.llama import unpermute_qk
 
         parts, axis = self._parts(name)

@@ -39,7 +39,8 @@ CHUNK_ELEMENTS = 8 * 1024 * 1024
 class MergedTensor:
     """One output tensor (HF name, HF layout) and how to produce it as float32.
 
-    ``chunks(align)`` yields consecutive row blocks (each a multiple of
+    ``chunks(align)`` yields consecutive row blocks (float32, or float16 for
+    tensors copied unchanged from an f16 checkpoint; each a multiple of
     ``align`` rows, about CHUNK_ELEMENTS each) so that even a 500 MB embedding
     is merged and written a few MB at a time; ``produce()`` returns it whole.
     """
@@ -99,12 +100,13 @@ def build_plan(base_dir: Path, loras: list[Path] | None = None, diff: Path | Non
     adapters = [LoraAdapter(Path(p)) for p in (loras or [])]
     wdiff = WeightDiff(Path(diff)) if diff is not None else None
     hp = base.hparams
-    names = base.names()
+    # Old HF conversions carry rotary inv_freq buffers: derived data, not weights.
+    names = [n for n in base.names() if not n.endswith("rotary_emb.inv_freq")]
     name_set = set(names)
     for ad in adapters:
         ad.validate_targets(name_set)
     if wdiff is not None:
-        wdiff.validate(base)
+        wdiff.validate(name_set)
 
     # Tokenizer: --tokenizer, else the last input that carries one.
     tok_path: Path | None = base.tokenizer_model()
@@ -198,10 +200,13 @@ def _chunker(base: Any, name: str, shape: tuple[int, ...],
     whole = (len(shape) < 2 or any(kind == "pad" for kind, _ in tail)
              or (source is None and not getattr(base, "chunked", True)))
 
+    # Untouched tensors keep their stored float16 (one conversion less each way).
+    passthrough = source is None and not tail
+
     def read(lo: int | None, hi: int | None) -> np.ndarray:
         if source is not None:
             return source.full_tensor(name, lo, hi)
-        return base.get(name, lo, hi)
+        return base.get(name, lo, hi, native=passthrough)
 
     def chunks(align: int) -> Iterator[np.ndarray]:
         factors = {id(arg): arg.factors(name) for kind, arg in tail if kind == "delta"}
@@ -215,7 +220,7 @@ def _chunker(base: Any, name: str, shape: tuple[int, ...],
             step = max(align, CHUNK_ELEMENTS // per_row // align * align)
             spans = [(lo, min(rows, lo + step)) for lo in range(0, rows, step)]
         for lo, hi in spans:
-            data = np.array(read(lo, hi), dtype=np.float32, copy=True)
+            data = read(lo, hi)  # a private array: merged in place below
             for kind, arg in tail:
                 if kind == "pad":
                     data = pad_rows(data, arg)

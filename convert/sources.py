@@ -68,15 +68,18 @@ class CheckpointFiles:
             return handle.get_tensor(name)
         return handle[name]
 
-    def array(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
+    def array(self, name: str, start: int | None = None, stop: int | None = None,
+              native: bool = False) -> np.ndarray:
         """float32 numpy copy of one tensor, or of its rows ``start:stop``.
 
         safetensors data is read straight from the file (torch is not needed);
-        pickled tensors are sliced from their memory-mapped storage.
+        pickled tensors are sliced from their memory-mapped storage. With
+        ``native`` a float16 tensor stays float16 (for tensors copied unchanged,
+        which then skip two conversions).
         """
         meta = self._meta[name]
         if meta.file.suffix == ".safetensors":
-            return _read_rows(meta, start, stop)
+            return _read_rows(meta, start, stop, native)
         tensor = self.get(name)
         if start is not None or stop is not None:
             tensor = tensor[start:stop]
@@ -149,7 +152,8 @@ def _scan_safetensors(file: Path) -> list[TensorMeta]:
 _NP_DTYPES = {"float32": "<f4", "float16": "<f2", "float64": "<f8", "bfloat16": "<u2"}
 
 
-def _read_rows(meta: TensorMeta, start: int | None, stop: int | None) -> np.ndarray:
+def _read_rows(meta: TensorMeta, start: int | None, stop: int | None,
+               native: bool = False) -> np.ndarray:
     if meta.dtype not in _NP_DTYPES:
         raise FormatError(f"Tensor '{meta.name}' in '{meta.file}' has dtype {meta.dtype}; "
                           "lamina reads float16/bfloat16/float32 weights.")
@@ -168,6 +172,8 @@ def _read_rows(meta: TensorMeta, start: int | None, stop: int | None) -> np.ndar
                           hint="Download the file again and check its SHA-256 (lamina checksum).")
     if meta.dtype == "bfloat16":
         data = (raw.astype(np.uint32) << 16).view(np.float32)
+    elif native:
+        data = raw
     else:
         data = raw.astype(np.float32, copy=False)
     out_shape = (hi - lo, *shape[1:]) if meta.shape else ()
@@ -226,10 +232,17 @@ DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int64":
 
 
 def to_float32(tensor: Any) -> Any:
-    """torch tensor (any float dtype) -> float32 numpy array."""
+    """torch tensor (any float dtype) -> a private, writable float32 numpy array.
+
+    A float32 tensor from a memory-mapped checkpoint would otherwise share its
+    storage with the file mapping, and merging adds to it in place.
+    """
     import torch
 
-    return tensor.detach().to(torch.float32).numpy()
+    tensor = tensor.detach()
+    if tensor.dtype == torch.float32:
+        return tensor.numpy().copy()
+    return tensor.to(torch.float32).numpy()
 
 
 class HFCheckpoint:
@@ -264,9 +277,10 @@ class HFCheckpoint:
     def dtype(self, name: str) -> str:
         return self.files.meta(name).dtype
 
-    def get(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
+    def get(self, name: str, start: int | None = None, stop: int | None = None,
+            native: bool = False) -> np.ndarray:
         """float32 numpy array of one tensor (or of its rows ``start:stop``)."""
-        return self.files.array(name, start, stop)
+        return self.files.array(name, start, stop, native)
 
     def tokenizer_model(self) -> Path | None:
         path = self.folder / "tokenizer.model"

@@ -35,7 +35,7 @@ class PlannedTensor:
     """A tensor to write: its GGUF name, numpy-order shape, and how to make it.
 
     ``produce`` is called once, when the tensor's turn comes, and must return a
-    float32 numpy array of ``shape``. Alternatively ``chunks`` yields the tensor
+    float32 (or float16) numpy array of ``shape``. Alternatively ``chunks`` yields the tensor
     as consecutive row blocks, each encoded and written as it arrives, so a
     tensor never needs to be in memory whole.
     """

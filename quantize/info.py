@@ -14,14 +14,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lamina.quantize.types import ftype_name
+
 from lamina import gguf_keys
 from lamina.errors import FormatError
 from lamina.files import require_file
-from lamina.quantize.types import ftype_name
 
 GGUF_MAGIC = b"GGUF"
 #: Tensor types libllama quantizes from (anything else is "already quantized").
 FLOAT_TYPES = frozenset({"F32", "F16", "BF16"})
+
+
+class UnknownTensorTypeError(FormatError):
+    """The file is valid GGUF but holds a tensor type newer than gguf-py knows (Q2_0)."""
 
 
 def open_gguf(path: str | Path, what: str = "model") -> Any:
@@ -41,7 +46,7 @@ def open_gguf(path: str | Path, what: str = "model") -> Any:
         reader = gguf.GGUFReader(str(p))
     except ValueError as exc:
         if "GGMLQuantizationType" in str(exc):
-            raise FormatError(
+            raise UnknownTensorTypeError(
                 f"'{p}' uses a tensor type that this version of gguf-py cannot read ({exc}).",
                 hint="The file may still load in llama.cpp; lamina cannot inspect it.",
             ) from exc

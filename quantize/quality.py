@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lamina.quantize.info import UnknownTensorTypeError, open_gguf
 
 from lamina.errors import InputError, ModelLoadError
-from lamina.quantize.info import open_gguf
 
 #: Default window: long enough for real context, small enough for tiny models.
 DEFAULT_CTX = 256
@@ -102,10 +102,20 @@ def _load(path: Path, n_ctx: int, n_threads: int | None) -> Any:
                              hint="Check the file with `lamina info`.") from exc
 
 
+def _check_gguf(path: Path, what: str) -> Any:
+    """Validate with gguf-py; None for files gguf-py cannot parse but llama.cpp can."""
+    try:
+        return open_gguf(path, what=what)
+    except UnknownTensorTypeError:
+        return None
+
+
 def _train_ctx(path: Path) -> int | None:
     from lamina.quantize.info import field_value
 
-    reader = open_gguf(path)
+    reader = _check_gguf(path, "model")
+    if reader is None:
+        return None
     arch = field_value(reader, "general.architecture", "llama")
     value = field_value(reader, f"{arch}.context_length")
     return None if value is None else int(value)
@@ -128,8 +138,8 @@ def verify(
     from lamina.quantize.sample_text import SAMPLE_TEXT
 
     model_path, ref_path = Path(model), Path(reference)
-    open_gguf(model_path)
-    open_gguf(ref_path, what="reference")
+    _check_gguf(model_path, "model")
+    _check_gguf(ref_path, "reference")
     text = SAMPLE_TEXT if text is None else text
     if not text.strip():
         raise InputError("The text to evaluate on is empty.", hint="Give a non-empty --text file.")

@@ -24,10 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lamina.quantize.info import (
+    UnknownTensorTypeError,
+    float_input_problem,
+    open_gguf,
+    tensor_stats,
+)
+from lamina.quantize.types import QuantType, get_quant_type
+
 from lamina.errors import FormatError, InputError, LaminaError
 from lamina.files import atomic_output, check_output_path
-from lamina.quantize.info import float_input_problem, open_gguf, tensor_stats
-from lamina.quantize.types import QuantType, get_quant_type
 
 
 class QuantizeError(LaminaError):
@@ -177,10 +183,10 @@ def quantize(
     if out.exists() and out.resolve() == src.resolve():
         raise InputError("The output would overwrite the input.", hint="Choose another -o path.")
     input_bytes = src.stat().st_size
-    _check_disk_space(out, n_params, qt, input_bytes)
 
     start = time.perf_counter()
-    with atomic_output(out, force=force) as tmp:
+    with atomic_output(out, force=force) as tmp:  # fails first on a read-only folder
+        _check_disk_space(out, n_params, qt, input_bytes)
         job = {"input": str(src), "output": str(tmp), "ftype": qt.ftype, "only_copy": qt.only_copy,
                "nthread": n_threads or 0, "keep_output_f16": keep_output_f16,
                "imatrix": str(imatrix) if imatrix is not None else None}
@@ -192,9 +198,12 @@ def quantize(
         _keep_umask_mode(tmp)
     seconds = time.perf_counter() - start
 
-    result = open_gguf(out)
-    histogram = Counter(t.tensor_type.name for t in result.tensors)
-    out_params, out_tensor_bytes, _ = tensor_stats(result)
+    try:
+        result = open_gguf(out)
+        histogram = Counter(t.tensor_type.name for t in result.tensors)
+        out_params, out_tensor_bytes, _ = tensor_stats(result)
+    except UnknownTensorTypeError:  # e.g. Q2_0: llama.cpp reads it, gguf-py 0.19 does not
+        histogram, out_params, out_tensor_bytes = Counter(), n_params, out.stat().st_size
     return QuantizeReport(
         input=src, output=out, qtype=qt.name, input_bytes=input_bytes,
         output_bytes=out.stat().st_size, n_params=out_params,

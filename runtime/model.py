@@ -24,15 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lamina.errors import FormatError, InputError, LaminaError, ModelLoadError
-from lamina.files import require_file
 from lamina.runtime.sampling import SamplingParams, build_sampler
 from lamina.runtime.stream import TextStream
 from lamina.runtime.templates import ChatTemplate, detect_template, get_template
 
+from lamina.errors import FormatError, InputError, LaminaError, ModelLoadError
+from lamina.files import require_file
+
 if TYPE_CHECKING:  # pragma: no cover
     import llama_cpp
-
     from lamina.runtime.session import ChatSession
 
 #: Default context cap: enough for chat, small enough for a laptop's KV cache.
@@ -159,6 +159,13 @@ def read_gguf_header(path: Path, keys: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def _check_gguf(path: str | os.PathLike[str], what: str) -> Path:
+    if what == "LoRA adapter" and Path(path).is_dir():
+        raise FormatError(
+            f"The LoRA adapter '{path}' is a folder (a PEFT adapter?); --lora at run time "
+            "needs a GGUF adapter file.",
+            hint="Merge it into the model with `lamina convert BASE --lora FOLDER`, or convert "
+                 "it with llama.cpp's convert_lora_to_gguf.py.",
+        )
     p = require_file(path, what)
     with open(p, "rb") as f:
         if f.read(4) != GGUF_MAGIC:
@@ -217,7 +224,7 @@ def load(path: str | os.PathLike[str], *, n_ctx: int | None = None, n_threads: i
             hint="Check that the file is a complete GGUF model of a supported architecture "
                  "(re-convert or re-download it).",
         ) from exc
-    model = Model(llama, model_path, template=forced_template, n_threads=threads)
+    model = Model(llama, model_path, template=forced_template, n_threads=threads, seed=seed)
     try:
         model._apply_loras(lora_paths)
     except BaseException:
@@ -268,7 +275,8 @@ class Model:
     """A loaded GGUF: tokenizer, KV cache, chat template and sampling defaults."""
 
     def __init__(self, llama: llama_cpp.Llama, path: Path, *,
-                 template: ChatTemplate | None = None, n_threads: int | None = None) -> None:
+                 template: ChatTemplate | None = None, n_threads: int | None = None,
+                 seed: int | None = None) -> None:
         import llama_cpp as lib
 
         self._lib = lib
@@ -276,7 +284,9 @@ class Model:
         self.path = Path(path)
         self.metadata: dict[str, str] = dict(llama.metadata or {})
         self.name = self.metadata.get("general.name") or self.path.stem
-        self.n_ctx = llama.n_ctx()
+        # llama.cpp may round the context up; llama.input_ids (our token record) has the
+        # requested size, which is the limit we keep to.
+        self.n_ctx = min(llama.n_ctx(), int(llama.input_ids.shape[0]))
         self.n_threads = n_threads or llama.n_threads
         self.n_batch = llama.n_batch
         self._ctx = llama._ctx.ctx
@@ -294,13 +304,16 @@ class Model:
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._embedder: Any = None
+        self._embed_lock = threading.Lock()
+        self.seed = seed
 
     # ---- properties and defaults
 
     @property
     def default_params(self) -> SamplingParams:
-        """SamplingParams with the template's recommended values applied."""
-        return SamplingParams().replace(**dict(self.template.sampling_defaults))
+        """SamplingParams with the template's recommended values (and the seed given
+        to :func:`load`) applied."""
+        return SamplingParams(seed=self.seed).replace(**dict(self.template.sampling_defaults))
 
     @property
     def n_cached(self) -> int:
@@ -519,8 +532,8 @@ class Model:
             texts = [texts]
         if not texts:
             return []
-        emb = self._embedding_llama()
-        with self._lock:
+        with self._embed_lock:
+            emb = self._embedding_llama()
             vectors = emb.embed(list(texts), normalize=True, truncate=True)
         return [list(map(float, v)) for v in vectors]
 

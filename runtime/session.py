@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lamina.errors import FormatError, InputError, LaminaError
-from lamina.files import atomic_output, require_file
 from lamina.runtime.sampling import SamplingParams
 from lamina.runtime.templates import get_template
+
+from lamina.errors import FormatError, InputError, LaminaError
+from lamina.files import atomic_output, require_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from lamina.runtime.model import GenerationStats, Model
@@ -44,6 +45,10 @@ class ChatSession:
         self.notices: list[str] = []
         self.on_notice = on_notice
         self.context_used = 0
+        self.last_prompt_tokens: list[int] = []
+        # (prompt text, KV tokens after the answer, index of that answer in messages):
+        # lets the next turn append to the exact tokens the model generated.
+        self._cont: tuple[str, list[int], int] | None = None
 
     # ---- state
 
@@ -61,6 +66,7 @@ class ChatSession:
         """Forget the turns (the system prompt stays, and stays cached)."""
         self.messages.clear()
         self.context_used = 0
+        self._cont = None
 
     def undo(self) -> str | None:
         """Remove the last exchange; returns the user message that was removed."""
@@ -82,8 +88,9 @@ class ChatSession:
         is what the model said."""
         if not isinstance(text, str) or not text.strip():
             raise InputError("The message is empty.", hint="Type something to send.")
+        p = self._resolve(params, overrides)
         self.messages.append({"role": "user", "content": text})
-        return self._answer(stream, params, overrides)
+        return self._answer(stream, p)
 
     def retry(self, stream: bool = True, params: SamplingParams | None = None,
               **overrides: Any) -> str | Iterator[str]:
@@ -92,61 +99,108 @@ class ChatSession:
             self.messages.pop()
         if not self.messages:
             raise InputError("There is no message to retry yet.")
-        return self._answer(stream, params, overrides)
+        return self._answer(stream, self._resolve(params, overrides))
 
-    def _answer(self, stream: bool, params: SamplingParams | None,
-                overrides: dict[str, Any]) -> str | Iterator[str]:
+    def _resolve(self, params: SamplingParams | None, overrides: dict[str, Any]) -> SamplingParams:
         p = params or self.params
-        if overrides:
-            p = p.replace(**overrides)
+        return p.replace(**overrides) if overrides else p
+
+    def _answer(self, stream: bool, p: SamplingParams) -> str | Iterator[str]:
         try:
-            tokens = self._fit(p)
+            text, tokens = self._fit(p)
         except BaseException:
             self.messages.pop()
             raise
+        self.last_prompt_tokens = tokens
         pieces = self.model._stream_tokens(tokens, p, None, tuple(p.stop) + self.template.stop)
-        it = self._collect(pieces, len(tokens))
+        it = self._collect(pieces, text, tokens)
         if stream:
             return it
         return "".join(it)
 
-    def _collect(self, pieces: Iterator[str], n_prompt: int) -> Iterator[str]:
+    def _collect(self, pieces: Iterator[str], prompt_text: str,
+                 prompt_tokens: list[int]) -> Iterator[str]:
         parts: list[str] = []
         try:
             for piece in pieces:
                 parts.append(piece)
                 yield piece
-        finally:
-            pieces.close()
-            stats = self.model.last_stats
-            self.context_used = n_prompt + stats.completion_tokens
-            self.messages.append({"role": "assistant", "content": "".join(parts).strip()})
+        except Exception:
+            # a failure (not an interruption): the question goes unanswered, so drop it
+            pieces.close()  # type: ignore[attr-defined]
+            if self.messages and self.messages[-1]["role"] == "user":
+                self.messages.pop()
+            self._cont = None
+            raise
+        except BaseException:  # Ctrl-C or the stream closed: keep what was shown
+            pieces.close()  # type: ignore[attr-defined]
+            self._finish("".join(parts), prompt_text, prompt_tokens)
+            raise
+        self._finish("".join(parts), prompt_text, prompt_tokens)
 
-    def _fit(self, params: SamplingParams) -> list[int]:
-        """Prompt tokens for the conversation, dropping the oldest turns until
-        the prompt plus room for the answer fits the context."""
+    def _finish(self, answer: str, prompt_text: str, prompt_tokens: list[int]) -> None:
+        model = self.model
+        kv = [int(t) for t in model.llama.input_ids[: model.llama.n_tokens]]
+        self.context_used = len(kv)
+        self.messages.append({"role": "assistant", "content": answer.strip()})
+        self._cont = None
+        # Continue from the exact tokens only when they say what the history says
+        # (not after a stop string or a cut-off character, which the text lacks).
+        if kv[: len(prompt_tokens)] == prompt_tokens and \
+                model.detokenize(kv[len(prompt_tokens):]) == answer:
+            self._cont = (prompt_text, kv, len(self.messages) - 1)
+
+    def _continued(self) -> tuple[str, list[int]] | None:
+        """Prompt for a new user message appended to the exact tokens of the last
+        turn, so only the new message is evaluated (re-tokenizing the answer text
+        could split it differently from how the model generated it)."""
+        if self._cont is None:
+            return None
+        prev_text, kv, index = self._cont
+        if len(self.messages) != index + 2 or self.messages[index]["role"] != "assistant":
+            return None
+        marker = "\x00lamina-answer\x00"
+        history = self.history
+        offset = len(history) - len(self.messages)
+        history[offset + index] = {"role": "assistant", "content": marker}
+        text = self.template.render(history, add_generation_prompt=True)
+        before, found, after = text.partition(marker)
+        if not found or not before.startswith(prev_text) or before[len(prev_text):].strip():
+            return None
+        return text, kv + self.model.tokenize(after, add_bos=False, special=True)
+
+    def _fit(self, params: SamplingParams) -> tuple[str, list[int]]:
+        """Prompt text and tokens for the conversation, dropping the oldest turns
+        until the prompt plus room for the answer fits the context."""
         n_ctx = self.model.n_ctx
         reserve = min(params.max_tokens, n_ctx // 2)
         dropped = 0
+        cont = self._continued()
+        if cont is not None and len(cont[1]) + reserve <= n_ctx:
+            return cont
+        head = self.history[: len(self.history) - len(self.messages)]  # the system prompt
+        kept = list(self.messages)
         while True:
-            tokens = self.model.chat_tokens(self.history, self.template)
+            text = self.template.render(head + kept, add_generation_prompt=True)
+            tokens = self.model.tokenize(text, add_bos=False, special=True)
             if len(tokens) + reserve <= n_ctx:
                 break
-            if len(self.messages) <= 1:
+            if len(kept) <= 1:
                 raise LaminaError(
                     f"The message is too long: {len(tokens)} prompt tokens plus {reserve} for "
                     f"the answer do not fit the context of {n_ctx} tokens.",
                     hint="Send a shorter message, a shorter system prompt, or load the model "
                          "with a larger --ctx.",
                 )
-            self.messages.pop(0)  # the oldest user message...
-            while len(self.messages) > 1 and self.messages[0]["role"] == "assistant":
-                self.messages.pop(0)  # ...and its answer
+            kept.pop(0)  # the oldest user message...
+            while len(kept) > 1 and kept[0]["role"] == "assistant":
+                kept.pop(0)  # ...and its answer
             dropped += 1
         if dropped:
+            self.messages[:] = kept
             self._notice(f"The conversation was too long for the context ({n_ctx} tokens): "
                          f"dropped the {dropped} oldest turn(s), kept the system prompt.")
-        return tokens
+        return text, tokens
 
     # ---- files
 
@@ -193,3 +247,4 @@ class ChatSession:
                 raise FormatError(f"'{p}' has invalid sampling parameters: {exc}") from exc
         self.system = system
         self.messages = [{"role": m["role"], "content": m["content"]} for m in messages]
+        self._cont = None

@@ -6,7 +6,6 @@ import sys
 from typing import Any
 
 import click
-
 from lamina.runtime.cli.options import (
     ctx_option,
     gpu_layers_option,
@@ -37,8 +36,9 @@ def chat(model_path: str, template: str | None, system: str | None, lora: tuple[
     When stdin is not a terminal, each input line is one message of the same
     conversation and the answers are printed as plain text, one per line.
     """
-    import lamina
     from lamina.runtime.templates import get_template
+
+    import lamina
 
     overrides = sampling_overrides(kwargs)
     if template is not None:

@@ -67,6 +67,10 @@ def convert(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: P
     from lamina.convert.pipeline import ConvertOptions
     from lamina.convert.pipeline import convert as run_convert
 
+    from lamina.files import check_output_path
+
+    check_output_path(output, force=force)  # before the progress bar starts
+
     opts = ConvertOptions(base=base, output=Path(output), loras=list(loras), diff=diff,
                           tokenizer=tokenizer, template=template, outtype=outtype, force=force,
                           sha256=sha256)
@@ -103,6 +107,10 @@ def merge(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
     """Merge LoRA patches (or a diff) into the base and save an HF (or Meta .pth) folder."""
     from lamina.convert.merge import MergeOptions
     from lamina.convert.merge import merge as run_merge
+
+    from lamina.files import check_output_path
+
+    check_output_path(output, force=force)  # before the progress bar starts
 
     opts = MergeOptions(base=base, output=output, loras=list(loras), diff=diff,
                         tokenizer=tokenizer, format=fmt, dtype=dtype, force=force, sha256=sha256)
@@ -148,10 +156,15 @@ def checksum(target: Path, sha256: Path | None, as_json: bool) -> None:
         styles = {"ok": "green", "mismatch": "bold red", "missing": "yellow", "unlisted": "dim"}
         table = Table(title=f"SHA-256 of {target}" + (f" (checked against {list_path})"
                                                       if list_path else ""))
-        for col in ("file", "size", "sha256", "status"):
-            table.add_column(col)
+        table.add_column("file", overflow="fold")
+        table.add_column("size", no_wrap=True)
+        table.add_column("sha256", overflow="fold", min_width=32)
+        table.add_column("status", no_wrap=True)
         for r in rows:
-            table.add_row(r.file, human_bytes(r.size) if r.status != "missing" else "-",
+            name = Path(r.file)
+            if target.is_dir() and name.is_relative_to(target):
+                name = name.relative_to(target)
+            table.add_row(str(name), human_bytes(r.size) if r.status != "missing" else "-",
                           r.digest or "-", f"[{styles[r.status]}]{r.status}[/]")
         console.print(table)
     raise_on_mismatch(rows, list_path)

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from lamina.errors import FormatError, InputError
 from lamina.runtime.cli.options import (
     ctx_option,
     force_option,
@@ -27,6 +25,8 @@ from lamina.runtime.cli.options import (
     template_option,
     threads_option,
 )
+
+from lamina.errors import FormatError, InputError
 
 
 def read_prompts(path: Path) -> list[dict[str, Any]]:
@@ -91,10 +91,11 @@ def generate(model_path: str, prompts: tuple[str, ...], input_path: Path | None,
              lora: tuple[str, ...], n_gpu_layers: int, n_ctx: int | None, n_threads: int | None,
              force: bool, as_json: bool, **kwargs: Any) -> None:
     """Answer prompts without interaction; predictions as JSONL, with a progress bar."""
+    from lamina.runtime.templates import get_template
+
     import lamina
     from lamina.console import items_progress
     from lamina.files import atomic_output, check_output_path
-    from lamina.runtime.templates import get_template
 
     if bool(prompts) == bool(input_path):
         raise click.UsageError("Give either --prompt TEXT or --input FILE.")

@@ -94,7 +94,8 @@ def evaluate_files(pred: str | os.PathLike[str], gold: str | os.PathLike[str] | 
     if "f1" in metrics:
         rows = []
         for pid, entry in grouped.items():
-            g = _gold_of(entry["gold"], "label")
+            g = _gold_of(entry["gold"], "label") if gold is not None \
+                else entry["gold"].get("label")
             if g is None:
                 raise FormatError(f"Record {pid} has no gold label ('label' or 'output').",
                                   hint="Pass --gold FILE with the annotations.")
@@ -110,8 +111,12 @@ def evaluate_files(pred: str | os.PathLike[str], gold: str | os.PathLike[str] | 
         report["f1"] = score_f1("NER" if style == "pairs" else name, rows)
     if "rouge" in metrics or "bleu" in metrics:
         pairs = []
-        for entry in grouped.values():
-            g = _gold_of(entry["gold"], "output")
+        for pid, entry in grouped.items():
+            g = _gold_of(entry["gold"], "output") if gold is not None \
+                else entry["gold"].get("label")
+            if g is None:
+                raise FormatError(f"Record {pid} has no gold text ('output' or 'label').",
+                                  hint="Pass --gold FILE with the reference answers.")
             gold_text = g if isinstance(g, str) else json.dumps(g, ensure_ascii=False)
             pairs.append(("\n".join(str(a) for a in entry["answers"]), gold_text))
         report["text"] = rouge_bleu(pairs)

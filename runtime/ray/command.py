@@ -17,10 +17,11 @@ def run_from_cli(*, model: Path, input_path: Path | str | None, text: str | None
                  options: dict[str, Any], batch: int, max_tokens: int, n_threads: int | None,
                  n_ctx: int | None, template: str | None) -> None:
     """Run ``lamina extract ... --ray [ADDRESS]`` and print the records-in check."""
-    from lamina.console import err_console
     from lamina.runtime.ie.schema_split import load_schema
     from lamina.runtime.ray.runner import RayExtractOptions, run_extract
     from lamina.runtime.ray.worker import ExtractSettings
+
+    from lamina.console import err_console
 
     if input_path is None or text is not None:
         raise InputError("--ray needs --input FILE (a file, a folder, or a URI Ray Data reads), "
@@ -33,8 +34,9 @@ def run_from_cli(*, model: Path, input_path: Path | str | None, text: str | None
     if opts.get("schema") is not None:
         opts["schema"] = load_schema(opts["schema"])  # a schema file is on this machine only
     report = run_extract(RayExtractOptions(
-        model=Path(model), input=str(input_path), output=output, address=address,
+        model=Path(model), input=restore_uri(str(input_path)), output=output, address=address,
         workers=workers, threads=n_threads, n_ctx=n_ctx, template=template, force=force,
+        batch_size=max(8, batch),  # one actor call must hold a full engine batch
         settings=ExtractSettings(options=opts, batch=batch, max_tokens=max_tokens)))
     parts = [f"{report.records_out} docs in {report.seconds:.1f} s "
              f"({report.docs_per_second:.2f} docs/s on {report.workers} Ray workers × "
@@ -47,3 +49,17 @@ def run_from_cli(*, model: Path, input_path: Path | str | None, text: str | None
     err_console.print(", ".join(parts) + dest, highlight=False)
     err_console.print(report.check, highlight=False, style="green")
 
+
+def restore_uri(path: str) -> str:
+    """Undo what ``pathlib`` does to a URI given as ``--input`` (``s3://b/k`` -> ``s3:/b/k``).
+
+    The option is parsed as a Path for the local reader; Ray Data reads URIs too,
+    so the scheme's slashes are put back (``local:///abs`` keeps its third one).
+    """
+    import re
+
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):/(?!/)(.*)$", path)
+    if match is None:
+        return path
+    scheme, rest = match.groups()
+    return f"{scheme}:///{rest}" if scheme == "local" else f"{scheme}://{rest}"

@@ -2,23 +2,22 @@
 
 The flow, and why:
 
-1. Every input line is read with its file and line number (``source``), so the
-   driver can put results back in input order whatever order the actors finish.
+1. Every input line is read with its file and line number (``source``); Ray Data
+   preserves input order, so results stream back in order however the actors finish.
 2. ``map_batches`` runs ``worker.ExtractWorker`` on a fixed pool of ``workers``
    actors; each loads the GGUF once and uses ``threads`` llama.cpp threads. Each
    actor reserves ``threads`` CPUs, so Ray places them where the cores are.
 3. A worker that dies or raises is replaced and its batch re-run by Ray itself
    (``max_restarts`` / ``max_task_retries`` / ``actor_task_retry_on_errors``);
    a batch's output is only kept once it completed, so nothing is lost or doubled.
-4. The driver checks that every input record came back exactly once
-   (records in = records out + errors) before it writes anything, then writes the
-   output and the errors file atomically, sorted by input position.
+4. The driver streams the results into temporary output and errors files
+   (``sink``), checking that every input record comes back exactly once
+   (records in = records out + errors), and only then renames them into place.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -29,10 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamina.errors import InputError, LaminaError, require
-from lamina.files import atomic_output, check_output_path, require_file
 from lamina.runtime.ie.io import errors_path
+from lamina.runtime.model import read_gguf_header
+from lamina.runtime.ray.sink import OrderedSink, open_sink
 from lamina.runtime.ray.worker import ExtractSettings, WorkerConfig
+
+from lamina.errors import InputError, LaminaError, require
+from lamina.files import check_output_path, require_file
 
 #: Value of ``--ray`` with no address: start a private local Ray instance.
 LOCAL = "local"
@@ -117,8 +119,9 @@ def run_extract(opts: RayExtractOptions) -> RayExtractReport:
     local = opts.address in (None, LOCAL)
     threads = opts.threads or default_threads(opts.workers)
     model = Path(opts.model)
-    if local or model.exists():
+    if local or model.exists():  # on a cluster the driver's machine may not hold the model
         model = require_file(model, "model file").resolve()
+        read_gguf_header(model)  # a non-GGUF file fails here, not in every worker
     _check_input(opts.input)
     errors = errors_path(opts.output) if opts.output is not None else None
     if opts.output is not None:
@@ -128,16 +131,15 @@ def run_extract(opts: RayExtractOptions) -> RayExtractReport:
                           fail_once=os.environ.get(FAIL_ONCE_ENV) or None,
                           fail_mode=os.environ.get(FAIL_MODE_ENV, "exit"))
     start = time.perf_counter()
-    with ray_session(opts.address, num_cpus=opts.workers * threads) as address:
-        rows, records_in, extract_seconds = _execute(opts, config, threads)
-    ok, bad = _check_and_order(rows, records_in)
-    failed = sum(bool(r["failed"]) for r in rows)
-    _write(opts.output, errors, ok, bad, opts.force)
-    seconds = time.perf_counter() - start
-    return RayExtractReport(records_in=records_in, records_out=len(ok), errors=len(bad),
-                            failed=failed, seconds=seconds, extract_seconds=extract_seconds, workers=opts.workers, threads=threads,
-                            address=address, output=opts.output,
-                            errors_path=errors if bad else None)
+    with ray_session(opts.address, num_cpus=opts.workers * threads) as address, \
+            open_sink(opts.output, errors, opts.force) as sink:
+        records_in, extract_seconds = _execute(opts, config, threads, sink)
+        sink.check(records_in)
+    return RayExtractReport(records_in=records_in, records_out=sink.written, errors=sink.errors,
+                            failed=sink.failed, seconds=time.perf_counter() - start,
+                            extract_seconds=extract_seconds, workers=opts.workers,
+                            threads=threads, address=address, output=opts.output,
+                            errors_path=errors if sink.errors else None)
 
 
 def _check_input(path: str) -> None:
@@ -163,12 +165,14 @@ def ray_session(address: str | None, num_cpus: int) -> Iterator[str]:
         yield "existing"
         return
     local = address in (None, LOCAL)
+    if not local:
+        _probe(str(address))
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR,
                               "configure_logging": True}
     try:
         with _quiet_native_logs():
             if local:
-                ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
             else:
                 ray.init(address=address, **kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -181,6 +185,23 @@ def ray_session(address: str | None, num_cpus: int) -> Iterator[str]:
         yield LOCAL if local else str(address)
     finally:
         ray.shutdown()
+
+
+def _probe(address: str) -> None:
+    """Fail in seconds on a HOST:PORT nobody listens on (Ray itself retries for minutes)."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and other forms are Ray's to resolve
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise LaminaError(
+            f"Nothing answers at the Ray address '{address}' ({exc.strerror or exc}).",
+            hint="Check the head node's address and port (`ray status` on the head prints it), "
+                 "or use --ray with no address to run on a local Ray instance.",
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -219,18 +240,18 @@ def _quiet_ray_data() -> None:
     logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
-def _execute(opts: RayExtractOptions, config: WorkerConfig,
-             threads: int) -> tuple[list[dict[str, Any]], int, float]:
-    """Build the Ray Data pipeline and collect its rows, with a progress bar."""
+def _execute(opts: RayExtractOptions, config: WorkerConfig, threads: int,
+             sink: OrderedSink) -> tuple[int, float]:
+    """Build the Ray Data pipeline and stream its rows, in input order, into ``sink``."""
     import ray.data
-    from ray.data import ActorPoolStrategy, DataContext
-
     from lamina.runtime.ray.source import NumberedLinesDatasource
     from lamina.runtime.ray.worker import ExtractWorker
+    from ray.data import ActorPoolStrategy, DataContext
 
     ctx = DataContext.get_current()
-    saved = ctx.actor_task_retry_on_errors
+    saved = ctx.actor_task_retry_on_errors, ctx.execution_options.preserve_order
     ctx.actor_task_retry_on_errors = True  # a batch that raised is re-run (bounded below)
+    ctx.execution_options.preserve_order = True  # stream the output in input order
     try:
         try:
             source = NumberedLinesDatasource(opts.input)
@@ -254,21 +275,21 @@ def _execute(opts: RayExtractOptions, config: WorkerConfig,
                 batch_format="numpy", compute=ActorPoolStrategy(size=opts.workers),
                 num_cpus=threads, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
             )
-        rows: list[dict[str, Any]] = []
         start = time.perf_counter()
         with _progress(opts, records_in) as advance:
             try:
                 for batch in results.iter_batches(batch_size=None, batch_format="pandas"):
-                    rows.extend(batch.to_dict("records"))
+                    for row in batch.to_dict("records"):
+                        sink.add(row)
                     advance(len(batch))
             except Exception as exc:  # a worker error Ray gave up on: surface the user's error
                 user = _user_error(exc)
                 if user is not None:
                     raise user from None
                 raise
-        return rows, records_in, time.perf_counter() - start
+        return records_in, time.perf_counter() - start
     finally:
-        ctx.actor_task_retry_on_errors = saved
+        ctx.actor_task_retry_on_errors, ctx.execution_options.preserve_order = saved
 
 
 def _has_instruction(row: dict[str, Any]) -> bool:
@@ -303,46 +324,5 @@ def _user_error(exc: BaseException) -> LaminaError | None:
         if isinstance(cur, LaminaError):
             return cur
         todo.extend([getattr(cur, "cause", None), cur.__cause__, cur.__context__])
+        todo.extend(a for a in cur.args if isinstance(a, BaseException))  # ActorDiedError
     return None
-
-
-def _check_and_order(rows: list[dict[str, Any]], records_in: int) -> tuple[list[str], list[str]]:
-    """Records in input order, split into output and error lines; every input exactly once."""
-    rows.sort(key=lambda r: (r["path"], int(r["line"])))
-    keys = [(r["path"], int(r["line"])) for r in rows]
-    dupes = len(keys) - len(set(keys))
-    if dupes or len(rows) != records_in:
-        raise LaminaError(
-            f"Record count check failed: {records_in} records read, {len(rows)} came back "
-            f"({dupes} duplicated). Nothing was written.",
-            hint="This is a bug in lamina's Ray runner or in Ray; rerun, and report it if it repeats.",
-        )
-    ok = [r["json"] for r in rows if r["kind"] == "ok"]
-    bad = [r["json"] for r in rows if r["kind"] != "ok"]
-    return ok, bad
-
-
-def _write(output: Path | None, errors: Path | None, ok: list[str], bad: list[str],
-           force: bool) -> None:
-    """Output then errors file, each atomically, like the local path: the errors file
-    exists only when some input line was rejected (a stale one is removed)."""
-    if output is None or errors is None:
-        from lamina.console import err_console
-
-        for line in bad:
-            err_console.print(f"[yellow]Skipped:[/] {json.loads(line)['error']}", highlight=False)
-        sys.stdout.write("".join(line + "\n" for line in ok))
-        sys.stdout.flush()
-        return
-    with atomic_output(output, force=force) as tmp:
-        tmp.write_text("".join(line + "\n" for line in ok), encoding="utf-8")
-    if bad:
-        with atomic_output(errors, force=True) as tmp:
-            tmp.write_text("".join(line + "\n" for line in bad), encoding="utf-8")
-    else:
-        errors.unlink(missing_ok=True)
-
-
-def format_report(report: RayExtractReport) -> str:
-    """The summary the CLI prints (JSON is ``report.as_dict()``)."""
-    return json.dumps(report.as_dict(), ensure_ascii=False)

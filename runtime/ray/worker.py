@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamina.errors import LaminaError, ModelLoadError
 from lamina.runtime.sampling import SamplingParams
+
+from lamina.errors import LaminaError, ModelLoadError
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class ExtractWorker:
                                        [str(t) for t in batch["text"]],
                                        [bool(j) for j in batch["jsonl"]])
         return {"path": paths, "line": lines, "kind": kinds,
-                "failed": [k == "ok" and "error" in r for k, r in zip(kinds, records)],
+                "failed": [k == "ok" and "error" in r for k, r in zip(kinds, records, strict=True)],
                 "json": [json.dumps(r, ensure_ascii=False) for r in records]}
 
     def _maybe_fail(self) -> None:
@@ -108,7 +109,7 @@ def process_lines(model: Any, settings: ExtractSettings, lines: list[int], texts
     kinds: list[str] = ["error"] * len(lines)
     records: list[dict[str, Any]] = [{} for _ in lines]
     todo: list[tuple[int, dict[str, Any]]] = []
-    for i, (line, text, is_jsonl) in enumerate(zip(lines, texts, jsonl)):
+    for i, (line, text, is_jsonl) in enumerate(zip(lines, texts, jsonl, strict=True)):
         item = _jsonl_item(text, line) if is_jsonl else {"id": str(line), "text": text}
         if isinstance(item, BadLine):
             records[i] = item.as_record()
@@ -118,7 +119,7 @@ def process_lines(model: Any, settings: ExtractSettings, lines: list[int], texts
     done = extract_many(model, [item for _, item in todo], batch=settings.batch, params=params,
                         **settings.options)
     count = 0
-    for (i, _), record in zip(todo, done):
+    for (i, _), record in zip(todo, done, strict=False):
         kinds[i], records[i] = "ok", record
         count += 1
     if count != len(todo):  # extract_many promises one record per item

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lamina.runtime.server.backend import Backend, make_backend
 from lamina.runtime.server.config import ServerConfig
 from lamina.runtime.server.errors import APIError, error_body, install_error_handlers
 from lamina.runtime.server.slots import SlotPool
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI
-
     from lamina.runtime.model import Model
 
 log = logging.getLogger("lamina.server")
@@ -38,9 +38,13 @@ class ServerState:
     model: Model
     config: ServerConfig
     slots: SlotPool
+    backend: Backend
     name: str
     aliases: frozenset[str]
     started: int = field(default_factory=lambda: int(time.time()))
+    #: Set on Ctrl-C/SIGTERM: open streams end at their next piece so the
+    #: server stops within uvicorn's graceful-shutdown time.
+    closing: bool = False
 
     def check_model(self, requested: str | None) -> None:
         """404 for a model name this server does not serve (empty/None means ours)."""
@@ -142,21 +146,25 @@ def create_app(model: Model, config: ServerConfig | None = None) -> FastAPI:
 
     require("fastapi", "serve")
     from fastapi import FastAPI
-
     from lamina.runtime.server.routes import router
 
     config = config or ServerConfig()
     name = config.model_name or str(getattr(model, "name", None) or Path(model.path).stem)
-    slots = SlotPool(config.parallel, config.queue)
+    backend = make_backend(model, config.parallel)
+    slots = SlotPool(backend.parallel, config.queue)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        slots.shutdown()
+        # Slot threads are left to finish: uvicorn cancels open streams only after
+        # this point and their cleanup still needs the threads to close the model's
+        # generators; idle threads end with the interpreter.
+        backend.close()
 
     app = FastAPI(title="lamina", summary="OpenAI-compatible API for a local GGUF model",
                   docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.lamina = ServerState(model=model, config=config, slots=slots, name=name,
+    app.state.lamina = ServerState(model=model, config=config, slots=slots, backend=backend,
+                                   name=name,
                                    aliases=_aliases(model, name))
     install_error_handlers(app)
     app.include_router(router)

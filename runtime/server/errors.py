@@ -90,6 +90,10 @@ def validation_message(errors: list[dict[str, Any]]) -> tuple[int, str, str | No
         detail = first.get("ctx", {}).get("error", "")
         return 400, f"The request body is not valid JSON ({detail}). Send a JSON object " \
                     "with Content-Type: application/json.", None
+    if tuple(first.get("loc", ())) == ("body",) and first.get("type") in (
+            "model_attributes_type", "dict_type", "missing"):
+        return 400, "The request body must be a JSON object, sent with " \
+                    "Content-Type: application/json.", None
     lines = []
     for err in errors[:5]:
         param = _loc_to_param(tuple(err.get("loc", ())))

@@ -16,11 +16,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-
-from lamina.errors import LaminaError
 from lamina.runtime.sampling import SamplingParams
 from lamina.runtime.server import shapes
 from lamina.runtime.server.app import ServerState
+from lamina.runtime.server.backend import Usage
 from lamina.runtime.server.errors import APIError, ClientGone, from_lamina_error
 from lamina.runtime.server.grammar import grammar_for
 from lamina.runtime.server.schemas import (
@@ -30,6 +29,8 @@ from lamina.runtime.server.schemas import (
     ExtractRequest,
 )
 from lamina.runtime.server.slots import PieceStream
+
+from lamina.errors import LaminaError
 
 log = logging.getLogger("lamina.server")
 router = APIRouter()
@@ -58,20 +59,27 @@ class SlotStreamingResponse(StreamingResponse):
 class _Run:
     """One generation holding a slot: the piece stream plus what to release."""
 
-    def __init__(self, stack: contextlib.AsyncExitStack, stream: PieceStream,
-                 first: list[str]) -> None:
+    def __init__(self, state: ServerState, stack: contextlib.AsyncExitStack,
+                 stream: PieceStream, first: list[str]) -> None:
+        self.state = state
         self.stack = stack
         self.stream = stream
         self.first = first
+        self.completed = False
+
+    async def release(self) -> None:
+        """Stop the generation if it still runs, give the slot back (idempotent)."""
+        if not self.completed and not self.stream.finished:
+            self.completed = True  # count a cancelled run once
+            self.state.slots.cancelled += 1
+        await self.stack.aclose()
 
     def usage(self) -> dict[str, int]:
-        stats = self.stream.result
-        if stats is None:
-            return shapes.usage(0, 0)
-        return shapes.usage(int(stats.prompt_tokens), int(stats.completion_tokens))
+        use = self.stream.result or Usage()
+        return shapes.usage(use.prompt_tokens, use.completion_tokens)
 
     def finish_reason(self) -> str:
-        return shapes.finish_reason(getattr(self.stream.result, "finish_reason", None))
+        return shapes.finish_reason((self.stream.result or Usage()).finish_reason)
 
 
 async def _start(request: Request, make_iter: Callable[[], Iterator[str]]) -> _Run:
@@ -80,26 +88,27 @@ async def _start(request: Request, make_iter: Callable[[], Iterator[str]]) -> _R
     stack = contextlib.AsyncExitStack()
     try:
         slot = await stack.enter_async_context(state.slots.slot(request.is_disconnected))
-        stream = PieceStream(slot, make_iter, finish=lambda: state.model.last_stats)
+        stream = PieceStream(slot, make_iter, finish=state.backend.usage)
         stack.push_async_callback(stream.aclose)
         first = await stream.next_pieces()
     except BaseException:
         await stack.aclose()
         raise
-    return _Run(stack, stream, first)
+    return _Run(state, stack, stream, first)
 
 
 async def _collect(request: Request, make_iter: Callable[[], Iterator[str]]
                    ) -> tuple[str, _Run]:
     """Run a whole generation; stop early if the client disconnects."""
     run = await _start(request, make_iter)
-    async with run.stack:
+    try:
         parts = list(run.first)
         while not run.stream.finished:
             if await request.is_disconnected():
-                _state(request).slots.cancelled += 1
                 raise ClientGone()
             parts.extend(await run.stream.next_pieces())
+    finally:
+        await run.release()
     return "".join(parts), run
 
 
@@ -113,21 +122,30 @@ def _stream_response(request: Request, run: _Run, encode: Callable[[str], dict[s
             yield shapes.sse(encode("".join(run.first)))
         while not run.stream.finished:
             if await request.is_disconnected():
-                _state(request).slots.cancelled += 1
+                return  # release() stops the generation and counts it
+            if run.state.closing:
+                run.completed = True
+                yield shapes.sse(shapes.error_event(503, "The server is shutting down."))
                 return
             try:
                 pieces = await run.stream.next_pieces()
-            except LaminaError as exc:  # headers are sent: report in-band, OpenAI style
-                yield shapes.sse(from_lamina_error(exc).body())
+            except Exception as exc:  # headers are sent: report in-band, OpenAI style
+                run.completed = True
+                if isinstance(exc, LaminaError):
+                    yield shapes.sse(from_lamina_error(exc).body())
+                else:
+                    log.exception("internal error while streaming")
+                    yield shapes.sse(shapes.error_event(500, f"Internal server error "
+                                                             f"({type(exc).__name__})."))
                 return
             if pieces:
                 yield shapes.sse(encode("".join(pieces)))
-        await run.stack.aclose()  # free the slot before the client reads the tail
+        await run.release()  # free the slot before the client reads the tail
         for event in tail():
             yield shapes.sse(event)
         yield shapes.sse("[DONE]")
 
-    return SlotStreamingResponse(body(), cleanup=run.stack.aclose)
+    return SlotStreamingResponse(body(), cleanup=run.release)
 
 
 @router.get("/health")
@@ -171,7 +189,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request
     messages = [m.model_dump() for m in body.messages]
 
     def make_iter() -> Iterator[str]:
-        return state.model.chat(messages, stream=True, grammar=grammar, **overrides)
+        return state.backend.chat(messages, grammar, overrides)
 
     rid = shapes.new_id("chatcmpl")
     if not body.stream:
@@ -204,7 +222,7 @@ async def completions(body: CompletionRequest, request: Request
     prompt = body.prompt_text()
 
     def make_iter() -> Iterator[str]:
-        return state.model.generate(prompt, stream=True, **overrides)
+        return state.backend.complete(prompt, None, overrides)
 
     rid = shapes.new_id("cmpl")
     if not body.stream:

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lamina.errors import InputError, require
 from lamina.runtime.server.config import ServerConfig
+
+from lamina.errors import InputError, require
 
 
 def is_loopback(host: str) -> bool:
@@ -30,10 +31,10 @@ def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = N
     import socket
 
     import uvicorn
-
-    from lamina.console import err_console
     from lamina.runtime.model import load
     from lamina.runtime.server.app import create_app
+
+    from lamina.console import err_console
 
     # Fail on a taken port before spending seconds loading a model.
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
@@ -52,7 +53,7 @@ def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = N
         config = _replace(config, max_tokens_cap=model.n_ctx)
     if config.parallel > 1 and not _engine_available():
         err_console.print("[yellow]Warning:[/] --parallel > 1 needs lamina's native batch "
-                          "engine, which is not available; requests take turns on one context.")
+                          "engine, which is not built; serving with 1 slot.")
     app = create_app(model, config)
     if not is_loopback(config.host) and config.api_key is None:
         err_console.print(f"[yellow]Warning:[/] listening on {config.host} without an API key: "
@@ -61,12 +62,20 @@ def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = N
     auth = "API key required" if config.api_key else "no API key"
     err_console.print(f"[green]Serving[/] [bold]{app.state.lamina.name}[/] "
                       f"(template {model.template.name}, ctx {model.n_ctx}) at {url}/v1 "
-                      f"- {config.parallel} slot(s), queue {config.queue}, {auth}. "
+                      f"- {app.state.lamina.slots.n_slots} slot(s), queue {config.queue}, {auth}. "
                       "Ctrl-C stops.", highlight=False)
     logging.getLogger("lamina.server").setLevel(logging.INFO)
     try:
-        uvicorn.run(app, host=config.host, port=config.port, log_level=log_level,
-                    timeout_graceful_shutdown=3)
+        server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port,
+                                               log_level=log_level, timeout_graceful_shutdown=5))
+        stop = server.handle_exit
+
+        def handle_exit(sig: int, frame: Any) -> None:
+            app.state.lamina.closing = True
+            stop(sig, frame)
+
+        server.handle_exit = handle_exit  # type: ignore[method-assign]
+        server.run()
     finally:
         model.close()
 

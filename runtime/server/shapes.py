@@ -85,6 +85,12 @@ def model_card(name: str, created: int, meta: dict[str, Any]) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": created, "owned_by": "lamina", **meta}
 
 
+def error_event(status: int, message: str) -> dict[str, Any]:
+    from lamina.runtime.server.errors import error_body
+
+    return error_body(status, message)
+
+
 def sse(data: dict[str, Any] | str) -> bytes:
     """One server-sent event; ``data: [DONE]`` ends an OpenAI stream."""
     text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
-
 from lamina.runtime.server.errors import ClientGone, ServerBusy
 
 T = TypeVar("T")
@@ -139,13 +138,13 @@ class PieceStream:
     """
 
     def __init__(self, slot: Slot, make_iterator: Callable[[], Iterator[str]],
-                 finish: Callable[[], Any] | None = None) -> None:
+                 finish: Callable[[Iterator[str]], Any] | None = None) -> None:
         self._slot = slot
         self._make = make_iterator
         self._finish = finish
         self._it: Iterator[str] | None = None
         self.finished = False
-        #: What ``finish`` returned (the model's GenerationStats), read on the slot's
+        #: What ``finish(iterator)`` returned (the usage numbers), read on the slot's
         #: thread right after the last piece, before another request can run.
         self.result: Any = None
 
@@ -161,7 +160,7 @@ class PieceStream:
                 return pieces
         self.finished = True
         if self._finish is not None:
-            self.result = self._finish()
+            self.result = self._finish(self._it)
         return pieces
 
     async def next_pieces(self) -> list[str]:
@@ -180,12 +179,10 @@ class PieceStream:
         fut = asyncio.get_running_loop().run_in_executor(self._slot.executor, self._close)
         # Shielded: even when the request task is being cancelled, wait for the
         # generator to be closed before the slot goes to the next request.
-        cancelled = False
+        # A cancellation that arrives meanwhile is absorbed: this is cleanup, the
+        # request is over either way (anyio re-delivers its own cancellations at
+        # the caller's next await).
         with anyio.CancelScope(shield=True):
             while not fut.done():
-                try:
+                with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.shield(fut)
-                except asyncio.CancelledError:
-                    cancelled = True
-        if cancelled:
-            raise asyncio.CancelledError()

@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.markdown import Markdown
 from rich.segment import Segment
 from rich.table import Table
+from rich.text import Text
 
 from lamina.errors import LaminaError
 
@@ -79,7 +80,7 @@ class ChatApp:
         self.session = session
         self.console = console or Console()
         self.read = read
-        self.session.on_notice = lambda text: self.console.print(f"[yellow]{text}[/]")
+        self.session.on_notice = lambda text: self.console.print(f"[yellow]{text}[/]", highlight=False)
 
     # ---- input
 
@@ -103,9 +104,9 @@ class ChatApp:
         m = self.model
         self.console.print(
             f"[bold]lamina chat[/] · model [cyan]{m.name}[/] · template [cyan]"
-            f"{self.session.template.name}[/] · context {m.n_ctx} tokens")
+            f"{self.session.template.name}[/] · context {m.n_ctx} tokens", highlight=False)
         self.console.print("[dim]Type /help for commands, /exit or Ctrl-D to quit. "
-                           'End a line with \\ or use """ for multi-line input.[/]')
+                           'End a line with \\ or use """ for multi-line input.[/]', highlight=False)
 
     def run(self) -> None:
         _setup_readline()
@@ -157,7 +158,7 @@ class ChatApp:
                 pieces.close()  # type: ignore[attr-defined]
         self.console.print(Markdown(text))
         if interrupted:
-            self.console.print("[yellow](answer stopped)[/]")
+            self.console.print("[yellow](answer stopped)[/]", highlight=False)
         self.status(time.perf_counter() - started)
 
     def status(self, seconds: float) -> None:
@@ -181,7 +182,7 @@ class ChatApp:
         if name in ("/help", "/?"):
             table = Table(show_header=False, box=None)
             for cmd, what in HELP:
-                table.add_row(f"[cyan]{cmd}[/]", what)
+                table.add_row(Text(cmd, style="cyan"), Text(what))
             self.console.print(table)
         elif name == "/reset":
             s.reset()
@@ -287,7 +288,11 @@ def run_pipe(session: ChatSession, stdin: IO[str] | None = None, stdout: IO[str]
         text = line.rstrip("\n")
         if not text.strip():
             continue
+        started = False
         for piece in session.send(text, stream=True):
+            if not started:  # answers often open with the tokenizer's space
+                piece = piece.lstrip()
+                started = bool(piece)
             stdout.write(piece)
             stdout.flush()
         stdout.write("\n")

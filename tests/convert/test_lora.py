@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from lamina.convert.lora import LoraAdapter, LoraConfig, lora_delta
+
 from lamina.errors import FormatError
 
 
@@ -72,7 +72,6 @@ def test_streamed_chunks_give_the_same_gguf_as_whole_tensors(family, tmp_path, m
     """Tiny chunks (a few rows, q/k heads one by one) must give the same tensors as one
     chunk per tensor (up to float rounding of the BLAS kernels)."""
     from gguf import GGUFReader
-
     from lamina.convert import plan
     from lamina.convert.pipeline import ConvertOptions, convert
 
@@ -96,3 +95,32 @@ def test_adapter_without_weights_is_refused(tmp_path):
 
     with pytest.raises(InputError, match="No adapter weights"):
         LoraAdapter(tmp_path)
+
+
+def test_config_variants_match_peft_merge(family, references, tmp_path):
+    """rsLoRA, rank/alpha patterns and a LoRA on the embedding, merged like peft does."""
+    import copy
+
+    from lamina.convert.pipeline import ConvertOptions, convert
+    from lamina.convert.synthetic import _randomize_lora, merged_with
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    from tests.convert.conftest import PROMPTS, cpp_logits, hf_logits, llama, sp_ids
+
+    base = references["get"]("base")
+    cfg = PeftLoraConfig(r=4, lora_alpha=8, target_modules=["embed_tokens", "q_proj", "down_proj"],
+                         use_rslora=True, rank_pattern={"down_proj": 2},
+                         alpha_pattern={"q_proj": 16}, lora_dropout=0.0, task_type="CAUSAL_LM")
+    peft_model = get_peft_model(copy.deepcopy(base), cfg)
+    _randomize_lora(peft_model, seed=9, scale=0.2)
+    lora = tmp_path / "variant_lora"
+    peft_model.save_pretrained(str(lora))
+    ref = merged_with(base, lora)
+    out = tmp_path / "v.gguf"
+    convert(ConvertOptions(base=family.base_hf, output=out, loras=[lora], outtype="f32"))
+    llm = llama(out)
+    for text in PROMPTS[:2]:
+        ids = sp_ids(family.base_tokenizer, text)
+        assert np.abs(cpp_logits(llm, ids) - hf_logits(ref, ids)).max() < 1e-3
+    assert np.abs(hf_logits(ref, ids) - hf_logits(base, ids)).max() > 0.01  # the LoRA matters

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from tests.convert.conftest import (
-    PROMPTS, VARIANTS, cpp_greedy, cpp_logits, hf_greedy, hf_logits, llama, sp_ids,
+    PROMPTS,
+    VARIANTS,
+    cpp_greedy,
+    cpp_logits,
+    hf_greedy,
+    hf_logits,
+    llama,
+    sp_ids,
 )
 
 

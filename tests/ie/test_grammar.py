@@ -6,12 +6,16 @@ import json
 import time
 
 import pytest
-
 from lamina.runtime.ie.api import extract_many
 from lamina.runtime.ie.grammar import GrammarLimits, build_grammar, build_pair_grammar, gbnf_literal
 from lamina.runtime.ie.schema_split import normalize_schema, schema_keys
 from lamina.runtime.sampling import SamplingParams
+
 from tests.ie.conftest import SCHEMAS, SMALL
+
+#: Unfiltered seeded sampling: the random model wanders through the whole grammar.
+WILD = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0,
+                      max_tokens=640, seed=1234)
 
 DOCS = [f"第{i}篇：{name}于{i % 28 + 1}日在{city}宣布订婚，{i}人受伤。"
         for i, (name, city) in enumerate(
@@ -23,7 +27,10 @@ def _check_shape(task: str, schema, data, lim: GrammarLimits) -> None:
     """Exactly the schema keys in order, each value of the task's shape, within bounds."""
     keys = schema_keys(task, schema)
     assert list(data) == keys
-    strs_ok = lambda v: isinstance(v, str) and 1 <= len(v) <= lim.max_chars  # noqa: E731
+    # llama.cpp lets a byte-fallback token start a UTF-8 sequence that the next token
+    # does not finish; such bytes decode to U+FFFD and are not grammar characters.
+    strs_ok = lambda v: isinstance(v, str) and 1 <= len(v.replace("\ufffd", "") or "x") \
+        <= lim.max_chars  # noqa: E731
     value_ok = lambda v: strs_ok(v) or (isinstance(v, list) and 1 <= len(v) <= lim.max_items  # noqa: E731
                                         and all(map(strs_ok, v)))
     for item, key in zip(schema, keys, strict=True):
@@ -68,11 +75,11 @@ def test_grammar_keys_with_quotes_backslashes_and_newlines_are_escaped():
 
 
 @pytest.mark.parametrize("task", list(SCHEMAS))
-def test_fifty_constrained_extractions_all_parse_with_schema_keys_in_order(ie_model, task):
+def test_fifty_constrained_extractions_all_parse_with_schema_keys_in_order(wild_model, task):
     schema = normalize_schema(task, SCHEMAS[task])
     start = time.perf_counter()
-    records = list(extract_many(ie_model, DOCS, task=task, schema=schema, limits=SMALL,
-                                params=SamplingParams.greedy(max_tokens=400)))
+    records = list(extract_many(wild_model, DOCS, task=task, schema=schema, limits=SMALL,
+                                params=WILD))
     seconds = time.perf_counter() - start
     assert len(records) == 50
     assert [r for r in records if "error" in r] == []
@@ -80,9 +87,21 @@ def test_fifty_constrained_extractions_all_parse_with_schema_keys_in_order(ie_mo
         data = json.loads(rec["output"])
         _check_shape(task, schema, data, SMALL)
         assert rec["result"] == data
-    # KG asks one entity type per prompt; the random model must still vary its answers.
-    assert len({r["output"] for r in records}) > 1 or task == "KG"
+    # Sampling at temperature 1 walks every branch of the grammar: non-empty lists,
+    # multi-value arguments, escapes. Check it really did.
+    # (KG's one-token "{}" answer dominates even when sampling; its shape is still checked.)
+    if task != "KG":
+        assert len({r["output"] for r in records}) > 10
+        assert sum(bool(v) for r in records for v in r["result"].values()) > 10
     print(f"{task}: 50 extractions in {seconds:.2f} s")
+
+
+@pytest.mark.parametrize("task", ["NER", "EE"])
+def test_greedy_extractions_with_the_chat_model_parse(ie_model, task):
+    schema = normalize_schema(task, SCHEMAS[task])
+    for rec in extract_many(ie_model, DOCS[:5], task=task, schema=schema, limits=SMALL):
+        assert "error" not in rec
+        _check_shape(task, schema, json.loads(rec["output"]), SMALL)
 
 
 def test_split_schema_answers_merge_in_schema_order(ie_model):
@@ -93,10 +112,10 @@ def test_split_schema_answers_merge_in_schema_order(ie_model):
     assert list(json.loads(rec["output"])) == schema
 
 
-def test_pair_grammar_answers_parse_into_categories(ie_model):
+def test_pair_grammar_answers_parse_into_categories(wild_model):
     cats = ["人物", "地点"]
-    for rec in extract_many(ie_model, DOCS[:10], task="NER", schema=cats, style="pairs",
-                            limits=SMALL):
+    for rec in extract_many(wild_model, DOCS[:10], task="NER", schema=cats, style="pairs",
+                            limits=SMALL, params=WILD):
         assert "error" not in rec
         assert list(rec["result"])[:2] == cats and set(rec["result"]) <= set(cats)
         pairs = [p for p in rec["output"].split("&") if p]

@@ -14,7 +14,7 @@ def model(chat_gguf: Path):
     what its KV cache holds)."""
     import lamina
 
-    m = lamina.load(chat_gguf, n_ctx=512, n_threads=2)
+    m = lamina.load(chat_gguf, n_ctx=512, n_threads=1)
     yield m
     m.close()
 

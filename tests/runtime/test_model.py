@@ -6,10 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from lamina.runtime.sampling import GrammarError, SamplingParams
 
 import lamina
 from lamina.errors import FormatError, InputError, LaminaError, ModelLoadError, TemplateError
-from lamina.runtime.sampling import GrammarError, SamplingParams
 
 GREEDY = SamplingParams.greedy(24)
 CHINESE = 'root ::= [一-龥]+ "。"'
@@ -53,6 +53,8 @@ def test_lora_that_is_not_gguf_is_a_clear_error(chat_gguf, tmp_path):
     folder.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     with pytest.raises(FormatError, match="LoRA adapter .* is not a GGUF"):
         lamina.load(chat_gguf, n_ctx=64, lora=[folder])
+    with pytest.raises(FormatError, match="is a folder .*PEFT"):
+        lamina.load(chat_gguf, n_ctx=64, lora=[tmp_path])
 
 
 def test_matching_lora_changes_the_output(chat_gguf, good_lora, model):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from lamina.runtime.sampling import SamplingParams
 
 import lamina
 from lamina.errors import FormatError, InputError
-from lamina.runtime.sampling import SamplingParams
 
 GREEDY = SamplingParams.greedy(16)
 
@@ -20,37 +20,43 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def test_second_turn_evaluates_only_new_tokens(model):
-    s = model.session(system="你是一个助手。")
+@pytest.mark.parametrize("template", ["alpaca2", "llama2-zh", "alpaca", "chatml"])
+def test_second_turn_evaluates_only_new_tokens(model, template):
+    s = model.session(system="你是一个助手。", template=template)
     s.params = GREEDY
     s.send("你好", stream=False)
     first = model.last_stats
     kv_after_first = list(model.llama.input_ids[: model.llama.n_tokens])
+    assert len(kv_after_first) == first.prompt_tokens + first.completion_tokens
     s.send("介绍一下北京", stream=False)
     second = model.last_stats
-    turn2_tokens = model.chat_tokens(s.history[:-1], s.template)
-    assert second.prompt_tokens == len(turn2_tokens)
-    # everything the cache held that the new prompt shares was reused...
-    assert second.cached_tokens == _common_prefix(turn2_tokens, kv_after_first)
-    # ...which covers at least the whole first prompt: only the answer/new message is evaluated
-    assert second.cached_tokens >= first.prompt_tokens
-    assert second.evaluated_tokens == second.prompt_tokens - second.cached_tokens
-    assert second.evaluated_tokens < second.prompt_tokens // 2
+    prompt2 = s.last_prompt_tokens
+    # the second prompt continues the exact tokens of the first turn...
+    assert prompt2[: len(kv_after_first)] == kv_after_first
+    # ...so only the new message (and the template's markers) is evaluated
+    assert second.cached_tokens == len(kv_after_first)
+    assert second.evaluated_tokens == len(prompt2) - len(kv_after_first)
+    new_part = model.detokenize(prompt2[len(kv_after_first):])
+    assert "介绍一下北京" in new_part and "你好" not in new_part
 
 
 def test_multi_turn_answer_equals_cold_evaluation(model, chat_gguf):
     s = model.session()
     s.params = GREEDY
     for text in ("你好", "介绍一下北京", "再说一遍"):
-        s.send(text, stream=False)
-    last_answer = s.messages[-1]["content"]
-    with lamina.load(chat_gguf, n_ctx=512, n_threads=2) as cold:
-        assert cold.chat(s.history[:-1], GREEDY).strip() == last_answer
+        answer = s.send(text, stream=False)
+    with lamina.load(chat_gguf, n_ctx=512, n_threads=1) as cold:
+        assert cold.generate(s.last_prompt_tokens, GREEDY) == answer
         assert cold.last_stats.cached_tokens == 0
+        # the prompt is the template's text for the whole conversation
+        rendered = s.template.render(s.history[:-1])
+        for marker in ("<s>", "</s>", " "):
+            rendered = rendered.replace(marker, "")
+        assert cold.detokenize(s.last_prompt_tokens).replace(" ", "") == rendered
 
 
 def test_overflow_drops_oldest_turns_keeps_system_and_goes_on(chat_gguf):
-    with lamina.load(chat_gguf, n_ctx=160, n_threads=2) as m:
+    with lamina.load(chat_gguf, n_ctx=160, n_threads=1) as m:
         notices: list[str] = []
         s = m.session(system="系统提示")
         s.on_notice = notices.append
@@ -66,7 +72,7 @@ def test_overflow_drops_oldest_turns_keeps_system_and_goes_on(chat_gguf):
 
 
 def test_message_too_long_for_the_context_is_a_clear_error(chat_gguf):
-    with lamina.load(chat_gguf, n_ctx=64, n_threads=2) as m:
+    with lamina.load(chat_gguf, n_ctx=64, n_threads=1) as m:
         s = m.session()
         with pytest.raises(lamina.LaminaError, match="too long"):
             s.send("北京 " * 80, stream=False)
@@ -82,7 +88,7 @@ def test_interrupted_answer_keeps_the_session_usable(model, chat_gguf):
     assert model.last_stats.finish_reason == "cancelled"
     assert s.messages[-1] == {"role": "assistant", "content": "".join(shown).strip()}
     answer = s.send("继续", stream=False)
-    with lamina.load(chat_gguf, n_ctx=512, n_threads=2) as cold:
+    with lamina.load(chat_gguf, n_ctx=512, n_threads=1) as cold:
         assert cold.chat(s.history[:-1], s.params).strip() == answer.strip()
 
 
@@ -133,3 +139,22 @@ def test_session_uses_template_sampling_defaults(model):
     s = model.session(template="llama2-zh")
     assert (s.params.temperature, s.params.top_k, s.params.top_p, s.params.repeat_penalty) == (
         0.3, 50, 0.95, 1.3)
+
+
+def test_a_failed_turn_leaves_no_trace(model):
+    s = model.session()
+    s.params = GREEDY
+    s.send("你好", stream=False)
+    before = [dict(m) for m in s.messages]
+    with pytest.raises(InputError):
+        s.send("北京", stream=False, stop=("",))  # invalid parameters
+    with pytest.raises(lamina.LaminaError, match="too long"):
+        s.send("北京 " * 800, stream=False)  # cannot fit the context
+    other = model.generate("上海", GREEDY, stream=True)
+    next(other)
+    with pytest.raises(lamina.LaminaError, match="still streaming"):
+        s.send("北京", stream=False)  # fails inside the generation
+    other.close()
+    assert s.messages == before
+    s.send("北京", stream=False)
+    assert [m["role"] for m in s.messages] == ["user", "assistant"] * 2

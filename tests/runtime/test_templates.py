@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
-from lamina.errors import TemplateError
 from lamina.runtime.templates import (
     ALPACA2_SYSTEM,
     detect_template,
@@ -12,6 +10,8 @@ from lamina.runtime.templates import (
     get_template,
     list_templates,
 )
+
+from lamina.errors import TemplateError
 
 TWO_TURNS = [
     {"role": "user", "content": "你好"},

@@ -15,6 +15,10 @@ import httpx
 import pytest
 
 API_KEY = "test-key-123"
+#: A JSON string of at least 100000 characters: the grammar forbids the end of the
+#: answer, so a generation with it runs to max_tokens whatever the model's weights.
+ENDLESS = {"type": "json_schema",
+           "json_schema": {"name": "endless", "schema": {"type": "string", "minLength": 100000}}}
 
 
 def free_port() -> int:
@@ -53,9 +57,13 @@ class Server:
             time.sleep(0.02)
 
 
-def start_server(model: Path, *args: str, api_key: str | None = None) -> Server:
+def start_server(model: Path, *args: str, api_key: str | None = None,
+                 env_api_key: str | None = None) -> Server:
+    """Start ``lamina serve``; ``env_api_key`` passes the key through LAMINA_API_KEY."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "LAMINA_API_KEY"}
+    if env_api_key:
+        env["LAMINA_API_KEY"] = env_api_key
     cmd = [sys.executable, "-m", "lamina", "serve", str(model), "--port", str(port),
            "--threads", "1", *args]
     if api_key:
@@ -70,7 +78,7 @@ def start_server(model: Path, *args: str, api_key: str | None = None) -> Server:
                                f"{proc.stderr.read()}")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return Server(url, api_key, proc)
+                return Server(url, api_key or env_api_key, proc)
         except httpx.HTTPError:
             pass
         time.sleep(0.1)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.server.conftest import start_server, stop_server
+from tests.server.conftest import ENDLESS, start_server, stop_server
 
 LONG = [{"role": "user", "content": "Tell me a long story."}]
 
@@ -31,7 +31,7 @@ def test_eight_concurrent_streams_all_complete(server, model):
                        model.last_stats.finish_reason)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda p: _stream_text(server.v1, server.api_key, p), prompts))
-    for p, got in zip(prompts, results):
+    for p, got in zip(prompts, results, strict=True):
         assert got == expected[p]
     assert server.health()["slots"]["busy"] == 0
 
@@ -39,12 +39,13 @@ def test_eight_concurrent_streams_all_complete(server, model):
 def _open_long_stream(server, client: httpx.Client, max_tokens: int):
     req = client.build_request(
         "POST", f"{server.v1}/chat/completions", headers=server.headers(),
-        json={"messages": LONG, "temperature": 0, "max_tokens": max_tokens, "stream": True})
+        json={"messages": LONG, "temperature": 0, "max_tokens": max_tokens, "stream": True,
+              "response_format": ENDLESS})
     resp = client.send(req, stream=True)
     assert resp.status_code == 200
-    lines = resp.iter_lines()
-    first = next(line for line in lines if line.startswith("data: "))
-    assert '"role": "assistant"' in first
+    resp.lines = resp.iter_lines()  # keep the iterator: dropping it closes the response
+    first = next(resp.lines)
+    assert first.startswith("data: ") and '"role": "assistant"' in first
     return resp
 
 
@@ -81,7 +82,7 @@ def test_past_the_queue_requests_get_429_with_retry_after(tight_server):
         holder.close()  # the queued request gets the slot and completes
         t.join(60)
     assert queued["status"] == 200, queued
-    assert queued["body"]["choices"][0]["finish_reason"] == "length"
+    assert queued["body"]["usage"]["completion_tokens"] >= 1
     srv.wait_for(lambda h: h["slots"]["busy"] == 0 and h["slots"]["waiting"] == 0)
 
 
@@ -110,5 +111,30 @@ def test_client_closing_mid_stream_frees_the_slot(tight_server):
     assert h["requests"]["cancelled"] == before + 1
     # the model is usable again at once
     ok = httpx.post(f"{server.v1}/chat/completions", timeout=30,
-                    json={"messages": LONG, "max_tokens": 5, "temperature": 0})
+                    json={"messages": LONG, "max_tokens": 5, "temperature": 0,
+                          "response_format": ENDLESS})
     assert ok.json()["choices"][0]["finish_reason"] == "length"
+
+
+def test_parallel_slots_batch_on_the_native_engine(chat_gguf, model):
+    from lamina.runtime.engine import native_available
+
+    if not native_available():
+        pytest.skip("lamina._native is not built")
+    srv = start_server(chat_gguf, "--parallel", "4", "--queue", "8")
+    try:
+        assert srv.health()["slots"]["total"] == 4
+        prompts = [f"第{i}个问题：杭州有什么故事？" for i in range(8)]
+        expected = [(model.chat([{"role": "user", "content": p}], temperature=0, max_tokens=40),
+                     model.last_stats.finish_reason) for p in prompts]
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda p: _stream_text(srv.v1, None, p), prompts))
+        assert results == expected
+        # a client leaving mid-stream cancels its engine sequence and frees the slot
+        with httpx.Client(timeout=60) as http:
+            resp = _open_long_stream(srv, http, 900)
+            srv.wait_for(lambda h: h["slots"]["busy"] == 1)
+            resp.close()
+        srv.wait_for(lambda h: h["slots"]["busy"] == 0 and h["requests"]["cancelled"] == 1)
+    finally:
+        stop_server(srv)

@@ -1,0 +1,129 @@
+"""Where a request's tokens come from: the model's own context, or the batch engine.
+
+With one slot, requests run on ``Model.generate``/``Model.chat`` (one llama
+context, KV reuse between turns). With ``--parallel N`` and lamina's native
+engine, every slot submits to one ``BatchEngine`` with N sequences, so N
+requests advance together in each ``llama_decode``. Routes see only
+``Backend.chat``/``Backend.complete``: a piece iterator plus the usage numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lamina.runtime.engine import BatchEngine, EngineRequest
+    from lamina.runtime.model import Model
+
+
+@dataclass
+class Usage:
+    """What the routes report: token counts and why generation ended."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
+
+
+class Backend:
+    """Sequential generation on the model's own context (one request at a time)."""
+
+    parallel = 1
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+
+    def chat(self, messages: list[dict[str, str]], grammar: str | None,
+             overrides: dict[str, Any]) -> Iterator[str]:
+        return self.model.chat(messages, stream=True, grammar=grammar, **overrides)
+
+    def complete(self, prompt: str, grammar: str | None,
+                 overrides: dict[str, Any]) -> Iterator[str]:
+        return self.model.generate(prompt, stream=True, grammar=grammar, **overrides)
+
+    def usage(self, _it: Iterator[str]) -> Usage:
+        """Counts of the generation ``_it`` just finished (read on the same slot thread)."""
+        s = self.model.last_stats
+        return Usage(s.prompt_tokens, s.completion_tokens, s.finish_reason)
+
+    def close(self) -> None:
+        pass
+
+
+class EngineBackend(Backend):
+    """N slots feeding lamina's native batch engine (continuous batching)."""
+
+    def __init__(self, model: Model, n_seq: int) -> None:
+        super().__init__(model)
+        from lamina.runtime.engine import BatchEngine
+
+        self.engine: BatchEngine = BatchEngine(model, n_seq_max=n_seq)
+        self.engine.start()
+        self.parallel = n_seq
+        self._requests: dict[int, EngineRequest] = {}
+
+    def _stream(self, tokens: Sequence[int], grammar: str | None, overrides: dict[str, Any],
+                extra_stop: tuple[str, ...] = ()) -> Iterator[str]:
+        params = self.model.default_params.replace(**overrides)
+        req = self.engine.submit(list(tokens), params, grammar=grammar,
+                                 stop=tuple(params.stop) + extra_stop)
+        return _EngineStream(self.engine, req)
+
+    def chat(self, messages: list[dict[str, str]], grammar: str | None,
+             overrides: dict[str, Any]) -> Iterator[str]:
+        # Same prompt tokens and stop strings as Model.chat.
+        return self._stream(self.model.chat_tokens(messages), grammar, overrides,
+                            tuple(self.model.template.stop))
+
+    def complete(self, prompt: str, grammar: str | None,
+                 overrides: dict[str, Any]) -> Iterator[str]:
+        return self._stream(self.model.tokenize(prompt, add_bos=True, special=True), grammar,
+                            overrides)
+
+    def usage(self, it: Iterator[str]) -> Usage:
+        req = it.request if isinstance(it, _EngineStream) else None
+        if req is None:
+            return super().usage(it)
+        reason = req.finish_reason if req.finish_reason in ("stop", "length") else "stop"
+        return Usage(req.prompt_tokens, len(req.tokens), reason)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+class _EngineStream:
+    """Pieces of one engine request; closing it early cancels the request."""
+
+    def __init__(self, engine: BatchEngine, request: EngineRequest) -> None:
+        self.engine = engine
+        self.request = request
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        piece = self.request.pieces.get()
+        if piece is None:
+            if self.request.finish_reason == "error":
+                from lamina.runtime.engine import EngineError
+
+                raise EngineError("The batch engine failed while generating; the server "
+                                  "log has details.")
+            raise StopIteration
+        return piece
+
+    def close(self) -> None:
+        if not self.request.done:
+            self.engine.cancel(self.request)
+
+
+def make_backend(model: Model, parallel: int) -> Backend:
+    """The engine backend for ``parallel`` > 1 when the native engine is built."""
+    if parallel > 1:
+        from lamina.runtime.engine import native_available
+
+        if native_available():
+            return EngineBackend(model, parallel)
+    return Backend(model)

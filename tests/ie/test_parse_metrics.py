@@ -1,0 +1,155 @@
+"""Lenient parsing, the seed-000 pair format, and F1/ROUGE/BLEU against hand-computed values."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from lamina.runtime.ie.metrics import (
+    PRF,
+    rouge_bleu,
+    score_f1,
+    tuples_from_label,
+    tuples_from_result,
+)
+from lamina.runtime.ie.parse import parse_answer, parse_pairs
+from lamina.runtime.ie.schema_split import normalize_schema
+
+NER = ["人物", "地点"]
+
+
+def test_lenient_parse_strips_chatter_and_fences_and_keeps_schema_order():
+    text = '答案如下：\n```json\n{"地点": ["北京"], "人物": "康有为", "其他": ["x"]}\n```'
+    parsed = parse_answer("NER", NER, text)
+    assert parsed.ok and list(parsed.result) == NER
+    assert parsed.result == {"人物": ["康有为"], "地点": ["北京"]}
+    assert any("其他" in n for n in parsed.notes)
+
+
+def test_lenient_parse_accepts_python_literal_and_fills_missing_keys():
+    parsed = parse_answer("NER", NER, "{'人物': ['梁启超']}")
+    assert parsed.ok and parsed.result == {"人物": ["梁启超"], "地点": []}
+    assert "missing key '地点'" in parsed.notes
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("", "empty answer"),
+    ("没有找到实体", "no JSON object"),
+    ('{"人物": ["康有为"', "no JSON object"),
+    ('{"人物": [康有为]}', "invalid JSON"),
+    ('["康有为"]', "JSON list, not an object"),
+])
+def test_unreadable_answers_fail_with_a_reason(text, why):
+    parsed = parse_answer("NER", NER, text)
+    assert not parsed.ok and why in parsed.error
+    assert parsed.result == {"人物": [], "地点": []}
+
+
+def test_event_answers_keep_roles_in_schema_order_with_nan():
+    schema = normalize_schema("EE", [{"event_type": "人生-订婚", "arguments": ["订婚主体", "时间"]}])
+    text = json.dumps({"人生-订婚": [{"trigger": "订婚", "arguments": {
+        "时间": "NAN", "订婚主体": ["向佐", "郭碧婷"], "多余": "x"}}]}, ensure_ascii=False)
+    parsed = parse_answer("EE", schema, text)
+    assert parsed.result["人生-订婚"][0]["arguments"] == {"订婚主体": ["向佐", "郭碧婷"], "时间": "NAN"}
+    assert list(parsed.result["人生-订婚"][0]["arguments"]) == ["订婚主体", "时间"]
+
+
+def test_pairs_format_of_seed_000():
+    cats = ["安装动作", "操作部件1", "目标_部件"]
+    parsed = parse_pairs("安装动作_安装&操作部件1_前备箱储物单元&目标_部件_夹子&安装动作_安装", cats)
+    assert parsed.ok
+    assert parsed.result == {"安装动作": ["安装", "安装"], "操作部件1": ["前备箱储物单元"],
+                             "目标_部件": ["夹子"]}
+    assert parse_pairs("无_x&乱码", None).result == {"无": ["x"]}
+    assert not parse_pairs("乱码没有分隔", cats).ok
+    assert parse_pairs("", cats).ok
+
+
+def test_prf_counts_duplicates_as_multisets():
+    c = PRF()
+    c.add(gold=[("a", "T"), ("b", "T")], pred=[("a", "T"), ("a", "T"), ("c", "T")])
+    # tp = 1 (the second "a" has no gold left), pred = 3, gold = 2
+    assert (c.tp, c.pred, c.gold) == (1, 3, 2)
+    s = c.scores()
+    assert s["P"] == 33.33 and s["R"] == 50.0 and s["F1"] == 40.0  # 2*(1/3)(1/2)/(5/6) = 0.4
+
+
+def test_ner_f1_hand_computed_over_exact_partial_empty_duplicate_unparsable():
+    label = lambda *pairs: [{"entity": e, "entity_type": t} for e, t in pairs]  # noqa: E731
+    rows = [
+        # exact match: 2 tp
+        (tuples_from_label("NER", label(("康有为", "人物"), ("北京", "地点"))),
+         ['{"人物": ["康有为"], "地点": ["北京"]}'], "A"),
+        # partial: 1 tp, 1 wrong (case differs: no match), 1 missed
+        (tuples_from_label("NER", label(("Obama", "人物"), ("上海", "地点"))),
+         ['{"人物": ["obama"], "地点": ["上海"]}'], "A"),
+        # empty prediction: 1 missed
+        (tuples_from_label("NER", label(("严复", "人物"))), ['{"人物": [], "地点": []}'], "B"),
+        # duplicates: 1 tp + 1 false positive
+        (tuples_from_label("NER", label(("天津", "地点"))), ['{"人物": [], "地点": ["天津", "天津"]}'],
+         "B"),
+        # unparsable: error, 1 missed
+        (tuples_from_label("NER", label(("广州", "地点"))), ['{"地点": ["广州"'], "B"),
+    ]
+    report = score_f1("NER", rows)
+    ent = report["levels"]["entity"]
+    # tp = 2 + 1 + 0 + 1 + 0 = 4; pred = 2 + 2 + 0 + 2 + 0 = 6; gold = 2 + 2 + 1 + 1 + 1 = 7
+    assert (ent["tp"], ent["pred"], ent["gold"]) == (4, 6, 7)
+    p, r = 4 / 6, 4 / 7
+    assert ent["P"] == round(100 * p, 2) and ent["R"] == round(100 * r, 2)
+    assert ent["F1"] == round(100 * 2 * p * r / (p + r), 2)  # 61.54
+    assert report["errors"] == 1 and report["records"] == 5
+    # per type: 人物 tp 1 (康有为), pred 2, gold 3; 地点 tp 3, pred 4, gold 4
+    per = ent["per_type"]
+    assert (per["人物"]["tp"], per["人物"]["pred"], per["人物"]["gold"]) == (1, 2, 3)
+    assert (per["地点"]["tp"], per["地点"]["pred"], per["地点"]["gold"]) == (3, 4, 4)
+    by = report["by_source"]
+    assert by["A"]["levels"]["entity"]["F1"] == 75.0  # tp 3, pred 4, gold 4
+    assert by["B"]["errors"] == 1
+
+
+def test_ee_scores_events_and_arguments_separately():
+    gold = tuples_from_label("EE", [{"event_type": "人生-订婚", "event_trigger": "订婚", "arguments": [
+        {"argument": "向佐", "role": "订婚主体"}, {"argument": "郭碧婷", "role": "订婚主体"}]}])
+    pred = json.dumps({"人生-订婚": [{"trigger": "订婚", "arguments": {
+        "订婚主体": ["向佐", "某人"], "时间": "NAN"}}]}, ensure_ascii=False)
+    report = score_f1("EE", [(gold, [pred], None)])
+    assert report["levels"]["event"]["F1"] == 100.0
+    arg = report["levels"]["argument"]
+    assert (arg["tp"], arg["pred"], arg["gold"]) == (1, 2, 2)  # NAN is not an argument
+
+
+def test_re_kg_eet_eea_tuples():
+    assert tuples_from_result("RE", {"作者": [{"subject": "你的名字", "object": "新海诚"}]}) == \
+        [("你的名字", "作者", "新海诚")]
+    assert tuples_from_label("RE", '[{"head": "你的名字", "relation": "作者", "tail": "新海诚"}]') == \
+        [("你的名字", "作者", "新海诚")]
+    assert sorted(tuples_from_result("KG", {"人物": {"马三立": {"别名": "马桂福", "职业": ["演员", "大师"]}}})) \
+        == [("马三立", "别名", "马桂福"), ("马三立", "职业", "大师"), ("马三立", "职业", "演员")]
+    assert tuples_from_result("EET", {"组织关系-裁员": ["裁员"]}) == [("裁员", "组织关系-裁员")]
+    assert tuples_from_result("EEA", {"辞职": [{"离职者": "张三", "时间": "NAN"}]}) == \
+        [("辞职", "", (("张三", "离职者"),))]
+
+
+def test_rouge_bleu_hand_computed():
+    pytest.importorskip("jieba")
+    pytest.importorskip("rouge_chinese")
+    pytest.importorskip("nltk")
+    # identical -> 100; disjoint -> 0; empty vs empty -> 100; empty vs text -> 0
+    assert rouge_bleu([("w1 w2 w3 w4", "w1 w2 w3 w4")]) == \
+        {"rouge-1": 100.0, "rouge-2": 100.0, "rouge-l": 100.0, "bleu-4": 100.0, "records": 1}
+    zero = rouge_bleu([("aa bb", "cc dd ee"), ("", "cc")])
+    assert zero["rouge-1"] == 0.0 and zero["rouge-l"] == 0.0 and zero["bleu-4"] < 1.0
+    assert rouge_bleu([("", "")])["rouge-1"] == 100.0
+    # prefix: hyp = 4 tokens of the 5-token ref. ROUGE-1 F = 2*1*0.8/1.8, ROUGE-2 F: 3 of 4
+    # bigrams, P=1 -> 2*0.75/1.75; ROUGE-L = ROUGE-1 here; BLEU-4: all n-gram precisions 1,
+    # brevity penalty exp(1 - 5/4).
+    s = rouge_bleu([("w1 w2 w3 w4", "w1 w2 w3 w4 w5")])
+    assert s["rouge-1"] == pytest.approx(100 * 1.6 / 1.8, abs=1e-3)
+    assert s["rouge-2"] == pytest.approx(100 * 1.5 / 1.75, abs=1e-3)
+    assert s["rouge-l"] == pytest.approx(100 * 1.6 / 1.8, abs=1e-3)
+    assert s["bleu-4"] == pytest.approx(100 * math.exp(1 - 5 / 4), abs=1e-3)
+    # the mean over records
+    both = rouge_bleu([("w1 w2 w3 w4", "w1 w2 w3 w4"), ("aa", "bb")])
+    assert both["rouge-1"] == 50.0 and both["records"] == 2

@@ -1,0 +1,114 @@
+"""lamina build (== convert then quantize) and lamina info."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from lamina.quantize.build import BuildOptions, build
+from lamina.quantize.info import model_info
+from lamina.quantize.quantizer import quantize
+
+from tests.quantize.helpers import run_lamina
+
+
+def test_build_equals_convert_then_quantize(qfix, tmp_path):
+    from lamina.convert.pipeline import ConvertOptions, convert
+
+    built = tmp_path / "built.gguf"
+    report = build(BuildOptions(base=qfix.hf, output=built, qtype="Q4_K_M", verify=False))
+    manual_f16 = tmp_path / "manual" / "f16.gguf"
+    manual_f16.parent.mkdir()
+    convert(ConvertOptions(base=qfix.hf, output=manual_f16, outtype="f16"))
+    manual = tmp_path / "manual" / "q.gguf"
+    quantize(manual_f16, manual, "Q4_K_M")
+    assert built.read_bytes() == manual.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["built.gguf", "manual"]
+    assert report.intermediate_bytes == manual_f16.stat().st_size
+    assert set(report.stage_seconds) == {"convert", "quantize"}
+
+
+def test_build_cli_prints_sizes_and_quality(qfix, tmp_path):
+    out = tmp_path / "m.gguf"
+    proc = run_lamina(["build", str(qfix.hf), "--type",
+                           "Q8_0", "-o", str(out), "--json"], timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["output_bytes"] == out.stat().st_size
+    assert data["intermediate_bytes"] > data["output_bytes"]
+    assert set(data["seconds"]) == {"convert", "quantize", "verify"}
+    assert data["quality"]["top1_agreement"] >= 0.98
+    assert [p.name for p in tmp_path.iterdir()] == ["m.gguf"]
+
+
+def test_build_removes_its_temporary_folder_on_failure(qfix, tmp_path, monkeypatch):
+    import lamina.quantize.build as build_mod
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_mod, "quantize", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build(BuildOptions(base=qfix.hf, output=tmp_path / "m.gguf", verify=False))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_build_with_missing_base_fails_cleanly(tmp_path):
+    proc = run_lamina(["build", str(tmp_path / "nope"),
+                           "-o", str(tmp_path / "m.gguf")], timeout=120)
+    assert proc.returncode == 1
+    assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_info_reads_the_header(qfix, quantized):
+    import gguf
+
+    path = quantized("Q4_K_M")
+    info = model_info(path)
+    reader = gguf.GGUFReader(str(qfix.f16))
+    assert info.architecture == "llama"
+    assert info.n_params == sum(int(t.n_elements) for t in reader.tensors)
+    assert info.file_bytes == path.stat().st_size
+    assert info.file_type == "Q4_K_M"
+    assert info.tensor_types["F32"] == 5 and "Q4_K" in info.tensor_types
+    assert sum(info.tensor_types.values()) == info.n_tensors == len(reader.tensors)
+    assert info.vocab_size == len(reader.fields["tokenizer.ggml.tokens"].data)
+    assert info.special_tokens["bos"] == {"id": 1, "text": "<s>"}
+    assert info.special_tokens["eos"] == {"id": 2, "text": "</s>"}
+    assert info.context_length == 1024 and info.embedding_length == 256
+    assert info.provenance["base"] == str(qfix.hf)
+
+
+def test_info_cli_json_and_table(qfix):
+    proc = run_lamina(["info", str(qfix.f16), "--json"], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["file_type"] == "F16" and data["tensor_types"] == {"F16": 16, "F32": 5}
+    table = run_lamina(["info", str(qfix.f16)], timeout=120,
+                           )
+    assert table.returncode == 0
+    for label in ("Architecture", "Parameters", "Tensor types", "Special tokens", "Context"):
+        assert label in table.stdout
+
+
+def test_quantize_list_shows_every_type():
+    from lamina.quantize.types import QUANT_TYPES
+
+    proc = run_lamina(["quantize", "--list", "--json"], timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    names = [row["name"] for row in json.loads(proc.stdout)]
+    assert names == [t.name for t in QUANT_TYPES]
+    assert {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_M", "Q4_K_S", "Q4_K_M",
+            "Q5_K_S", "Q5_K_M", "Q6_K", "IQ4_NL", "IQ4_XS"} <= set(names)
+
+
+def test_every_libllama_ftype_is_listed_or_explained():
+    """Guards the table against llama.h: each LLAMA_FTYPE_* is offered, except NVFP4."""
+    import llama_cpp.llama_cpp as lc
+    from lamina.quantize.types import QUANT_TYPES
+
+    ftypes = {getattr(lc, n) for n in dir(lc)
+              if n.startswith("LLAMA_FTYPE_") and n != "LLAMA_FTYPE_GUESSED"}
+    offered = {t.ftype for t in QUANT_TYPES}
+    assert ftypes - offered == {lc.LLAMA_FTYPE_MOSTLY_NVFP4}

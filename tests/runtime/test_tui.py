@@ -1,0 +1,67 @@
+"""The chat UI's input handling and slash commands, driven without a terminal."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from lamina.runtime.tui.app import ChatApp, _parse_params, run_pipe
+from rich.console import Console
+
+from lamina.errors import LaminaError
+
+
+def make_app(model, lines: list[str]) -> tuple[ChatApp, io.StringIO]:
+    feed = iter(lines)
+
+    def read(prompt: str) -> str:
+        try:
+            return next(feed)
+        except StopIteration:
+            raise EOFError from None
+
+    out = io.StringIO()
+    session = model.session()
+    session.params = session.params.replace(temperature=0.0, max_tokens=6)
+    return ChatApp(model, session, console=Console(file=out, width=100), read=read), out
+
+
+def test_multi_line_input_block_and_backslash(model):
+    app, _ = make_app(model, ['"""', "第一行", "第二行", '"""', "前半\\", "后半"])
+    assert app.read_message() == "第一行\n第二行"
+    assert app.read_message() == "前半\n后半"
+
+
+def test_commands_drive_the_session(model, tmp_path):
+    path = tmp_path / "c.json"
+    app, out = make_app(model, ["你好", "/system 你是诗人", "/params temp=0.5 top_k=7",
+                                f"/save {path}", "/undo", "/retry", f"/load {path}",
+                                "/bogus", "/help", "/exit", "never read"])
+    app.run()
+    text = out.getvalue()
+    s = app.session
+    assert s.system == "你是诗人"
+    assert (s.params.temperature, s.params.top_k) == (0.5, 7)
+    assert "Removed: 你好" in text and "Nothing to undo" not in text
+    assert "There is no message to retry yet." in text  # /retry after /undo: a message
+    assert [m["content"] for m in s.messages if m["role"] == "user"] == ["你好"]
+    assert "Unknown command /bogus" in text and "/params" in text
+    assert "tok/s" in text and "context" in text
+
+
+def test_bad_params_are_messages(model):
+    with pytest.raises(LaminaError):
+        _parse_params("temperature")
+    with pytest.raises(LaminaError):
+        _parse_params("top_k=many")
+    assert _parse_params("stop=a,b seed=none max_tokens=9") == {
+        "stop": ("a", "b"), "seed": None, "max_tokens": 9}
+
+
+def test_pipe_mode_one_answer_per_line(model):
+    session = model.session()
+    session.params = session.params.replace(temperature=0.0, max_tokens=5)
+    out = io.StringIO()
+    assert run_pipe(session, io.StringIO("你好\n\n北京\n"), out) == 2
+    assert out.getvalue().count("\n") == 2
+    assert len(session.messages) == 4
