@@ -106,8 +106,10 @@ def run_plain(path: Path, prompts: list[str], grammar: str, threads: int, n_ctx:
     g = LlamaGrammar.from_string(grammar, verbose=False)
     outs = []
     for p in prompts:
-        r = llm.create_completion(p, max_tokens=max_tokens, temperature=0.0, repeat_penalty=1.0,
-                                  grammar=g)
+        # The prompt text carries the template's literal "<s>": no second BOS.
+        tokens = llm.tokenize(p.encode("utf-8"), add_bos=False, special=True)
+        r = llm.create_completion(tokens, max_tokens=max_tokens, temperature=0.0,
+                                  repeat_penalty=1.0, grammar=g)
         outs.append(r["choices"][0]["text"])
     llm.close()
     return outs

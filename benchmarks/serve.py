@@ -66,7 +66,6 @@ def ensure_model(work: Path) -> Path:
     import shutil
 
     from bigmodel import _write_base
-
     from lamina.convert.pipeline import ConvertOptions, convert
     from lamina.quantize.quantizer import quantize
 

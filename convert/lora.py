@@ -214,7 +214,10 @@ class LoraAdapter:
                 continue
             if ".original_module." in name:
                 continue
-            base = name.replace(".modules_to_save.default.", ".").replace(".modules_to_save.", ".")
+            # modules_to_save copies, and the embedding weights peft saves alongside
+            # an embedding LoRA (".base_layer."), both replace the base tensor.
+            base = (name.replace(".modules_to_save.default.", ".")
+                    .replace(".modules_to_save.", ".").replace(".base_layer.", "."))
             if base.endswith(".bias"):
                 raise FormatError(f"'{self.weight_file}' holds a bias tensor '{key}'; LLaMA "
                                   "layers have no biases.",

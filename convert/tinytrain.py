@@ -128,3 +128,44 @@ def train_lora(base_model: Any, tokenizer_model: Path, pairs: Sequence[tuple[str
         {"steps": steps, "lr": lr, "r": r, "alpha": alpha, "final_loss": loss_value,
          "examples": len(data)}, indent=2))
     return out_dir
+
+
+@dataclass
+class DemoFamily:
+    """What ``lamina demo`` builds: a base and two patches, as users download them."""
+
+    base: Path  # HF folder, base vocabulary
+    lora_plus: Path  # extends the vocabulary, embed/lm_head in modules_to_save
+    lora_alpaca: Path  # instruction-tuned on the demo chats and NER examples
+
+
+def demo_spec() -> Any:
+    """Hidden size 256 so every K-quant (Q4_K_M...) applies to every weight matrix."""
+    from lamina.convert.synthetic import TinyLlamaSpec
+
+    return TinyLlamaSpec(hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, seed=0)
+
+
+def build_demo_family(root: Path, *, steps: int = 30, on_step: Any = None) -> DemoFamily:
+    """Base (Chinese-LLaMA-like tokenizer) -> Plus LoRA (bigger vocab) -> trained Alpaca LoRA."""
+    import torch
+
+    from lamina.convert import synthetic as syn
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    spec = demo_spec()
+    base_tok = syn.train_tokenizer(root / "tokenizer_base", spec.vocab_size)
+    ext_tok = syn.extend_tokenizer(base_tok, root / "tokenizer_extended")
+    base = syn.random_llama(spec, syn.sp_vocab_size(base_tok))
+    base_dir = syn.save_hf(base, root / "chinese-llama-tiny-hf", base_tok)
+    resized = syn._resized(base, syn.sp_vocab_size(ext_tok), seed=spec.seed + 11)
+    plus = syn.make_lora(resized, root / "chinese-llama-plus-lora-tiny", r=8, alpha=32,
+                         targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                  "up_proj", "down_proj"],
+                         modules_to_save=["embed_tokens", "lm_head"], seed=spec.seed + 1,
+                         tokenizer_model=ext_tok, safe=False)
+    base_plus = syn.merged_with(resized, plus)
+    alpaca = train_lora(base_plus, ext_tok, demo_examples(), root / "chinese-alpaca-plus-lora-tiny",
+                        steps=steps, on_step=on_step)
+    return DemoFamily(base=base_dir, lora_plus=plus, lora_alpaca=alpaca)

@@ -48,14 +48,16 @@ class QuantizeReport:
     input_bytes: int
     output_bytes: int
     n_params: int
-    bits_per_weight: float  # of the output's tensor data
+    bits_per_weight: float  # of the output's tensor data (llama.cpp's "BPW")
     seconds: float
     type_histogram: dict[str, int]  # ggml type name -> tensors in the output
+    input_bits_per_weight: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {"input": str(self.input), "output": str(self.output), "type": self.qtype,
                 "input_bytes": self.input_bytes, "output_bytes": self.output_bytes,
                 "n_params": self.n_params, "bits_per_weight": round(self.bits_per_weight, 4),
+                "input_bits_per_weight": round(self.input_bits_per_weight, 4),
                 "seconds": round(self.seconds, 3), "tensors": self.type_histogram}
 
 
@@ -177,7 +179,7 @@ def quantize(
     src = Path(input_path)
     out = Path(output)
     reader = check_inputs(src, qt, imatrix)
-    n_params, _, _ = tensor_stats(reader)
+    n_params, input_tensor_bytes, _ = tensor_stats(reader)
     del reader
     check_output_path(out, force=force)
     if out.exists() and out.resolve() == src.resolve():
@@ -209,6 +211,7 @@ def quantize(
         output_bytes=out.stat().st_size, n_params=out_params,
         bits_per_weight=8.0 * out_tensor_bytes / out_params if out_params else 0.0,
         seconds=seconds, type_histogram=dict(histogram.most_common()),
+        input_bits_per_weight=8.0 * input_tensor_bytes / n_params if n_params else 0.0,
     )
 
 

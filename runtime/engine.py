@@ -21,6 +21,7 @@ Two ways to drive it:
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import threading
@@ -139,9 +140,12 @@ class BatchEngine:
         self._thread: threading.Thread | None = None
         self._closing = False
         self._error: BaseException | None = None
-        # Free the context before llama-cpp-python frees the weights under it.
+        # Free the context before llama-cpp-python frees the weights under it,
+        # and before interpreter shutdown (llama.cpp logs through a Python
+        # callback that no longer works during finalization).
         me = weakref.ref(self)
         llama._stack.callback(lambda: (e := me()) is not None and e.close())
+        pass  # _LIVE.add(self)
 
     # ---- properties
 
@@ -351,6 +355,15 @@ class BatchEngine:
         self.close()
 
 
+_LIVE: weakref.WeakSet[BatchEngine] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for eng in list(_LIVE):
+        eng.close()
+
+
 def _model_pointer(model: Model) -> int:
     handle = getattr(getattr(model.llama, "_model", None), "model", None)
     if handle is None:
@@ -406,8 +419,9 @@ def _normalise_grammars(grammars: Sequence[str | None] | str | None, n: int) -> 
     return [g or None for g in out]
 
 
-_ENGINES: weakref.WeakKeyDictionary[Any, tuple[BatchEngine, threading.Lock]] = \
-    weakref.WeakKeyDictionary()
+#: Attribute of a Model holding its cached (engine, lock): kept on the model so
+#: that both are collected together (a module-level map would keep the model alive).
+_CACHE_ATTR = "_lamina_batch_engine"
 _ENGINES_LOCK = threading.Lock()
 
 
@@ -416,7 +430,7 @@ def engine_for(model: Model, n_seq: int, n_ctx_per_seq: int) -> tuple[BatchEngin
     ``n_ctx_per_seq`` tokens each (creating a context costs more than a batch
     of short prompts), and the lock its user must hold."""
     with _ENGINES_LOCK:
-        cached = _ENGINES.get(model)
+        cached = getattr(model, _CACHE_ATTR, None)
         if cached is not None:
             eng, lock = cached
             if eng.n_seq_max == n_seq and eng.n_ctx_per_seq >= n_ctx_per_seq \
@@ -426,7 +440,7 @@ def engine_for(model: Model, n_seq: int, n_ctx_per_seq: int) -> tuple[BatchEngin
                 eng.close()
         eng = BatchEngine(model, n_seq, n_ctx_per_seq)
         cached = (eng, threading.Lock())
-        _ENGINES[model] = cached
+        setattr(model, _CACHE_ATTR, cached)
         return cached
 
 

@@ -106,7 +106,7 @@ def quantize(input_path: Path | None, output: Path | None, qtype: str, list_type
     table.add_column("Output")
     table.add_row("File", str(report.input), str(report.output))
     table.add_row("Size", human_bytes(report.input_bytes), human_bytes(report.output_bytes))
-    table.add_row("Bits/weight", f"{8 * report.input_bytes / report.n_params:.2f}",
+    table.add_row("Bits/weight", f"{report.input_bits_per_weight:.2f}",
                   f"{report.bits_per_weight:.2f}")
     table.add_row("Tensors", "", _histogram_text(report.type_histogram))
     table.add_row("Time", "", f"{report.seconds:.1f} s")
@@ -225,7 +225,7 @@ def build(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
     from lamina.quantize.build import BuildOptions
     from lamina.quantize.build import build as run_build
 
-    from lamina.console import bytes_progress, err_console
+    from lamina.console import bytes_progress
 
     opts = BuildOptions(base=base, output=output, qtype=qtype, loras=list(loras), diff=diff,
                         tokenizer=tokenizer, template=template, intermediate=intermediate,
@@ -241,9 +241,6 @@ def build(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
         state["active"] = {"quantize": qprogress, "verify": vprogress}.get(stage)
         if state["active"] is not None:
             state["active"].start()
-        elif stage == "convert":
-            err_console.print("[bold]Converting[/] the checkpoint to a temporary "
-                              f"{intermediate} GGUF...")
 
     try:
         report = run_build(opts, convert_progress=bytes_progress(transient=True),
@@ -267,7 +264,7 @@ def build(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
     table.add_row("Input checkpoint", human_bytes(report.input_bytes),
                   f"{8 * report.input_bytes / n:.2f}", "")
     table.add_row(f"Intermediate {intermediate} (removed)", human_bytes(report.intermediate_bytes),
-                  f"{8 * report.intermediate_bytes / n:.2f}",
+                  f"{report.quantize.input_bits_per_weight:.2f}",
                   f"{report.stage_seconds['convert']:.1f} s")
     table.add_row(f"Output {report.qtype}", human_bytes(report.output_bytes),
                   f"{report.bits_per_weight:.2f}", f"{report.stage_seconds['quantize']:.1f} s")

@@ -277,17 +277,18 @@ def _execute(opts: RayExtractOptions, config: WorkerConfig, threads: int,
             )
         start = time.perf_counter()
         with _progress(opts, records_in) as advance:
-            try:
-                for batch in results.iter_batches(batch_size=None, batch_format="pandas"):
-                    for row in batch.to_dict("records"):
-                        sink.add(row)
-                    advance(len(batch))
-            except Exception as exc:  # a worker error Ray gave up on: surface the user's error
-                user = _user_error(exc)
-                if user is not None:
-                    raise user from None
-                raise
+            for batch in results.iter_batches(batch_size=None, batch_format="pandas"):
+                for row in batch.to_dict("records"):
+                    sink.add(row)
+                advance(len(batch))
         return records_in, time.perf_counter() - start
+    except LaminaError:
+        raise
+    except Exception as exc:  # Ray wraps what a task raised: show the user's error, if any
+        user = _user_error(exc)
+        if user is not None:
+            raise user from None
+        raise
     finally:
         ctx.actor_task_retry_on_errors, ctx.execution_options.preserve_order = saved
 

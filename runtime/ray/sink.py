@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -76,10 +78,17 @@ class OrderedSink:
 @contextlib.contextmanager
 def open_sink(output: Path | None, errors: Path | None, force: bool) -> Iterator[OrderedSink]:
     """A sink over the output and errors files (temporary until the block succeeds), or
-    over stdout; like the local path, the errors file exists only when it has lines."""
+    over stdout (printed when the block succeeds); like the local path, the errors
+    file exists only when it has lines."""
     if output is None or errors is None:
-        yield OrderedSink(sys.stdout, None)
-        sys.stdout.flush()
+        # Spooled, then copied: Ray prints its retry notices on stdout while the run
+        # goes, and they must not land between two records.
+        with tempfile.SpooledTemporaryFile(max_size=64 << 20, mode="w+",
+                                           encoding="utf-8") as spool:
+            yield OrderedSink(spool, None)
+            spool.seek(0)
+            shutil.copyfileobj(spool, sys.stdout)
+            sys.stdout.flush()
         return
     with atomic_output(output, force=force) as out_tmp, \
             atomic_output(errors, force=True) as err_tmp, \

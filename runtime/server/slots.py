@@ -149,14 +149,17 @@ class PieceStream:
         self.result: Any = None
 
     def _step(self) -> list[str]:
+        # The first step returns with the first piece (time to first token);
+        # later ones gather pieces for up to STEP_BUDGET_SECONDS.
+        budget = STEP_BUDGET_SECONDS if self._it is not None else 0.0
         if self._it is None:
             self._it = iter(self._make())
         pieces: list[str] = []
-        deadline = time.perf_counter() + STEP_BUDGET_SECONDS
+        deadline = time.perf_counter() + budget
         for piece in self._it:
             if piece:
                 pieces.append(piece)
-            if time.perf_counter() >= deadline and pieces:
+            if pieces and time.perf_counter() >= deadline:
                 return pieces
         self.finished = True
         if self._finish is not None:

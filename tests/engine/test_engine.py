@@ -188,3 +188,23 @@ def test_bad_arguments_raise_lamina_errors(model):
     with pytest.raises(GrammarError):
         generate_many(model, ["a", "b"], greedy(), "root ::= (")
     assert generate_many(model, [], greedy()) == []
+
+
+def test_extract_cli_batches_on_the_engine_and_exits_cleanly(chat_gguf, tmp_path):
+    # The engine cached on the model is alive at interpreter exit; this once
+    # crashed the process (llama.cpp logged through a Python callback during
+    # finalization).
+    import subprocess
+    import sys
+
+    docs = tmp_path / "docs.txt"
+    docs.write_text("张三去了北京。\n李四在上海工作。\n王五来自深圳。\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, "-X", "faulthandler", "-m", "lamina", "extract", str(chat_gguf),
+           "--schema", '["人物","地理位置"]', "--input", str(docs), "--batch", "3",
+           "--max-tokens", "48", "--max-items", "1", "--max-chars", "3", "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in records] == ["1", "2", "3"]
+    assert all("error" not in r and set(r["result"]) == {"人物", "地理位置"} for r in records)

@@ -24,7 +24,7 @@ def ie_model(chat_gguf):
     """The fixture chat model (alpaca2 template recorded in the file)."""
     import lamina
 
-    model = lamina.load(chat_gguf, n_threads=2)
+    model = lamina.load(chat_gguf, n_threads=1)
     yield model
     model.close()
 
@@ -36,6 +36,6 @@ def wild_model(base_gguf):
     answers empty lists, which would leave most of the grammar untested)."""
     import lamina
 
-    model = lamina.load(base_gguf, n_threads=2, template="alpaca2")
+    model = lamina.load(base_gguf, n_threads=1, template="alpaca2")
     yield model
     model.close()

@@ -14,7 +14,7 @@ import pytest
 from lamina.runtime.ie.io import BadLine, DoneIndex, ResumableJsonl, read_inputs
 
 SCHEMA = '["人物","地理位置"]'
-SMALL_ARGS = ["--max-items", "2", "--max-chars", "3", "--max-tokens", "200", "--threads", "2"]
+SMALL_ARGS = ["--max-items", "2", "--max-chars", "3", "--max-tokens", "200", "--threads", "1"]
 
 
 def lamina(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

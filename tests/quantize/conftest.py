@@ -65,7 +65,27 @@ def _bigram_llama(root: Path) -> Path:
     return save_hf(model, root / "hf", tok)
 
 
-def build_quant_fixture(root: Path) -> QuantFixture:
+def _small_llama(root: Path) -> Path:
+    """One 256-wide layer: the cheapest model every quantization type accepts.
+
+    The grid-searching types (IQ1_*, IQ2_*) cost seconds per million weights,
+    so the every-type test runs on this one.
+    """
+    from lamina.convert.synthetic import (
+        TinyLlamaSpec,
+        random_llama,
+        save_hf,
+        sp_vocab_size,
+        train_tokenizer,
+    )
+
+    spec = TinyLlamaSpec(hidden_size=256, intermediate_size=256, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=2, seed=3)
+    tok = train_tokenizer(root / "tok", 600)
+    return save_hf(random_llama(spec, sp_vocab_size(tok)), root / "hf", tok)
+
+
+def build_quant_fixture(root: Path, small: bool = False) -> QuantFixture:
     from lamina.convert.pipeline import ConvertOptions, convert
 
     marker = root.with_name(root.name + ".done")
@@ -75,7 +95,7 @@ def build_quant_fixture(root: Path) -> QuantFixture:
         return fx
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    _bigram_llama(root)
+    (_small_llama if small else _bigram_llama)(root)
     for path, outtype in ((fx.f32, "f32"), (fx.f16, "f16")):
         convert(ConvertOptions(base=fx.hf, output=path, outtype=outtype, force=True))
     marker.write_text("ok")
@@ -85,6 +105,11 @@ def build_quant_fixture(root: Path) -> QuantFixture:
 @pytest.fixture(scope="session")
 def qfix(cache_dir: Path) -> QuantFixture:
     return build_quant_fixture(cache_dir / f"quantize-{FIXTURE_VERSION}")
+
+
+@pytest.fixture(scope="session")
+def qfix_small(cache_dir: Path) -> QuantFixture:
+    return build_quant_fixture(cache_dir / f"quantize-small-{FIXTURE_VERSION}", small=True)
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,12 @@ def imatrix_file(qfix, tmp_path_factory) -> Path:
                               imatrix_values(qfix.f16))
 
 
+@pytest.fixture(scope="session")
+def small_imatrix(qfix_small, tmp_path_factory) -> Path:
+    return write_imatrix_gguf(tmp_path_factory.mktemp("imatrix") / "small.gguf",
+                              imatrix_values(qfix_small.f16))
+
+
 def _loads_and_runs(path: Path) -> np.ndarray:
     import llama_cpp
 
@@ -45,15 +51,16 @@ def _loads_and_runs(path: Path) -> np.ndarray:
     [pytest.param(t.name, marks=pytest.mark.slow) if t.name in GRID_TYPES else t.name
      for t in QUANT_TYPES],
 )
-def test_every_listed_type_quantizes_and_loads(qfix, imatrix_file, tmp_path, qtype):
+def test_every_listed_type_quantizes_and_loads(qfix_small, small_imatrix, tmp_path, qtype):
     qt = get_quant_type(qtype)
     out = tmp_path / f"{qtype}.gguf"
-    report = quantize(qfix.f16, out, qtype, imatrix=imatrix_file if qt.needs_imatrix else None)
+    report = quantize(qfix_small.f16, out, qtype,
+                      imatrix=small_imatrix if qt.needs_imatrix else None)
     assert out.is_file() and report.output_bytes == out.stat().st_size
     logits = _loads_and_runs(out)
     assert np.isfinite(logits).all() and logits.std() > 0
     if qt.kind in ("legacy", "k-quant") and qt.name != "Q8_0":
-        assert report.output_bytes < 0.5 * qfix.f16.stat().st_size
+        assert report.output_bytes < 0.5 * qfix_small.f16.stat().st_size
 
 
 @pytest.mark.parametrize("qtype", ["Q4_K_M", "Q8_0", "IQ4_XS", "Q5_0"])

@@ -109,3 +109,16 @@ def test_empty_input_is_a_clear_error(ray_local, chat_gguf, tmp_path):
     with pytest.raises(InputError, match="holds no documents"):
         run_extract(ray_options(chat_gguf, src, out))
     assert not out.exists()
+
+
+def test_non_utf8_input_is_a_clear_error(ray_local, chat_gguf, tmp_path):
+    from lamina.runtime.ray.runner import run_extract
+
+    from lamina.errors import InputError
+
+    src = tmp_path / "gbk.txt"
+    src.write_bytes("康有为是广东人。\n".encode("gbk"))
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(InputError, match="not UTF-8"):
+        run_extract(ray_options(chat_gguf, src, out))
+    assert not out.exists()

@@ -143,3 +143,16 @@ def test_input_uris_survive_the_path_option(uri):
     from lamina.runtime.ray.command import restore_uri
 
     assert restore_uri(str(Path(uri))) == uri
+
+
+def test_stdout_gets_the_records_only_when_the_run_completes(capsys):
+    from lamina.runtime.ray.sink import RecordCheckError, open_sink
+
+    with open_sink(None, None, False) as sink:
+        sink.add(_row(1))
+        assert capsys.readouterr().out == ""
+    assert capsys.readouterr().out == '"1"\n'
+    with pytest.raises(RecordCheckError), open_sink(None, None, False) as sink:
+        sink.add(_row(1))
+        sink.check(2)
+    assert capsys.readouterr().out == ""
