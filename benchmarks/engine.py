@@ -77,7 +77,6 @@ def ensure_model(work: Path) -> Path:
     import shutil
 
     from bigmodel import _write_base
-
     from lamina.convert.pipeline import ConvertOptions, convert
     from lamina.quantize.quantizer import quantize
 
@@ -124,9 +123,10 @@ def main() -> None:
     ap.add_argument("--ctx", type=int, default=2048)
     args = ap.parse_args()
 
-    import lamina
     from lamina.runtime.ie.api import Extractor, extract_many
     from lamina.runtime.sampling import SamplingParams
+
+    import lamina
 
     path = ensure_model(WORK)
     docs = documents(args.docs)
@@ -155,7 +155,7 @@ def main() -> None:
 
     same = [r["result"] for r in seq] == [r["result"] for r in eng]
     plain_same = [r["output"] for r in seq] == [
-        ex.finish(j, [_answer(t)])["output"] for j, t in zip(jobs, plain)]
+        ex.finish(j, [_answer(t)])["output"] for j, t in zip(jobs, plain, strict=True)]
     n = len(docs)
     rows = [
         ["llama-cpp-python, per document", f"{t_plain.seconds:.1f}", f"{n / t_plain.seconds:.2f}",

@@ -10,10 +10,11 @@ which makes the per-request server overhead look larger than on a 7B model):
   non-streaming requests over loopback HTTP; a streaming run at 1 client too);
 * ``lamina serve --parallel 4`` (native batch engine) with 1, 4 and 8 clients.
 
-Reported: requests/s, completion tokens/s, mean latency, and the overhead per
-request of the server at 1 client against the direct call.
+Reported: requests/s, completion tokens/s, mean latency, and the server's
+overhead per request: the same request made directly and through the server
+back to back, median of the differences (paired, so load drift cancels).
 
-    python benchmarks/serve.py [--requests 8] [--max-tokens 32] [--threads 2]
+    python benchmarks/serve.py [--requests 8] [--max-tokens 32] [--threads 1] [--model X.gguf]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -156,7 +158,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="llama.cpp threads for both ways (1 is steadiest on a busy machine)")
     ap.add_argument("--ctx", type=int, default=1024)
     ap.add_argument("--parallel", type=int, default=4)
     ap.add_argument("--model", type=Path, default=None,
@@ -171,39 +174,48 @@ def main() -> None:
     # Baseline: the Python API, in this process, one request after another.
     model = lamina.load(path, n_ctx=args.ctx, n_threads=args.threads)
     model.chat(convs[0], temperature=0, max_tokens=4)  # warm-up
-    direct_texts, direct_tokens = [], 0
-    per_request = []
+
+    def direct_call(m: list[dict[str, str]]) -> tuple[float, int, str]:
+        with Timer() as t1:
+            text = model.chat(m, temperature=0, max_tokens=args.max_tokens)
+        return t1.seconds, model.last_stats.completion_tokens, text
+
     with Timer() as t_direct:
-        for m in convs:
-            with Timer() as t1:
-                direct_texts.append(model.chat(m, temperature=0, max_tokens=args.max_tokens))
-            per_request.append(t1.seconds)
-            direct_tokens += model.last_stats.completion_tokens
-    model.close()
-    progress(f"direct: {len(convs) / t_direct.seconds:.2f} req/s")
+        calls = [direct_call(m) for m in convs]
+    direct_texts = [c[2] for c in calls]
     direct = {"seconds": t_direct.seconds, "rps": len(convs) / t_direct.seconds,
-              "tps": direct_tokens / t_direct.seconds,
-              "latency": sum(per_request) / len(per_request)}
+              "tps": sum(c[1] for c in calls) / t_direct.seconds,
+              "latency": sum(c[0] for c in calls) / len(calls)}
+    progress(f"direct: {direct['rps']:.2f} req/s")
 
     rows: list[list[Any]] = [["Python API (Model.chat)", "1", f"{direct['rps']:.2f}",
                               f"{direct['tps']:.1f}", f"{direct['latency'] * 1000:.0f}", "1.00x",
                               "reference"]]
     extra: dict[str, Any] = {"direct": direct}
-    overhead_ms = {}
+    overhead_ms: dict[str, float] = {}
     for parallel in (1, args.parallel):
         proc, url = start_server(path, args.threads, args.ctx, parallel)
         label = "lamina serve" if parallel == 1 else f"lamina serve --parallel {parallel}"
         try:
             one_request(url, convs[0], 4, False)  # warm-up (engine context, page cache)
+            if parallel == 1:
+                # Overhead per request: the same request directly and through the
+                # server, back to back (paired, so load drift on a shared box cancels).
+                diffs: dict[str, list[float]] = {"non-stream": [], "stream": []}
+                for m in convs:
+                    for kind in diffs:
+                        d = direct_call(m)[0]
+                        diffs[kind].append(one_request(url, m, args.max_tokens,
+                                                       kind == "stream")[0] - d)
+                for kind, values in diffs.items():
+                    overhead_ms[kind] = statistics.median(values) * 1000
+                progress(f"overhead: {overhead_ms}")
             runs = [(1, False), (1, True), (4, False), (8, False)] if parallel == 1 \
                 else [(1, False), (4, False), (8, False)]
             for clients, stream in runs:
                 r = load_run(url, convs, args.max_tokens, clients, stream)
                 progress(f"{label} clients={clients} stream={stream}: {r['rps']:.2f} req/s")
                 same = "identical" if r["texts"] == direct_texts else "differs"
-                if clients == 1:
-                    overhead_ms[f"{label}{' stream' if stream else ''}"] = \
-                        (r["latency"] - direct["latency"]) * 1000
                 rows.append([label + (" (stream)" if stream else ""), str(clients),
                              f"{r['rps']:.2f}", f"{r['tps']:.1f}", f"{r['latency'] * 1000:.0f}",
                              f"{r['rps'] / direct['rps']:.2f}x", same])
@@ -211,14 +223,16 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+    model.close()
 
     title = (f"lamina serve: {args.requests} chat requests, greedy, max {args.max_tokens} tokens, "
              f"{args.threads} threads, {path.name}")
     columns = ["way", "clients", "req/s", "tokens/s", "mean latency ms", "req/s vs API",
                "answers vs API"]
     print_table(title, columns, rows)
-    lines = [f"{k}: {v:+.1f} ms per request" for k, v in overhead_ms.items()]
-    print("Overhead at 1 client against the direct Python call:\n  " + "\n  ".join(lines))
+    lines = [f"{k}: {v:+.1f} ms" for k, v in overhead_ms.items()]
+    print("Server overhead per request (median of paired requests, 1 client, vs Model.chat): "
+          + "; ".join(lines))
     extra["overhead_ms"] = overhead_ms
     save_result("serve", title, columns, rows,
                 notes="Overhead per request (1 client, vs Model.chat): " + "; ".join(lines),

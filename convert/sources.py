@@ -45,7 +45,13 @@ class CheckpointFiles:
         self._meta: dict[str, TensorMeta] = {}
         self._open: dict[Path, Any] = {}
         for f in files:
-            for meta in _scan(f):
+            if f.suffix == ".safetensors":
+                metas = _scan_safetensors(f)
+            else:
+                # Keep the last scanned pickle open: the first tensors read come from it.
+                self._open = {f: _open_file(f)}
+                metas = _pickle_metas(f, self._open[f])
+            for meta in metas:
                 self._meta[meta.name] = meta
 
     def names(self) -> list[str]:
@@ -98,14 +104,14 @@ class CheckpointFiles:
         self._open.clear()
 
 
-def _scan(file: Path) -> list[TensorMeta]:
-    if file.suffix == ".safetensors":
-        return _scan_safetensors(file)
-    state = _open_file(file)
-    return [
-        TensorMeta(name, tuple(t.shape), str(t.dtype).removeprefix("torch."), file)
-        for name, t in state.items()
-    ]
+def _pickle_metas(file: Path, state: dict[str, Any]) -> list[TensorMeta]:
+    metas = []
+    for name, t in state.items():
+        if not hasattr(t, "shape") or not hasattr(t, "dtype"):
+            raise FormatError(f"'{file}' holds '{name}', which is not a tensor.",
+                              hint="Expected a state dict of tensors (a PyTorch checkpoint).")
+        metas.append(TensorMeta(name, tuple(t.shape), str(t.dtype).removeprefix("torch."), file))
+    return metas
 
 
 _ST_DTYPES = {
@@ -133,19 +139,26 @@ def _scan_safetensors(file: Path) -> list[TensorMeta]:
         ) from exc
     metas = []
     data_len = size - 8 - n
+    if not isinstance(header, dict):
+        raise FormatError(f"'{file}' is not a valid safetensors file (bad header).")
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        start, end = info["data_offsets"]
+        try:
+            start, end = (int(x) for x in info["data_offsets"])
+            shape = tuple(int(d) for d in info["shape"])
+            dtype = str(info["dtype"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"'{file}' has a malformed header entry for '{name}'.",
+                              hint="The file is corrupt: download it again.") from exc
         if end > data_len:
             raise FormatError(
                 f"'{file}' is truncated: tensor '{name}' ends at byte {end} but the data "
                 f"section has only {data_len} bytes.",
                 hint="Download the file again and check its SHA-256 (lamina checksum).",
             )
-        metas.append(TensorMeta(name, tuple(info["shape"]),
-                                _ST_DTYPES.get(info["dtype"], info["dtype"]), file,
-                                offset=8 + n + int(start)))
+        metas.append(TensorMeta(name, shape, _ST_DTYPES.get(dtype, dtype), file,
+                                offset=8 + n + start))
     return metas
 
 

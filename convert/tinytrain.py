@@ -87,8 +87,9 @@ def train_lora(base_model: Any, tokenizer_model: Path, pairs: Sequence[tuple[str
 
     import sentencepiece as spm
     import torch
-    from lamina.convert.synthetic import write_hf_tokenizer_files
     from peft import LoraConfig, get_peft_model
+
+    from lamina.convert.synthetic import write_hf_tokenizer_files
 
     torch.manual_seed(seed)
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer_model))

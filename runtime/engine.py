@@ -30,9 +30,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lamina.errors import InputError, LaminaError
 from lamina.runtime.sampling import PENALTY_LAST_N, SamplingParams
 from lamina.runtime.stream import TextStream
+
+from lamina.errors import InputError, LaminaError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lamina.runtime.model import Model
@@ -145,7 +146,7 @@ class BatchEngine:
         # callback that no longer works during finalization).
         me = weakref.ref(self)
         llama._stack.callback(lambda: (e := me()) is not None and e.close())
-        pass  # _LIVE.add(self)
+        _LIVE.add(self)
 
     # ---- properties
 
@@ -483,7 +484,7 @@ def generate_many(model: Model, prompts: Sequence[str | Sequence[int]],
                 eng.set_prefix(prefix)
         reqs: list[EngineRequest] = []
         try:
-            for toks, g in zip(token_lists, gs):
+            for toks, g in zip(token_lists, gs, strict=True):
                 reqs.append(eng.submit(toks, p, grammar=g))
             index = {r.id: i for i, r in enumerate(reqs)}
             callback = None

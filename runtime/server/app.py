@@ -164,10 +164,8 @@ def create_app(model: Model, config: ServerConfig | None = None) -> FastAPI:
     app = FastAPI(title="lamina", summary="OpenAI-compatible API for a local GGUF model",
                   docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.lamina = ServerState(model=model, config=config, slots=slots, backend=backend,
-                                   name=name,
-                                   aliases=_aliases(model, name))
+                                   name=name, aliases=_aliases(model, name))
     install_error_handlers(app)
     app.include_router(router)
     app.add_middleware(GuardMiddleware, api_key=config.api_key, max_body=config.max_body_bytes)
-
     return app

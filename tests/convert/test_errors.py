@@ -167,3 +167,18 @@ def test_merge_output_folder_exists(family, tmp_path, capsys):
     out.mkdir()
     code, text = run_cli(["merge", family.base_hf, "-o", out], capsys)
     assert code == 1 and "already exists" in text and "Traceback" not in text
+
+
+def test_truncated_bin_adapter(family, tmp_path, capsys):
+    lora = _copy(family.lora_plus, tmp_path / "lora")
+    weights = lora / "adapter_model.bin"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    out = tmp_path / "o.gguf"
+    assert_fails(["convert", family.base_hf, "--lora", lora, "-o", out], capsys, out,
+                 "Cannot read the PyTorch checkpoint", "truncated")
+
+
+def test_missing_lora_folder(family, tmp_path, capsys):
+    out = tmp_path / "o.gguf"
+    assert_fails(["convert", family.base_hf, "--lora", tmp_path / "nope", "-o", out], capsys, out,
+                 "LoRA folder", "does not exist")

@@ -84,3 +84,19 @@ def test_pytorch_bin_base_gives_the_same_tensors_as_safetensors(family, variant_
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_tied_embeddings_model_converts(family, tmp_path):
+    """No lm_head tensor: llama.cpp reuses token_embd, logits still match transformers."""
+    from lamina.convert.pipeline import ConvertOptions, convert
+    from lamina.convert.synthetic import TinyLlamaSpec, random_llama, save_hf, sp_vocab_size
+
+    from tests.convert.conftest import hf_logits
+
+    model = random_llama(TinyLlamaSpec(tie_word_embeddings=True, seed=3),
+                         sp_vocab_size(family.base_tokenizer))
+    folder = save_hf(model, tmp_path / "tied", family.base_tokenizer, shard_size=None)
+    out = tmp_path / "tied.gguf"
+    convert(ConvertOptions(base=folder, output=out, outtype="f32"))
+    ids = sp_ids(family.base_tokenizer, PROMPTS[3])
+    assert np.abs(cpp_logits(llama(out), ids) - hf_logits(model, ids)).max() < 1e-3

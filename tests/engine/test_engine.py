@@ -6,10 +6,10 @@ import json
 import threading
 
 import pytest
-
-from lamina.errors import InputError
 from lamina.runtime.engine import BatchEngine, generate_many
 from lamina.runtime.sampling import GrammarError, SamplingParams
+
+from lamina.errors import InputError
 
 PREFIX = "以下是一条指令，请按要求从文本中抽取人物、地点和组织，并用JSON回答。\n文本："
 BODIES = ["张三去了北京。", "李四在上海的一家公司工作，周末常去杭州看望父母。", "王五。",
@@ -44,7 +44,7 @@ def test_common_prefix_is_evaluated_once(model):
     # prefix may merge with the body's first characters when tokenized together).
     common = [sum(1 for _ in zip_while_equal(model.tokenize(PREFIX), model.tokenize(p)))
               for p in prompts]
-    assert stats["prompt_evaluated"] == prefix + sum(n - c for n, c in zip(lengths, common))
+    assert stats["prompt_evaluated"] == prefix + sum(n - c for n, c in zip(lengths, common, strict=True))
     assert stats["prompt_shared"] == sum(common)
     assert sum(common) >= 6 * (prefix - 2)
     plain = BatchEngine(model, n_seq_max=3, n_ctx_per_seq=256)
@@ -57,7 +57,7 @@ def test_common_prefix_is_evaluated_once(model):
 
 
 def zip_while_equal(a, b):
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             return
         yield x

@@ -192,3 +192,29 @@ def test_eval_pairs_rouge_bleu(tmp_path: Path):
     report = json.loads(proc.stdout)
     assert report["f1"]["levels"]["entity"]["F1"] == 100.0
     assert report["text"]["rouge-l"] == 100.0 and report["text"]["bleu-4"] == 100.0
+
+
+def test_iepile_test_file_flows_through_extract_and_eval(ie_model, tmp_path: Path):
+    """DeepKE test files hold one line per schema chunk with the same id; the
+    instruction is used as is, the label travels along, eval pools the chunks."""
+    from lamina.runtime.ie.api import extract_many
+    from lamina.runtime.ie.evaluate import evaluate_files
+    from lamina.runtime.ie.instructions import build_instruction
+
+    from tests.ie.conftest import SMALL
+
+    text = "郭碧婷与向佐在台北订婚。"
+    label = json.dumps([{"entity": "郭碧婷", "entity_type": "人物"}], ensure_ascii=False)
+    src = tmp_path / "test.json"
+    src.write_text("".join(json.dumps({"id": "h1", "instruction": build_instruction(
+        "NER", chunk, text), "label": label}, ensure_ascii=False) + "\n"
+        for chunk in (["人物", "地点"], ["组织"])), encoding="utf-8")
+    items = list(read_inputs(src))
+    recs = list(extract_many(ie_model, items, task="NER", limits=SMALL))
+    assert [r["id"] for r in recs] == ["h1", "h1"]
+    assert [list(r["result"]) for r in recs] == [["人物", "地点"], ["组织"]]
+    assert all(r["input"] == text and r["label"] == label for r in recs)
+    out = tmp_path / "pred.jsonl"
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
+    report = evaluate_files(out, task="NER")
+    assert report["f1"]["records"] == 1 and report["f1"]["levels"]["entity"]["gold"] == 1

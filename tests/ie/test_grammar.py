@@ -120,3 +120,38 @@ def test_pair_grammar_answers_parse_into_categories(wild_model):
         assert list(rec["result"])[:2] == cats and set(rec["result"]) <= set(cats)
         pairs = [p for p in rec["output"].split("&") if p]
         assert len(pairs) == sum(len(v) for v in rec["result"].values())
+
+
+def test_batched_engine_gives_the_sequential_results(wild_model):
+    from lamina.runtime.engine import native_available
+
+    if not native_available():
+        pytest.skip("lamina._native is not built")
+    schema = SCHEMAS["RE"]
+    greedy = SamplingParams.greedy(max_tokens=300)
+    one = list(extract_many(wild_model, DOCS[:8], task="RE", schema=schema, limits=SMALL,
+                            params=greedy))
+    many = list(extract_many(wild_model, DOCS[:8], task="RE", schema=schema, limits=SMALL,
+                             params=greedy, batch=4))
+    assert [r["output"] for r in many] == [r["output"] for r in one]
+    assert len({r["output"] for r in one}) > 1
+
+
+def test_api_extract_result_errors_and_bad_items(ie_model):
+    from lamina.runtime.ie.api import ExtractionError, extract
+
+    from lamina.errors import SchemaError
+
+    result = ie_model.extract("郭碧婷与向佐订婚。", task="NER", schema=["人物", "地点"], limits=SMALL)
+    assert list(result) == ["人物", "地点"]
+    with pytest.raises(ExtractionError, match="cut off at max_tokens") as info:
+        extract(ie_model, "郭碧婷与向佐订婚。", schema=["人物", "地点"],
+                params=SamplingParams.greedy(max_tokens=3))
+    assert info.value.record["result"] == {"人物": [], "地点": []}
+    with pytest.raises(SchemaError, match="empty"):
+        extract(ie_model, "  ", schema=["人物"])
+    recs = list(ie_model.extract_many(["甲文", "", {"id": "z", "text": "乙文"}, 42],
+                                      schema=["人物"], limits=SMALL))
+    assert [r["id"] for r in recs] == ["1", "2", "z", "4"]
+    assert "error" not in recs[0] and "error" not in recs[2]
+    assert "empty" in recs[1]["error"] and "int" in recs[3]["error"]
