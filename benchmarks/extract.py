@@ -16,7 +16,11 @@ were valid JSON objects with exactly the schema keys in schema order. The
 synthetic model is random, so its free-running answers are noise: the point is
 the cost of each way and whether its output is usable.
 
-    python benchmarks/extract.py [--docs 64] [--threads 2] [--max-tokens 96] [--batch 8]
+The random model fills every list and string up to the grammar bounds, so the
+answer limit (``--max-tokens``) must cover the bounded answer (6 types x 2 items
+x 8 characters fits in 256 tokens); a real model's answers are far shorter.
+
+    python benchmarks/extract.py [--docs 64] [--threads 2] [--max-tokens 256] [--batch 8]
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ def run_plain(path: Path, docs: list[str], threads: int, n_ctx: int, max_tokens:
               ) -> list[str]:
     """llama-cpp-python alone: the chat template from the GGUF, one call per document."""
     import llama_cpp
+
     from lamina.runtime.ie.instructions import build_instruction
 
     llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
@@ -67,21 +72,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--max-tokens", type=int, default=96)
+    ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument("--max-items", type=int, default=2, help="grammar bound per list")
+    ap.add_argument("--max-chars", type=int, default=8, help="grammar bound per string")
     ap.add_argument("--batch", type=int, default=8, help="engine arm batch size")
     ap.add_argument("--ctx", type=int, default=2048)
     args = ap.parse_args()
 
-    from lamina.runtime.ie.api import extract_many
-    from lamina.runtime.sampling import SamplingParams
-
     import lamina
+    from lamina.runtime.ie.api import extract_many
+    from lamina.runtime.ie.grammar import GrammarLimits
+    from lamina.runtime.sampling import SamplingParams
 
     path = ensure_model(WORK)
     docs = documents(args.docs)
     params = SamplingParams.greedy(max_tokens=args.max_tokens)
     model = lamina.load(path, n_ctx=args.ctx, n_threads=args.threads)
-    common = dict(task="NER", schema=SCHEMA, params=params)
+    limits = GrammarLimits(args.max_items, args.max_chars)
+    common = dict(task="NER", schema=SCHEMA, params=params, limits=limits)
     list(extract_many(model, docs[:1], **common))  # warm-up: page the weights in
 
     arms: list[tuple[str, Callable[[], list[str]]]] = [
@@ -117,13 +125,16 @@ def main() -> None:
         rows.append([name, f"{seconds:.1f}", f"{n / seconds:.3f}", f"{base / seconds:.2f}x",
                      f"{ok}/{n} ({100 * ok / n:.0f}%)"])
     title = (f"NER extraction, {n} docs, 6-type schema, Q4_K_M {n_params(ENGINE_SPEC) / 1e6:.0f}M "
-             f"params, {args.threads} threads, greedy, max {args.max_tokens} tokens")
+             f"params, {args.threads} thread(s), greedy, max {args.max_tokens} tokens, grammar "
+             f"bounds {args.max_items} items x {args.max_chars} chars")
     columns = ["way", "seconds", "docs/s", "speed vs plain", "valid JSON, schema keys in order"]
     print_table(title, columns, rows)
     save_result("extract", title, columns, rows,
                 notes="Same model, documents, instruction text and threads in one run; "
                       "random synthetic weights, so free-running answers are noise.",
-                extra={"docs": n, "params": n_params(ENGINE_SPEC), "max_tokens": args.max_tokens})
+                extra={"docs": n, "params": n_params(ENGINE_SPEC), "max_tokens": args.max_tokens,
+                       "threads": args.threads, "max_items": args.max_items,
+                       "max_chars": args.max_chars})
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -68,6 +69,7 @@ def ensure_model(work: Path) -> Path:
     import shutil
 
     from bigmodel import _write_base
+
     from lamina.convert.pipeline import ConvertOptions, convert
     from lamina.quantize.quantizer import quantize
 
@@ -117,22 +119,34 @@ def start_server(path: Path, threads: int, ctx: int, parallel: int) -> tuple[sub
     raise SystemExit("lamina serve did not start within 60 s")
 
 
+_LOCAL = threading.local()
+
+
+def _client() -> Any:
+    """One keep-alive client per thread, as real clients (the openai SDK) use;
+    building an httpx.Client per request would measure SSL-context setup."""
+    import httpx
+
+    if not hasattr(_LOCAL, "client"):
+        _LOCAL.client = httpx.Client(timeout=600)
+    return _LOCAL.client
+
+
 def one_request(url: str, messages: list[dict[str, str]], max_tokens: int,
                 stream: bool) -> tuple[float, int, str]:
     """(seconds, completion tokens, text) of one chat request."""
-    import httpx
-
+    http = _client()
     body = {"messages": messages, "temperature": 0, "max_tokens": max_tokens, "stream": stream}
     start = time.perf_counter()
     if not stream:
-        r = httpx.post(url + "/v1/chat/completions", json=body, timeout=600)
+        r = http.post(url + "/v1/chat/completions", json=body)
         r.raise_for_status()
         data = r.json()
         return (time.perf_counter() - start, data["usage"]["completion_tokens"],
                 data["choices"][0]["message"]["content"])
     body["stream_options"] = {"include_usage": True}
     text, tokens = [], 0
-    with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=600) as r:
+    with http.stream("POST", url + "/v1/chat/completions", json=body) as r:
         for line in r.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
@@ -235,7 +249,8 @@ def main() -> None:
           + "; ".join(lines))
     extra["overhead_ms"] = overhead_ms
     save_result("serve", title, columns, rows,
-                notes="Overhead per request (1 client, vs Model.chat): " + "; ".join(lines),
+                notes="Server overhead per request (median of paired requests, 1 client, "
+                      "vs Model.chat): " + "; ".join(lines),
                 extra=extra)
 
 

@@ -6,10 +6,17 @@ turns it into the requested type, and (unless switched off) ``lamina verify``
 compares the result with the intermediate on the built-in text. The temporary
 folder lives next to the output (same disk, no 13 GB surprise in /tmp) and is
 removed whatever happens: success, error or Ctrl-C.
+
+When the machine has RAM to spare (``/dev/shm`` and MemAvailable both well
+above the intermediate's size), the intermediate goes to ``/dev/shm`` instead:
+it is read back once by the quantizer and deleted, so writing it to disk is
+pure wear and I/O time. On a laptop where a 13 GB f16 would not fit in RAM,
+it stays on disk next to the output.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -18,12 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lamina.errors import InputError
+from lamina.files import check_output_path
 from lamina.quantize.quality import QualityReport
 from lamina.quantize.quantizer import QuantizeReport, TensorCallback, quantize
 from lamina.quantize.types import get_quant_type
-
-from lamina.errors import InputError
-from lamina.files import check_output_path
 
 INTERMEDIATE_TYPES = ("f16", "f32", "bf16")
 
@@ -43,7 +49,7 @@ class BuildOptions:
     keep_output_f16: bool = False
     verify: bool = True
     force: bool = False
-    tmp_dir: Path | None = None  # where the temporary folder goes (default: next to output)
+    tmp_dir: Path | None = None  # where the temporary folder goes (default: RAM or next to output)
 
 
 @dataclass
@@ -58,10 +64,12 @@ class BuildReport:
     stage_seconds: dict[str, float]  # convert / quantize / verify
     quantize: QuantizeReport
     quality: QualityReport | None = None
+    intermediate_dir: str = ""  # where the (removed) intermediate was written
 
     def to_json(self) -> dict[str, Any]:
         return {"output": str(self.output), "type": self.qtype, "input_bytes": self.input_bytes,
-                "intermediate_bytes": self.intermediate_bytes, "output_bytes": self.output_bytes,
+                "intermediate_bytes": self.intermediate_bytes,
+                "intermediate_dir": self.intermediate_dir, "output_bytes": self.output_bytes,
                 "n_params": self.n_params, "bits_per_weight": round(self.bits_per_weight, 4),
                 "seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
                 "tensors": self.quantize.type_histogram,
@@ -80,6 +88,31 @@ def checkpoint_bytes(paths: list[Path | None]) -> int:
     return total
 
 
+SHM = Path("/dev/shm")
+
+
+def mem_available() -> int:
+    """MemAvailable from /proc/meminfo in bytes (0 where unknown)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def temp_parent(opts: BuildOptions, out: Path) -> Path:
+    """Where the temporary folder goes: --tmp-dir, else RAM when it clearly fits, else disk."""
+    if opts.tmp_dir:
+        return Path(opts.tmp_dir)
+    estimate = checkpoint_bytes([opts.base]) * (2 if opts.intermediate == "f32" else 1)
+    if SHM.is_dir() and os.access(SHM, os.W_OK) and estimate > 0:
+        if shutil.disk_usage(SHM).free > 1.5 * estimate and mem_available() > 2 * estimate:
+            return SHM
+    return out.parent if str(out.parent) else Path(".")
+
+
 def build(opts: BuildOptions, *, convert_progress: Any | None = None,
           on_tensor: TensorCallback | None = None,
           on_stage: Callable[[str], None] | None = None,
@@ -95,7 +128,7 @@ def build(opts: BuildOptions, *, convert_progress: Any | None = None,
         raise InputError(f"{qt.name} needs an importance matrix.",
                          hint="Pass --imatrix FILE, or choose another type such as Q4_K_M.")
     out = check_output_path(opts.output, force=opts.force)
-    parent = Path(opts.tmp_dir) if opts.tmp_dir else (out.parent if str(out.parent) else Path("."))
+    parent = temp_parent(opts, out)
     try:
         work = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=parent))
     except OSError as exc:
@@ -138,5 +171,5 @@ def build(opts: BuildOptions, *, convert_progress: Any | None = None,
         input_bytes=checkpoint_bytes([opts.base, *opts.loras, opts.diff]),
         intermediate_bytes=intermediate_bytes, output_bytes=qreport.output_bytes,
         n_params=qreport.n_params, bits_per_weight=qreport.bits_per_weight,
-        stage_seconds=seconds, quantize=qreport, quality=quality,
+        stage_seconds=seconds, quantize=qreport, quality=quality, intermediate_dir=str(parent),
     )

@@ -14,11 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamina.quantize.types import ftype_name
-
 from lamina import gguf_keys
 from lamina.errors import FormatError
 from lamina.files import require_file
+from lamina.quantize.types import ftype_name
 
 GGUF_MAGIC = b"GGUF"
 #: Tensor types libllama quantizes from (anything else is "already quantized").

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lamina.quantize.info import UnknownTensorTypeError, open_gguf
 
 from lamina.errors import InputError, ModelLoadError
+from lamina.quantize.info import UnknownTensorTypeError, open_gguf
 
 #: Default window: long enough for real context, small enough for tiny models.
 DEFAULT_CTX = 256

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lamina.errors import FormatError, InputError, LaminaError
+from lamina.files import atomic_output, check_output_path
 from lamina.quantize.info import (
     UnknownTensorTypeError,
     float_input_problem,
@@ -31,9 +33,6 @@ from lamina.quantize.info import (
     tensor_stats,
 )
 from lamina.quantize.types import QuantType, get_quant_type
-
-from lamina.errors import FormatError, InputError, LaminaError
-from lamina.files import atomic_output, check_output_path
 
 
 class QuantizeError(LaminaError):

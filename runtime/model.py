@@ -24,15 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lamina.errors import FormatError, InputError, LaminaError, ModelLoadError
+from lamina.files import require_file
 from lamina.runtime.sampling import SamplingParams, build_sampler
 from lamina.runtime.stream import TextStream
 from lamina.runtime.templates import ChatTemplate, detect_template, get_template
 
-from lamina.errors import FormatError, InputError, LaminaError, ModelLoadError
-from lamina.files import require_file
-
 if TYPE_CHECKING:  # pragma: no cover
     import llama_cpp
+
     from lamina.runtime.session import ChatSession
 
 #: Default context cap: enough for chat, small enough for a laptop's KV cache.
@@ -214,6 +214,8 @@ def load(path: str | os.PathLike[str], *, n_ctx: int | None = None, n_threads: i
         llama = llama_cpp.Llama(
             str(model_path), n_ctx=n_ctx, n_batch=min(512, n_ctx), n_threads=threads,
             n_threads_batch=threads, n_gpu_layers=n_gpu_layers, embedding=embedding,
+            pooling_type=(llama_cpp.LLAMA_POOLING_TYPE_MEAN if embedding
+                          else llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED),
             seed=seed if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
             verbose=verbose,
         )
@@ -435,11 +437,11 @@ class Model:
         stops (Ctrl-C, a closed HTTP stream) leaves the KV cache consistent.
         """
         lib = self._lib
-        self._acquire()
         stats = GenerationStats(finish_reason="cancelled")
-        self.last_stats = stats
         sampler = None
+        self._acquire()
         try:
+            self.last_stats = stats
             self._evaluate_prompt(tokens, stats)
             sampler = build_sampler(self._vocab, params, grammar)
             text = TextStream(stop)

@@ -18,11 +18,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lamina.runtime.sampling import SamplingParams
-from lamina.runtime.templates import get_template
-
 from lamina.errors import FormatError, InputError, LaminaError
 from lamina.files import atomic_output, require_file
+from lamina.runtime.sampling import SamplingParams
+from lamina.runtime.templates import get_template
 
 if TYPE_CHECKING:  # pragma: no cover
     from lamina.runtime.model import GenerationStats, Model

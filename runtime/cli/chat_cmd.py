@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import click
+
 from lamina.runtime.cli.options import (
     ctx_option,
     gpu_layers_option,
@@ -36,9 +37,8 @@ def chat(model_path: str, template: str | None, system: str | None, lora: tuple[
     When stdin is not a terminal, each input line is one message of the same
     conversation and the answers are printed as plain text, one per line.
     """
-    from lamina.runtime.templates import get_template
-
     import lamina
+    from lamina.runtime.templates import get_template
 
     overrides = sampling_overrides(kwargs)
     if template is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from lamina.runtime.cli.options import json_option
 
 

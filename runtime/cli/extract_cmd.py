@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from lamina.runtime.cli.options import ctx_option, template_option, threads_option
 
 
@@ -49,11 +50,10 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str, s
             no_grammar: bool, batch: int, max_tokens: int, max_items: int, max_chars: int,
             style: str, n_threads: int | None, n_ctx: int | None, template: str | None) -> None:
     """Extract entities, relations, events or KG facts as JSON (IEPile/OneKE format)."""
+    from lamina.errors import InputError
     from lamina.runtime.ie.api import Extractor
     from lamina.runtime.ie.grammar import GrammarLimits
     from lamina.runtime.ie.io import read_inputs
-
-    from lamina.errors import InputError
 
     if (text is None) == (input_path is None):
         raise InputError("Give either a TEXT argument or --input FILE (exactly one).",
@@ -83,12 +83,11 @@ class _NoModel:
 def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool, force: bool,
          opts: dict[str, Any], batch: int, max_tokens: int, n_threads: int | None,
          n_ctx: int | None, template: str | None) -> None:
+    import lamina
+    from lamina.console import err_console, items_progress
     from lamina.runtime.ie.api import extract_many
     from lamina.runtime.ie.io import BadLine, DoneIndex, ResumableJsonl, errors_path
     from lamina.runtime.sampling import SamplingParams
-
-    import lamina
-    from lamina.console import err_console, items_progress
 
     out = err = None
     done = DoneIndex([])
@@ -111,7 +110,7 @@ def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool, 
         elif not done.skip(str(item["id"])):
             todo.append(item)
     skipped = len(items) - bad - len(todo)
-    failed = written = 0
+    failed = written = cut = 0
     start = time.perf_counter()
     try:
         llm = lamina.load(model_path, n_threads=n_threads, n_ctx=n_ctx, template=template)
@@ -120,6 +119,7 @@ def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool, 
             task_id = progress.add_task("extracting", total=len(todo))
             for rec in extract_many(llm, todo, batch=batch, params=params, **opts):
                 failed += int("error" in rec)
+                cut += int("max_tokens" in rec.get("error", ""))
                 written += 1
                 if out is not None:
                     out.write(rec)
@@ -150,3 +150,6 @@ def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool, 
         parts.append(f"[yellow]{bad} bad input lines[/]{where}")
     dest = f"; wrote {output}" if output is not None else ""
     err_console.print(", ".join(parts) + dest, highlight=False)
+    if cut:
+        err_console.print(f"[yellow]{cut} answers hit --max-tokens; raise it, or lower "
+                          "--max-items/--max-chars.[/]")

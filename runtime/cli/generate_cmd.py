@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from lamina.errors import FormatError, InputError
 from lamina.runtime.cli.options import (
     ctx_option,
     force_option,
@@ -26,8 +28,6 @@ from lamina.runtime.cli.options import (
     threads_option,
 )
 
-from lamina.errors import FormatError, InputError
-
 
 def read_prompts(path: Path) -> list[dict[str, Any]]:
     """Records from a prompt file: ``{"id", "prompt"}`` each, in file order."""
@@ -35,7 +35,7 @@ def read_prompts(path: Path) -> list[dict[str, Any]]:
 
     p = require_file(path, "input file")
     try:
-        text = p.read_text("utf-8")
+        text = p.read_text("utf-8-sig")  # tolerate a BOM from Windows editors
     except UnicodeDecodeError as exc:
         raise FormatError(f"'{p}' is not UTF-8 text.", hint="Save it as UTF-8 and retry.") from exc
     records: list[dict[str, Any]] = []
@@ -91,11 +91,10 @@ def generate(model_path: str, prompts: tuple[str, ...], input_path: Path | None,
              lora: tuple[str, ...], n_gpu_layers: int, n_ctx: int | None, n_threads: int | None,
              force: bool, as_json: bool, **kwargs: Any) -> None:
     """Answer prompts without interaction; predictions as JSONL, with a progress bar."""
-    from lamina.runtime.templates import get_template
-
     import lamina
     from lamina.console import items_progress
     from lamina.files import atomic_output, check_output_path
+    from lamina.runtime.templates import get_template
 
     if bool(prompts) == bool(input_path):
         raise click.UsageError("Give either --prompt TEXT or --input FILE.")

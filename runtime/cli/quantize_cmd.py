@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from lamina.runtime.cli.options import ctx_option, force_option, json_option, threads_option
 
 
@@ -36,8 +37,9 @@ def _histogram_text(histogram: dict[str, int]) -> str:
 
 
 def list_types_table() -> Any:
-    from lamina.quantize.types import ALIASES, QUANT_TYPES
     from rich.table import Table
+
+    from lamina.quantize.types import ALIASES, QUANT_TYPES
 
     table = Table(title="Quantization types (llama.cpp's llama_model_quantize)")
     for col in ("Type", "ftype", "Bits/weight", "Kind", "llama.cpp reference", "Needs"):
@@ -214,7 +216,8 @@ def verify(model: Path, reference: Path, text_file: Path | None, n_ctx: int | No
 @click.option("--keep-output-f16", is_flag=True, help="Store output.weight as F16.")
 @click.option("--no-verify", is_flag=True, help="Skip the quality check on the built-in text.")
 @click.option("--tmp-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the temporary folder goes (default: next to the output).")
+              help="Where the temporary folder goes (default: /dev/shm when RAM clearly "
+                   "suffices, else next to the output).")
 @force_option
 @json_option
 def build(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Path | None,
@@ -222,10 +225,9 @@ def build(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
           n_threads: int | None, imatrix: Path | None, keep_output_f16: bool, no_verify: bool,
           tmp_dir: Path | None, force: bool, as_json: bool) -> None:
     """Convert + quantize (+ verify) in one command; intermediate files are always removed."""
+    from lamina.console import bytes_progress
     from lamina.quantize.build import BuildOptions
     from lamina.quantize.build import build as run_build
-
-    from lamina.console import bytes_progress
 
     opts = BuildOptions(base=base, output=output, qtype=qtype, loras=list(loras), diff=diff,
                         tokenizer=tokenizer, template=template, intermediate=intermediate,
@@ -263,7 +265,9 @@ def build(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
     n = report.n_params
     table.add_row("Input checkpoint", human_bytes(report.input_bytes),
                   f"{8 * report.input_bytes / n:.2f}", "")
-    table.add_row(f"Intermediate {intermediate} (removed)", human_bytes(report.intermediate_bytes),
+    where = "in RAM" if report.intermediate_dir == "/dev/shm" else "on disk"
+    table.add_row(f"Intermediate {intermediate} ({where}, removed)",
+                  human_bytes(report.intermediate_bytes),
                   f"{report.quantize.input_bits_per_weight:.2f}",
                   f"{report.stage_seconds['convert']:.1f} s")
     table.add_row(f"Output {report.qtype}", human_bytes(report.output_bytes),

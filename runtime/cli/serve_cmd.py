@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
 from lamina.runtime.cli.options import (
     ctx_option,
     gpu_layers_option,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+
 from lamina.runtime.cli.options import json_option
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from lamina.errors import LaminaError, SchemaError
 from lamina.runtime.ie.grammar import GrammarLimits, build_grammar, build_pair_grammar
 from lamina.runtime.ie.instructions import (
     build_instruction,
@@ -29,8 +30,6 @@ from lamina.runtime.ie.schema_split import (
     split_schema,
 )
 from lamina.runtime.ie.tasks import check_lang, get_task
-
-from lamina.errors import LaminaError, SchemaError
 
 STYLES = ("iepile", "pairs")
 DEFAULT_MAX_TOKENS = 512

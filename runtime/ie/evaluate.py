@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lamina.errors import FormatError, InputError
+from lamina.files import require_file
 from lamina.runtime.ie.metrics import Tuple, rouge_bleu, score_f1, tuples_from_label
 from lamina.runtime.ie.parse import parse_pairs
 from lamina.runtime.ie.tasks import get_task
-
-from lamina.errors import FormatError, InputError
-from lamina.files import require_file
 
 METRICS = ("f1", "rouge", "bleu")
 

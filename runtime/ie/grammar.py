@@ -14,11 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lamina.errors import SchemaError
 from lamina.runtime.ie.instructions import PAIR_JOIN, PAIR_SEP
 from lamina.runtime.ie.schema_split import schema_keys
 from lamina.runtime.ie.tasks import TaskSpec, get_task
-
-from lamina.errors import SchemaError
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lamina.runtime.ie.tasks import description
-
 from lamina.errors import FormatError
+from lamina.runtime.ie.tasks import description
 
 #: Seed-000 style: categories listed in the instruction, answer "类别_实体&类别_实体".
 PAIR_SEP = "&"

@@ -14,9 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lamina.runtime.ie.tasks import TaskSpec, get_task
-
 from lamina.errors import SchemaError
+from lamina.runtime.ie.tasks import TaskSpec, get_task
 
 Schema = list[Any]
 

@@ -310,7 +310,8 @@ def _progress(opts: RayExtractOptions, total: int) -> Iterator[Any]:
 
     with items_progress("docs") as bar:
         task = bar.add_task(f"Extracting on Ray ({opts.workers} workers)", total=total)
-        yield lambda n: bar.advance(task, n)
+        bar.advance(task, 0)  # a first sample at t=0: results arrive in blocks, and the rate
+        yield lambda n: bar.advance(task, n)  # must count from the start, not the last block
 
 
 def _user_error(exc: BaseException) -> LaminaError | None:

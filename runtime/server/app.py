@@ -23,6 +23,7 @@ from lamina.runtime.server.slots import SlotPool
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI
+
     from lamina.runtime.model import Model
 
 log = logging.getLogger("lamina.server")
@@ -146,6 +147,7 @@ def create_app(model: Model, config: ServerConfig | None = None) -> FastAPI:
 
     require("fastapi", "serve")
     from fastapi import FastAPI
+
     from lamina.runtime.server.routes import router
 
     config = config or ServerConfig()

@@ -16,6 +16,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+
+from lamina.errors import LaminaError
 from lamina.runtime.sampling import SamplingParams
 from lamina.runtime.server import shapes
 from lamina.runtime.server.app import ServerState
@@ -29,8 +31,6 @@ from lamina.runtime.server.schemas import (
     ExtractRequest,
 )
 from lamina.runtime.server.slots import PieceStream
-
-from lamina.errors import LaminaError
 
 log = logging.getLogger("lamina.server")
 router = APIRouter()
@@ -260,6 +260,10 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> dict[str, Any]
 
     async with state.slots.slot(request.is_disconnected) as slot:
         vectors, n_tokens = await slot.run(work)
+    if body.dimensions is not None and vectors and body.dimensions != len(vectors[0]):
+        raise APIError(400, f"dimensions={body.dimensions} is not available: this model's "
+                            f"embeddings have {len(vectors[0])} dimensions. Leave 'dimensions' "
+                            "out.", param="dimensions")
     return shapes.embeddings(state.name, vectors, body.encoding_format, n_tokens)
 
 

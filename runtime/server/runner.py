@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lamina.runtime.server.config import ServerConfig
-
 from lamina.errors import InputError, require
+from lamina.runtime.server.config import ServerConfig
 
 
 def is_loopback(host: str) -> bool:
@@ -31,10 +30,10 @@ def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = N
     import socket
 
     import uvicorn
-    from lamina.runtime.model import load
-    from lamina.runtime.server.app import create_app
 
     from lamina.console import err_console
+    from lamina.runtime.model import load
+    from lamina.runtime.server.app import create_app
 
     # Fail on a taken port before spending seconds loading a model.
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
@@ -75,7 +74,10 @@ def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = N
             stop(sig, frame)
 
         server.handle_exit = handle_exit  # type: ignore[method-assign]
-        server.run()
+        try:
+            server.run()
+        except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its clean shutdown
+            err_console.print("Server stopped.")
     finally:
         model.close()
 

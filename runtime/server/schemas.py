@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from lamina.runtime.sampling import SamplingParams
-from lamina.runtime.server.errors import APIError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lamina.errors import LaminaError
+from lamina.runtime.sampling import SamplingParams
+from lamina.runtime.server.errors import APIError
 
 ROLES = ("system", "user", "assistant")
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
+
 from lamina.runtime.server.errors import ClientGone, ServerBusy
 
 T = TypeVar("T")

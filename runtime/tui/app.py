@@ -11,8 +11,11 @@ history); Ctrl-C at the prompt clears the line; Ctrl-D or /exit quits.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,7 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
 PROMPT = ">>> "
 CONTINUE = "... "
 BLOCK = '"""'
-HISTORY_FILE = Path(os.environ.get("LAMINA_HISTORY", Path.home() / ".lamina_history"))
+def _history_file() -> Path:
+    return Path(os.environ.get("LAMINA_HISTORY", Path.home() / ".lamina_history"))
 
 HELP: list[tuple[str, str]] = [
     ("/help", "show this help"),
@@ -55,7 +59,7 @@ def _setup_readline() -> None:
     except ImportError:  # pragma: no cover - Windows without pyreadline
         return
     try:
-        readline.read_history_file(HISTORY_FILE)
+        readline.read_history_file(_history_file())
     except (OSError, ValueError):
         pass
     readline.set_history_length(1000)
@@ -64,7 +68,7 @@ def _setup_readline() -> None:
 
     def save() -> None:
         try:
-            readline.write_history_file(HISTORY_FILE)
+            readline.write_history_file(_history_file())
         except OSError:
             pass
 
@@ -109,7 +113,8 @@ class ChatApp:
                            'End a line with \\ or use """ for multi-line input.[/]', highlight=False)
 
     def run(self) -> None:
-        _setup_readline()
+        if self.read is input:  # a terminal: line editing and a persistent history
+            _setup_readline()
         self.banner()
         while True:
             try:
@@ -139,19 +144,28 @@ class ChatApp:
         While streaming, the tail of the rendered answer is shown (re-rendered at
         most ten times a second, so long answers stay cheap); at the end the whole
         answer is printed once, so the terminal's scrollback holds it intact.
+
+        Ctrl-C only sets a flag that the loop checks after each piece: an exception
+        raised at an arbitrary point could cut a terminal write in the middle of a
+        UTF-8 character.
         """
         text = ""
         interrupted = False
         started = time.perf_counter()
         last = 0.0
-        with Live(_Tail(""), console=self.console, auto_refresh=False, transient=True) as live:
+        with _sigint_flag() as stop, \
+                Live(_Tail(""), console=self.console, auto_refresh=False, transient=True) as live:
             try:
                 for piece in pieces:
                     text += piece
+                    if stop.is_set():
+                        interrupted = True
+                        break
                     now = time.perf_counter()
                     if now - last > 0.1:
                         live.update(_Tail(text), refresh=True)
                         last = now
+                interrupted = interrupted or stop.is_set()
             except KeyboardInterrupt:
                 interrupted = True
             finally:
@@ -231,6 +245,22 @@ class ChatApp:
         for key, value in self.session.params.as_dict().items():
             table.add_row(key, str(value))
         self.console.print(table)
+
+
+@contextlib.contextmanager
+def _sigint_flag() -> Iterator[threading.Event]:
+    """Turn SIGINT into an event while an answer streams (main thread only; elsewhere
+    Ctrl-C stays a KeyboardInterrupt)."""
+    event = threading.Event()
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: event.set())
+    except ValueError:  # not the main thread
+        yield event
+        return
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _Tail:

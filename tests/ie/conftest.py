@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lamina.runtime.ie.grammar import GrammarLimits
 
 #: Bounds that keep a random model's answers short (fast tests, no max_tokens cut-offs).

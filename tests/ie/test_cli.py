@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from lamina.runtime.ie.io import BadLine, DoneIndex, ResumableJsonl, read_inputs
 
 SCHEMA = '["人物","地理位置"]'
@@ -200,7 +201,6 @@ def test_iepile_test_file_flows_through_extract_and_eval(ie_model, tmp_path: Pat
     from lamina.runtime.ie.api import extract_many
     from lamina.runtime.ie.evaluate import evaluate_files
     from lamina.runtime.ie.instructions import build_instruction
-
     from tests.ie.conftest import SMALL
 
     text = "郭碧婷与向佐在台北订婚。"

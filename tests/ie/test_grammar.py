@@ -6,11 +6,11 @@ import json
 import time
 
 import pytest
+
 from lamina.runtime.ie.api import extract_many
 from lamina.runtime.ie.grammar import GrammarLimits, build_grammar, build_pair_grammar, gbnf_literal
 from lamina.runtime.ie.schema_split import normalize_schema, schema_keys
 from lamina.runtime.sampling import SamplingParams
-
 from tests.ie.conftest import SCHEMAS, SMALL
 
 #: Unfiltered seeded sampling: the random model wanders through the whole grammar.
@@ -138,9 +138,8 @@ def test_batched_engine_gives_the_sequential_results(wild_model):
 
 
 def test_api_extract_result_errors_and_bad_items(ie_model):
-    from lamina.runtime.ie.api import ExtractionError, extract
-
     from lamina.errors import SchemaError
+    from lamina.runtime.ie.api import ExtractionError, extract
 
     result = ie_model.extract("郭碧婷与向佐订婚。", task="NER", schema=["人物", "地点"], limits=SMALL)
     assert list(result) == ["人物", "地点"]

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+
 from lamina.runtime.ie.metrics import (
     PRF,
     rouge_bleu,

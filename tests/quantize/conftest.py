@@ -34,6 +34,7 @@ def _bigram_llama(root: Path) -> Path:
     import numpy as np
     import sentencepiece as spm
     import torch
+
     from lamina.convert.corpus import BASE_TEXT
     from lamina.convert.synthetic import (
         TinyLlamaSpec,

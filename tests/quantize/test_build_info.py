@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from lamina.quantize.build import BuildOptions, build
 from lamina.quantize.info import model_info
 from lamina.quantize.quantizer import quantize
-
 from tests.quantize.helpers import run_lamina
 
 
@@ -48,9 +48,30 @@ def test_build_removes_its_temporary_folder_on_failure(qfix, tmp_path, monkeypat
         raise KeyboardInterrupt
 
     monkeypatch.setattr(build_mod, "quantize", interrupted)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
     with pytest.raises(KeyboardInterrupt):
-        build(BuildOptions(base=qfix.hf, output=tmp_path / "m.gguf", verify=False))
-    assert list(tmp_path.iterdir()) == []
+        build(BuildOptions(base=qfix.hf, output=out / "m.gguf", verify=False, tmp_dir=scratch))
+    assert list(scratch.iterdir()) == [] and list(out.iterdir()) == []
+    with pytest.raises(KeyboardInterrupt):  # default location (RAM or next to the output)
+        build(BuildOptions(base=qfix.hf, output=out / "m.gguf", verify=False))
+    assert list(out.iterdir()) == []
+    assert not list(build_mod.SHM.glob(".m.gguf.build-*"))
+
+
+def test_intermediate_goes_to_ram_only_when_it_clearly_fits(qfix, tmp_path, monkeypatch):
+    import lamina.quantize.build as build_mod
+
+    opts = BuildOptions(base=qfix.hf, output=tmp_path / "m.gguf")
+    monkeypatch.setattr(build_mod, "mem_available", lambda: 1 << 40)
+    expected_ram = build_mod.SHM if build_mod.SHM.is_dir() else tmp_path
+    assert build_mod.temp_parent(opts, opts.output) == expected_ram
+    monkeypatch.setattr(build_mod, "mem_available", lambda: 1000)
+    assert build_mod.temp_parent(opts, opts.output) == tmp_path
+    opts.tmp_dir = tmp_path / "elsewhere"
+    assert build_mod.temp_parent(opts, opts.output) == tmp_path / "elsewhere"
 
 
 def test_build_with_missing_base_fails_cleanly(tmp_path):
@@ -106,6 +127,7 @@ def test_quantize_list_shows_every_type():
 def test_every_libllama_ftype_is_listed_or_explained():
     """Guards the table against llama.h: each LLAMA_FTYPE_* is offered, except NVFP4."""
     import llama_cpp.llama_cpp as lc
+
     from lamina.quantize.types import QUANT_TYPES
 
     ftypes = {getattr(lc, n) for n in dir(lc)

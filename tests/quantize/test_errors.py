@@ -8,10 +8,10 @@ import signal
 from pathlib import Path
 
 import pytest
-from lamina.quantize.quantizer import quantize
-from lamina.quantize.types import QuantTypeError, get_quant_type
 
 from lamina.errors import FormatError, InputError, LaminaError
+from lamina.quantize.quantizer import quantize
+from lamina.quantize.types import QuantTypeError, get_quant_type
 from tests.quantize.helpers import run_lamina
 
 

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from lamina.quantize.quality import chunk_plan, score_chunk, verify
 
 from lamina.errors import InputError
+from lamina.quantize.quality import chunk_plan, score_chunk, verify
 from tests.quantize.helpers import run_lamina
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from lamina.quantize.quantizer import quantize
 from lamina.quantize.types import QUANT_TYPES, get_quant_type
-
 from tests.quantize.helpers import (
     direct_quantize,
     imatrix_values,

@@ -6,10 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from lamina.runtime.sampling import GrammarError, SamplingParams
 
 import lamina
 from lamina.errors import FormatError, InputError, LaminaError, ModelLoadError, TemplateError
+from lamina.runtime.sampling import GrammarError, SamplingParams
 
 GREEDY = SamplingParams.greedy(24)
 CHINESE = 'root ::= [一-龥]+ "。"'
@@ -174,3 +174,10 @@ def test_copy_of_model_file_loads_with_own_name(tmp_path, chat_gguf):
     shutil.copy(chat_gguf, copy)
     with lamina.load(Path(copy), n_ctx=64, template="chatml") as m:
         assert m.template.name == "chatml"
+
+
+def test_embedding_mode_model_gives_the_same_vectors_and_still_generates(chat_gguf, model):
+    with lamina.load(chat_gguf, n_ctx=128, n_threads=1, embedding=True) as emb:
+        for a, b in zip(emb.embed(["北京", "上海"]), model.embed(["北京", "上海"]), strict=True):
+            assert a == pytest.approx(b, abs=1e-5)
+        assert emb.generate("北京", GREEDY) == model.generate("北京", GREEDY)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from lamina.runtime.sampling import SamplingParams
-from lamina.runtime.stream import TextStream
 
 from lamina.errors import InputError
+from lamina.runtime.sampling import SamplingParams
+from lamina.runtime.stream import TextStream
 
 
 def test_defaults_match_the_contract():

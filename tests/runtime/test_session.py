@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from lamina.runtime.sampling import SamplingParams
 
 import lamina
 from lamina.errors import FormatError, InputError
+from lamina.runtime.sampling import SamplingParams
 
 GREEDY = SamplingParams.greedy(16)
 

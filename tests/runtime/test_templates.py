@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from lamina.errors import TemplateError
 from lamina.runtime.templates import (
     ALPACA2_SYSTEM,
     detect_template,
@@ -10,8 +12,6 @@ from lamina.runtime.templates import (
     get_template,
     list_templates,
 )
-
-from lamina.errors import TemplateError
 
 TWO_TURNS = [
     {"role": "user", "content": "你好"},

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 
 import pytest
-from lamina.runtime.tui.app import ChatApp, _parse_params, run_pipe
 from rich.console import Console
 
 from lamina.errors import LaminaError
+from lamina.runtime.tui.app import ChatApp, _parse_params, run_pipe
 
 
 def make_app(model, lines: list[str]) -> tuple[ChatApp, io.StringIO]:

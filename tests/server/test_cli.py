@@ -53,3 +53,27 @@ def test_api_key_from_environment(chat_gguf):
         assert httpx.get(f"{srv.url}/health", timeout=10).status_code == 200
     finally:
         stop_server(srv)
+
+
+def test_sigterm_ends_open_streams_and_exits_promptly(chat_gguf):
+    import time
+
+    from tests.server.conftest import ENDLESS
+
+    srv = start_server(chat_gguf, "--ctx", "4096", "--max-tokens", "4000")
+    try:
+        with httpx.Client(timeout=60) as http:
+            body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4000,
+                    "temperature": 0, "stream": True, "response_format": ENDLESS}
+            with http.stream("POST", f"{srv.v1}/chat/completions", json=body) as resp:
+                lines = resp.iter_lines()
+                assert '"role": "assistant"' in next(lines)
+                srv.proc.terminate()
+                start = time.monotonic()
+                rest = list(lines)
+        # uvicorn re-raises the signal after a clean shutdown: "terminated by SIGTERM"
+        assert srv.proc.wait(timeout=10) in (0, -15)
+        assert time.monotonic() - start < 5
+        assert any("shutting down" in line for line in rest)
+    finally:
+        stop_server(srv)

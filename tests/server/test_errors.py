@@ -55,6 +55,7 @@ BAD_REQUESTS = [
     ("/v1/completions", {}, 422, "prompt"),
     ("/v1/embeddings", {"input": []}, 422, "empty"),
     ("/v1/embeddings", {"input": ""}, 400, "empty"),
+    ("/v1/embeddings", {"input": "杭州", "dimensions": 3}, 400, "dimensions"),
     ("/v1/extract", {"input": "马云", "task": "NER"}, 400, "schema"),
     ("/v1/nowhere", {}, 404, "Unknown URL"),
     (CHAT, b"x" * 70000, 413, "larger than"),

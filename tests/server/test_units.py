@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from lamina.runtime.sampling import SamplingParams
 from lamina.runtime.server.config import ServerConfig
 from lamina.runtime.server.errors import APIError, ClientGone, ServerBusy, validation_message
