@@ -430,11 +430,14 @@ class Model:
         self._lock.release()
 
     def _stream_tokens(self, tokens: Sequence[int], params: SamplingParams,
-                       grammar: str | None, stop: Sequence[str]) -> Iterator[str]:
+                       grammar: str | None, stop: Sequence[str],
+                       lstrip: bool = False) -> Iterator[str]:
         """The one generation loop: evaluate ``tokens`` then sample and decode.
 
         A text piece is yielded before its token is decoded, so a consumer that
         stops (Ctrl-C, a closed HTTP stream) leaves the KV cache consistent.
+        ``lstrip`` drops the whitespace an answer starts with (SentencePiece's
+        word-start marker after "[/INST]" and the like), as chat UIs expect.
         """
         lib = self._lib
         stats = GenerationStats(finish_reason="cancelled")
@@ -462,6 +465,9 @@ class Model:
                     break
                 stats.completion_tokens += 1
                 piece = text.push(self._piece(token))
+                if lstrip and piece:
+                    piece = piece.lstrip()
+                    lstrip = not piece
                 if piece:
                     stats.decode_seconds = time.perf_counter() - start
                     yield piece
@@ -476,6 +482,8 @@ class Model:
                 n_cur += 1
                 self.llama.n_tokens = n_cur
             tail = text.finish()
+            if lstrip:
+                tail = tail.lstrip()
             stats.decode_seconds = time.perf_counter() - start
             stats.finish_reason = finish
             if tail:
@@ -490,8 +498,8 @@ class Model:
         return base.replace(**overrides) if overrides else base
 
     def _run(self, tokens: Sequence[int], params: SamplingParams, grammar: str | None,
-             stop: Sequence[str], stream: bool) -> str | Iterator[str]:
-        pieces = self._stream_tokens(tokens, params, grammar, stop)
+             stop: Sequence[str], stream: bool, lstrip: bool = False) -> str | Iterator[str]:
+        pieces = self._stream_tokens(tokens, params, grammar, stop, lstrip=lstrip)
         return pieces if stream else "".join(pieces)
 
     def generate(self, prompt: str | Sequence[int], params: SamplingParams | None = None, *,
@@ -508,7 +516,8 @@ class Model:
         """Answer the last message of ``messages`` with the model's chat template."""
         p = self._params(params, overrides)
         tokens = self.chat_tokens(messages)
-        return self._run(tokens, p, grammar, tuple(p.stop) + self.template.stop, stream)
+        return self._run(tokens, p, grammar, tuple(p.stop) + self.template.stop, stream,
+                         lstrip=True)
 
     def chat_tokens(self, messages: list[dict[str, str]],
                     template: ChatTemplate | None = None) -> list[int]:

@@ -111,7 +111,8 @@ class ChatSession:
             self.messages.pop()
             raise
         self.last_prompt_tokens = tokens
-        pieces = self.model._stream_tokens(tokens, p, None, tuple(p.stop) + self.template.stop)
+        pieces = self.model._stream_tokens(tokens, p, None, tuple(p.stop) + self.template.stop,
+                                           lstrip=True)
         it = self._collect(pieces, text, tokens)
         if stream:
             return it
@@ -146,7 +147,7 @@ class ChatSession:
         # Continue from the exact tokens only when they say what the history says
         # (not after a stop string or a cut-off character, which the text lacks).
         if kv[: len(prompt_tokens)] == prompt_tokens and \
-                model.detokenize(kv[len(prompt_tokens):]) == answer:
+                model.detokenize(kv[len(prompt_tokens):]).lstrip() == answer:
             self._cont = (prompt_text, kv, len(self.messages) - 1)
 
     def _continued(self) -> tuple[str, list[int]] | None:

@@ -45,7 +45,7 @@ def test_chat_in_a_terminal_like_a_person(chat_gguf, tmp_path):
     env = {**ENV, "LAMINA_HISTORY": str(tmp_path / "history")}
     child = pexpect.spawn(sys.executable, ["-m", "lamina", "chat", str(chat_gguf), "--temp", "0",
                                            "-n", "24", "--ctx", "4096", "--threads", "1"],
-                          encoding="utf-8", timeout=60, dimensions=(40, 100), env=env)
+                          encoding="utf-8", codec_errors="replace", timeout=60, dimensions=(40, 100), env=env)
     child.logfile_read = open(tmp_path / "terminal.log", "w")  # noqa: SIM115
     try:
         child.expect("lamina chat")
