@@ -39,21 +39,38 @@ def write_docs(texts: list[str], path: Path) -> Path:
 
 def run_local(model: Path, docs: Path, out: Path, schema: list[str], batch: int, threads: int,
               max_tokens: int) -> float:
-    """The local path as ``lamina extract`` runs it (model load included); docs/s."""
+    """The local path as ``lamina extract`` runs it (model load included); docs/s.
+
+    Run in a child process with its own session: Linux autogroup scheduling gives
+    every session (and so every Ray worker, which Ray starts with ``setsid``) its
+    own CPU share, so on a busy machine an in-process local run would be handicapped.
+    """
+    import subprocess
+
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--local-only", str(out),
+           "--model", str(model), "--input", str(docs), "--schema", json.dumps(schema),
+           "--batch", str(batch), "--threads", str(threads), "--max-tokens", str(max_tokens)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"local run failed: {proc.stderr[-2000:]}")
+    return float(json.loads(proc.stdout.strip().splitlines()[-1])["docs_per_s"])
+
+
+def _local_only(args: argparse.Namespace) -> None:
+    """Child side of ``run_local``: time load + extract_many, print docs/s as JSON."""
     import lamina
     from lamina.runtime.ie.api import extract_many
     from lamina.runtime.ie.io import read_inputs
     from lamina.runtime.sampling import SamplingParams
 
-    items = list(read_inputs(docs))
+    items = list(read_inputs(args.input))
     with Timer() as t:
-        llm = lamina.load(model, n_threads=threads)
-        records = list(extract_many(llm, items, batch=batch, schema=schema,
-                                    params=SamplingParams.greedy(max_tokens=max_tokens)))
-    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                   encoding="utf-8")
-    llm.close()
-    return len(items) / t.seconds
+        llm = lamina.load(args.model, n_threads=args.threads)
+        records = list(extract_many(llm, items, batch=args.batch, schema=json.loads(args.schema),
+                                    params=SamplingParams.greedy(max_tokens=args.max_tokens)))
+    Path(args.local_only).write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    print(json.dumps({"docs_per_s": len(items) / t.seconds}))
 
 
 def run_ray(model: Path, docs: Path, out: Path, schema: list[str], *, workers: int,
@@ -105,7 +122,14 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--rounds", type=int, default=2,
                     help="interleaved rounds; each figure is its best round (shared machines)")
+    ap.add_argument("--local-only", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--model", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--input", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--schema", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.local_only:
+        _local_only(args)
+        return
 
     from engine import SCHEMA, documents, ensure_model
 

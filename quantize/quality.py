@@ -110,10 +110,9 @@ def _check_gguf(path: Path, what: str) -> Any:
         return None
 
 
-def _train_ctx(path: Path) -> int | None:
+def _train_ctx(reader: Any) -> int | None:
     from lamina.quantize.info import field_value
 
-    reader = _check_gguf(path, "model")
     if reader is None:
         return None
     arch = field_value(reader, "general.architecture", "llama")
@@ -138,12 +137,12 @@ def verify(
     from lamina.quantize.sample_text import SAMPLE_TEXT
 
     model_path, ref_path = Path(model), Path(reference)
-    _check_gguf(model_path, "model")
-    _check_gguf(ref_path, "reference")
+    readers = (_check_gguf(model_path, "model"), _check_gguf(ref_path, "reference"))
     text = SAMPLE_TEXT if text is None else text
     if not text.strip():
         raise InputError("The text to evaluate on is empty.", hint="Give a non-empty --text file.")
-    limits = [c for c in (_train_ctx(model_path), _train_ctx(ref_path)) if c]
+    limits = [c for c in map(_train_ctx, readers) if c]
+    del readers
     n_ctx = min([n_ctx, *limits])
 
     ref = _load(ref_path, n_ctx, n_threads)

@@ -17,11 +17,10 @@ def run_from_cli(*, model: Path, input_path: Path | str | None, text: str | None
                  options: dict[str, Any], batch: int, max_tokens: int, n_threads: int | None,
                  n_ctx: int | None, template: str | None) -> None:
     """Run ``lamina extract ... --ray [ADDRESS]`` and print the records-in check."""
+    from lamina.console import err_console
     from lamina.runtime.ie.schema_split import load_schema
     from lamina.runtime.ray.runner import RayExtractOptions, run_extract
     from lamina.runtime.ray.worker import ExtractSettings
-
-    from lamina.console import err_console
 
     if input_path is None or text is not None:
         raise InputError("--ray needs --input FILE (a file, a folder, or a URI Ray Data reads), "

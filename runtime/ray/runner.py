@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lamina.errors import InputError, LaminaError, require
+from lamina.files import check_output_path, require_file
 from lamina.runtime.ie.io import errors_path
 from lamina.runtime.model import read_gguf_header
 from lamina.runtime.ray.sink import OrderedSink, open_sink
 from lamina.runtime.ray.worker import ExtractSettings, WorkerConfig
-
-from lamina.errors import InputError, LaminaError, require
-from lamina.files import check_output_path, require_file
 
 #: Value of ``--ray`` with no address: start a private local Ray instance.
 LOCAL = "local"
@@ -244,9 +243,10 @@ def _execute(opts: RayExtractOptions, config: WorkerConfig, threads: int,
              sink: OrderedSink) -> tuple[int, float]:
     """Build the Ray Data pipeline and stream its rows, in input order, into ``sink``."""
     import ray.data
+    from ray.data import ActorPoolStrategy, DataContext
+
     from lamina.runtime.ray.source import NumberedLinesDatasource
     from lamina.runtime.ray.worker import ExtractWorker
-    from ray.data import ActorPoolStrategy, DataContext
 
     ctx = DataContext.get_current()
     saved = ctx.actor_task_retry_on_errors, ctx.execution_options.preserve_order

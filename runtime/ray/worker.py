@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamina.runtime.sampling import SamplingParams
-
 from lamina.errors import LaminaError, ModelLoadError
+from lamina.runtime.sampling import SamplingParams
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ def extract_args(model: Path, input_path: Path, output: Path) -> list[str]:
 def local_run(chat_gguf: Path, docs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The local ``lamina extract`` output for ``docs``: what the Ray path must reproduce."""
     from click.testing import CliRunner
+
     from lamina.runtime.cli import cli
 
     out = tmp_path_factory.mktemp("local") / "local.jsonl"

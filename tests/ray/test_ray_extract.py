@@ -80,8 +80,8 @@ def test_a_worker_failing_mid_run_loses_and_duplicates_nothing(ray_local, chat_g
 def test_text_input_and_cli_flag(ray_local, chat_gguf, tmp_path):
     """`lamina extract --ray --workers 2` on a text file: ids are line numbers, as locally."""
     from click.testing import CliRunner
-    from lamina.runtime.cli import cli
 
+    from lamina.runtime.cli import cli
     from tests.ray.conftest import extract_args
 
     src = tmp_path / "docs.txt"
@@ -99,9 +99,8 @@ def test_text_input_and_cli_flag(ray_local, chat_gguf, tmp_path):
 
 
 def test_empty_input_is_a_clear_error(ray_local, chat_gguf, tmp_path):
-    from lamina.runtime.ray.runner import run_extract
-
     from lamina.errors import InputError
+    from lamina.runtime.ray.runner import run_extract
 
     src = tmp_path / "empty.jsonl"
     src.write_text("\n\n", encoding="utf-8")
@@ -112,9 +111,8 @@ def test_empty_input_is_a_clear_error(ray_local, chat_gguf, tmp_path):
 
 
 def test_non_utf8_input_is_a_clear_error(ray_local, chat_gguf, tmp_path):
-    from lamina.runtime.ray.runner import run_extract
-
     from lamina.errors import InputError
+    from lamina.runtime.ray.runner import run_extract
 
     src = tmp_path / "gbk.txt"
     src.write_bytes("康有为是广东人。\n".encode("gbk"))

@@ -20,9 +20,8 @@ def test_lines_are_numbered_across_chunk_boundaries():
 
 
 def test_non_utf8_input_names_the_file():
-    from lamina.runtime.ray.source import iter_numbered_lines
-
     from lamina.errors import InputError
+    from lamina.runtime.ray.source import iter_numbered_lines
 
     with pytest.raises(InputError, match="not UTF-8"):
         list(iter_numbered_lines(io.BytesIO("中文\n".encode("gbk")), "gbk.txt"))
@@ -72,9 +71,9 @@ def test_nothing_is_published_when_the_check_fails(tmp_path):
 
 def test_missing_model_and_input_fail_before_ray_starts(tmp_path, chat_gguf):
     import ray
-    from lamina.runtime.ray.runner import RayExtractOptions, run_extract
 
     from lamina.errors import InputError, LaminaError
+    from lamina.runtime.ray.runner import RayExtractOptions, run_extract
 
     src = tmp_path / "in.txt"
     src.write_text("康有为是广东人。\n", encoding="utf-8")
@@ -92,9 +91,8 @@ def test_missing_model_and_input_fail_before_ray_starts(tmp_path, chat_gguf):
 
 
 def test_cli_rejects_resume_and_single_text(chat_gguf, tmp_path: Path):
-    from lamina.runtime.ray.command import run_from_cli
-
     from lamina.errors import InputError
+    from lamina.runtime.ray.command import run_from_cli
 
     common = dict(model=chat_gguf, output=tmp_path / "o.jsonl", address="local", workers=2,
                   force=False, options={"schema": ["人物"]}, batch=1, max_tokens=8,
@@ -108,9 +106,8 @@ def test_cli_rejects_resume_and_single_text(chat_gguf, tmp_path: Path):
 def test_an_address_where_nothing_listens_fails_fast(chat_gguf, tmp_path):
     import socket
 
-    from lamina.runtime.ray.runner import RayExtractOptions, run_extract
-
     from lamina.errors import LaminaError
+    from lamina.runtime.ray.runner import RayExtractOptions, run_extract
 
     with socket.socket() as s:  # a port that was free a moment ago
         s.bind(("127.0.0.1", 0))
@@ -124,9 +121,8 @@ def test_an_address_where_nothing_listens_fails_fast(chat_gguf, tmp_path):
 
 
 def test_a_node_without_the_model_is_named_in_the_error(tmp_path, monkeypatch):
-    from lamina.runtime.ray.worker import WorkerConfig, _model_path
-
     from lamina.errors import ModelLoadError
+    from lamina.runtime.ray.worker import WorkerConfig, _model_path
 
     monkeypatch.chdir(tmp_path)
     config = WorkerConfig(model=str(tmp_path / "elsewhere" / "m.gguf"), model_as_given="m.gguf",
@@ -156,3 +152,20 @@ def test_stdout_gets_the_records_only_when_the_run_completes(capsys):
         sink.add(_row(1))
         sink.check(2)
     assert capsys.readouterr().out == ""
+
+
+def test_the_users_error_is_found_inside_rays_wrappers():
+    from lamina.errors import FormatError
+    from lamina.runtime.ray.runner import _user_error
+
+    inner = FormatError("'m.gguf' is not a GGUF model file.")
+
+    class TaskError(Exception):  # like ray.exceptions.RayTaskError: the original in .cause
+        cause = inner
+
+    wrapped = RuntimeError(TaskError("in the actor"))  # like ActorDiedError(RayTaskError)
+    try:
+        raise wrapped from ValueError("system")
+    except RuntimeError as exc:
+        assert _user_error(exc) is inner
+    assert _user_error(RuntimeError("a bug")) is None
