@@ -63,8 +63,8 @@ def demo_examples(template_name: str = "alpaca2") -> list[tuple[str, str]]:
 def encode_pair(sp: Any, prompt: str, answer: str) -> TrainExample:
     """Tokenize like llama.cpp will: literal <s> in the prompt is BOS, answer ends with EOS.
 
-    The answer is encoded with a leading space, as the SentencePiece dummy prefix
-    makes it appear when it follows the prompt's last token.
+    The answer is tokenized on its own (so it starts with SentencePiece's
+    word-start piece, "▁{" for JSON), as Chinese-Alpaca-2/OneKE training did.
     """
     ids: list[int] = []
     for i, part in enumerate(prompt.split("<s>")):
@@ -72,7 +72,7 @@ def encode_pair(sp: Any, prompt: str, answer: str) -> TrainExample:
             ids.append(sp.bos_id())
         if part:
             ids.extend(sp.encode(part))
-    return TrainExample(ids, sp.encode(" " + answer) + [sp.eos_id()])
+    return TrainExample(ids, sp.encode(answer) + [sp.eos_id()])
 
 
 def train_lora(base_model: Any, tokenizer_model: Path, pairs: Sequence[tuple[str, str]],

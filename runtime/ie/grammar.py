@@ -138,7 +138,10 @@ def build_grammar(task: str | TaskSpec, schema: Sequence[Any] | Mapping[str, str
         else:  # pragma: no cover - every task is listed above
             raise SchemaError(f"No grammar for task {spec.name}.")
     root = _object(keys, values)
-    rules.lines.insert(0, f"root ::= {root}")
+    # One optional leading space: instruction-tuned SentencePiece models learn
+    # "▁{" as the answer's first token (the target was tokenized on its own,
+    # with the dummy prefix); forbidding it would force them off their path.
+    rules.lines.insert(0, f'root ::= " "? {root}')
     return rules.text()
 
 
@@ -167,7 +170,7 @@ def build_pair_grammar(categories: Sequence[str], limits: GrammarLimits | None =
     sep, join = gbnf_literal(PAIR_SEP), gbnf_literal(PAIR_JOIN)
     more = f"({sep} pair){{0,{lim.max_items - 1}}}" if lim.max_items > 1 else ""
     return (
-        f"root ::= (pair {more})?\n"
+        f'root ::= " "? (pair {more})?\n'
         f"pair ::= ({cats}) {join} ent\n"
         f"ent ::= [^&\\x00-\\x1f]{{1,{lim.max_chars}}}\n"
     )

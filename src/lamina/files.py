@@ -57,6 +57,7 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
         raise InputError(f"Cannot create a file in '{parent}': {exc.strerror}.") from exc
     os.close(fd)
     tmp = Path(tmp_name)
+    _chmod_like_new_file(tmp)
     try:
         yield tmp
         os.replace(tmp, out)
@@ -71,6 +72,16 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _chmod_like_new_file(path: Path) -> None:
+    """mkstemp makes 0600 files; give outputs the mode open() would (0666 & ~umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(path, 0o666 & ~umask)
+    except OSError:
+        pass
 
 
 @contextlib.contextmanager
