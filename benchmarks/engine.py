@@ -77,6 +77,7 @@ def ensure_model(work: Path) -> Path:
     import shutil
 
     from bigmodel import _write_base
+
     from lamina.convert.pipeline import ConvertOptions, convert
     from lamina.quantize.quantizer import quantize
 
@@ -94,24 +95,28 @@ def ensure_model(work: Path) -> Path:
     return out
 
 
-def run_plain(path: Path, prompts: list[str], grammar: str, threads: int, n_ctx: int,
-              max_tokens: int) -> list[str]:
+class Plain:
     """What a user would script with llama-cpp-python alone."""
-    import llama_cpp
-    from llama_cpp.llama_grammar import LlamaGrammar
 
-    llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                          verbose=False)
-    g = LlamaGrammar.from_string(grammar, verbose=False)
-    outs = []
-    for p in prompts:
-        # The prompt text carries the template's literal "<s>": no second BOS.
-        tokens = llm.tokenize(p.encode("utf-8"), add_bos=False, special=True)
-        r = llm.create_completion(tokens, max_tokens=max_tokens, temperature=0.0,
-                                  repeat_penalty=1.0, grammar=g)
-        outs.append(r["choices"][0]["text"])
-    llm.close()
-    return outs
+    def __init__(self, path: Path, grammar: str, threads: int, n_ctx: int,
+                 max_tokens: int) -> None:
+        import llama_cpp
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        self.llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_threads=threads,
+                                   n_threads_batch=threads, verbose=False)
+        self.grammar = LlamaGrammar.from_string(grammar, verbose=False)
+        self.max_tokens = max_tokens
+
+    def run(self, prompts: list[str]) -> list[str]:
+        outs = []
+        for p in prompts:
+            # The prompt text carries the template's literal "<s>": no second BOS.
+            tokens = self.llm.tokenize(p.encode("utf-8"), add_bos=False, special=True)
+            r = self.llm.create_completion(tokens, max_tokens=self.max_tokens, temperature=0.0,
+                                           repeat_penalty=1.0, grammar=self.grammar)
+            outs.append(r["choices"][0]["text"])
+        return outs
 
 
 def main() -> None:
@@ -121,12 +126,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--ctx", type=int, default=2048)
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="Documents are run in this many rounds, each way in turn, so a "
+                         "busy machine slows all three alike.")
     args = ap.parse_args()
 
+    import lamina
     from lamina.runtime.ie.api import Extractor, extract_many
     from lamina.runtime.sampling import SamplingParams
-
-    import lamina
 
     path = ensure_model(WORK)
     docs = documents(args.docs)
@@ -138,32 +145,48 @@ def main() -> None:
     grammar = jobs[0].grammars[0]
     assert grammar is not None and all(j.grammars[0] == grammar for j in jobs)
     n_prompt = sum(len(model.tokenize(p)) for p in prompts)
+    plain_runner = Plain(path, grammar, args.threads, args.ctx, args.max_tokens)
+
+    def sequential(part: list[str]) -> list[dict]:
+        return list(extract_many(model, part, task="NER", schema=SCHEMA, params=params))
+
+    def engine(part: list[str]) -> list[dict]:
+        return list(extract_many(model, part, task="NER", schema=SCHEMA, params=params,
+                                 batch=args.batch))
 
     # Warm-up (page the weights in, build the engine context once).
-    list(extract_many(model, docs[:2], task="NER", schema=SCHEMA, params=params))
-    list(extract_many(model, docs[:args.batch], task="NER", schema=SCHEMA, params=params,
-                      batch=args.batch))
+    sequential(docs[:2])
+    engine(docs[:args.batch])
+    plain_runner.run(prompts[:2])
 
-    with Timer() as t_seq:
-        seq = list(extract_many(model, docs, task="NER", schema=SCHEMA, params=params))
-    with Timer() as t_eng:
-        eng = list(extract_many(model, docs, task="NER", schema=SCHEMA, params=params,
-                                batch=args.batch))
+    seconds = {"plain": 0.0, "seq": 0.0, "engine": 0.0}
+    seq: list[dict] = []
+    eng: list[dict] = []
+    plain: list[str] = []
+    size = -(-len(docs) // args.rounds)
+    for r, start in enumerate(range(0, len(docs), size)):
+        part, part_prompts = docs[start:start + size], prompts[start:start + size]
+        ways = [("plain", lambda pp=part_prompts: plain.extend(plain_runner.run(pp))),
+                ("seq", lambda d=part: seq.extend(sequential(d))),
+                ("engine", lambda d=part: eng.extend(engine(d)))]
+        for name, fn in ways[r % 3:] + ways[:r % 3]:
+            with Timer() as t:
+                fn()
+            seconds[name] += t.seconds
     model.close()
-    with Timer() as t_plain:
-        plain = run_plain(path, prompts, grammar, args.threads, args.ctx, args.max_tokens)
 
-    same = [r["result"] for r in seq] == [r["result"] for r in eng]
-    plain_same = [r["output"] for r in seq] == [
+    same = [x["result"] for x in seq] == [x["result"] for x in eng]
+    plain_same = [x["output"] for x in seq] == [
         ex.finish(j, [_answer(t)])["output"] for j, t in zip(jobs, plain, strict=True)]
     n = len(docs)
+    t_plain, t_seq, t_eng = seconds["plain"], seconds["seq"], seconds["engine"]
     rows = [
-        ["llama-cpp-python, per document", f"{t_plain.seconds:.1f}", f"{n / t_plain.seconds:.2f}",
+        ["llama-cpp-python, per document", f"{t_plain:.1f}", f"{n / t_plain:.2f}",
          "1.00x", "baseline" if plain_same else "baseline (other text)"],
-        ["lamina sequential (batch 1)", f"{t_seq.seconds:.1f}", f"{n / t_seq.seconds:.2f}",
-         f"{t_plain.seconds / t_seq.seconds:.2f}x", "reference"],
-        [f"lamina engine (batch {args.batch})", f"{t_eng.seconds:.1f}", f"{n / t_eng.seconds:.2f}",
-         f"{t_plain.seconds / t_eng.seconds:.2f}x", "identical" if same else "DIFFERENT"],
+        ["lamina sequential (batch 1)", f"{t_seq:.1f}", f"{n / t_seq:.2f}",
+         f"{t_plain / t_seq:.2f}x", "reference"],
+        [f"lamina engine (batch {args.batch})", f"{t_eng:.1f}", f"{n / t_eng:.2f}",
+         f"{t_plain / t_eng:.2f}x", "identical" if same else "DIFFERENT"],
     ]
     title = (f"NER extraction, {n} docs, 6-type schema, Q4_K_M {n_params(ENGINE_SPEC) / 1e6:.0f}M "
              f"params, {args.threads} threads, greedy + grammar, max {args.max_tokens} tokens "
@@ -171,7 +194,8 @@ def main() -> None:
     columns = ["way", "seconds", "docs/s", "vs plain", "results"]
     print_table(title, columns, rows)
     save_result("engine", title, columns, rows,
-                notes="Same model, documents, prompts, grammar and threads in one run.",
+                notes="Same model, documents, prompts, grammar and threads in one run; "
+                      f"{args.rounds} interleaved rounds.",
                 extra={"batch": args.batch, "docs": n, "prompt_tokens": n_prompt,
                        "params": n_params(ENGINE_SPEC)})
 

@@ -77,6 +77,8 @@ def main() -> None:
     ap.add_argument("--max-chars", type=int, default=8, help="grammar bound per string")
     ap.add_argument("--batch", type=int, default=8, help="engine arm batch size")
     ap.add_argument("--ctx", type=int, default=2048)
+    ap.add_argument("--ray", action="store_true",
+                    help="add lamina extract --ray arms: 1 worker x all threads, 1 thread per worker")
     args = ap.parse_args()
 
     import lamina
@@ -116,6 +118,12 @@ def main() -> None:
         results.append((name, t.seconds, outs))
         print(f"{name}: {t.seconds:.1f} s", file=sys.stderr)
     model.close()
+    if args.ray:  # the same documents on a local Ray instance (benchmarks/extract_ray.py)
+        from extract_ray import ray_results
+
+        results += ray_results(path, docs, SCHEMA, threads=args.threads, batch=args.batch,
+                               max_tokens=args.max_tokens, limits=limits, n_ctx=args.ctx,
+                               work=WORK / "extract_ray")
 
     n = len(docs)
     base = results[0][1]

@@ -3,9 +3,9 @@
 The same documents, schema, model and greedy grammar decoding as the local
 runs; the Ray runs start their own local Ray instance (its start-up is shown
 separately: ``docs/s`` is the extraction phase, workers loading the model
-included). On one 2-core machine Ray cannot beat the local engine (same cores,
-plus inter-process overhead); the point is what the overhead costs, and that the
-output is byte-identical. On a cluster the pool grows with the nodes.
+included), and their output must be byte-identical to the local engine's. The
+arms are interleaved over several rounds and each figure is its best round,
+because shared machines are noisy.
 
     python benchmarks/extract_ray.py [--docs 32] [--batch 16] [--max-tokens 48] [--rounds 2]
 
@@ -112,6 +112,35 @@ def ray_rows(model: Path, docs: Path, schema: list[str], *, batch: int, max_toke
         rows.append(ray_row(workers, threads, report.docs_per_second, report.seconds,
                             local_docs_per_s, same))
     return rows
+
+
+def ray_results(model: Path, docs: list[str], schema: list[str], *, threads: int, batch: int,
+                max_tokens: int, limits: Any, n_ctx: int | None, work: Path,
+                ) -> list[tuple[str, float, list[str]]]:
+    """The ``--ray`` arms of ``benchmarks/extract.py``: (name, seconds, answers) per layout.
+
+    Seconds are the extraction phase (workers loading the model included, Ray
+    start-up excluded), so the docs/s compare with the in-process arms.
+    """
+    from lamina.runtime.ray.runner import RayExtractOptions, run_extract
+    from lamina.runtime.ray.worker import ExtractSettings
+
+    src = write_docs(docs, work / "docs.jsonl")
+    results = []
+    for workers, per_worker in layouts(threads):
+        out = work / f"ray-{workers}x{per_worker}.jsonl"
+        report = run_extract(RayExtractOptions(
+            model=model, input=str(src), output=out, workers=workers, threads=per_worker,
+            batch_size=max(8, batch), n_ctx=n_ctx, force=True, progress=False,
+            settings=ExtractSettings(options={"task": "NER", "schema": schema, "limits": limits},
+                                     batch=batch, max_tokens=max_tokens)))
+        assert report.records_in == report.records_out + report.errors == len(docs), report.check
+        answers = [json.loads(line)["output"] for line in out.read_text("utf-8").splitlines()]
+        name = (f"lamina extract --ray --workers {workers} -t {per_worker}"
+                f"{f' --batch {batch}' if batch > 1 else ''}")
+        results.append((name, report.extract_seconds, answers))
+        print(f"{name}: {report.extract_seconds:.1f} s ({report.check})", file=sys.stderr)
+    return results
 
 
 def main() -> None:

@@ -58,7 +58,7 @@ BatchEngine::BatchEngine(const llama_model* model, const EngineConfig& cfg) : cf
     cp.n_seq_max = static_cast<uint32_t>(cfg_.n_seq_max + 1);
     cp.n_threads = cfg_.n_threads;
     cp.n_threads_batch = cfg_.n_threads;
-    cp.kv_unified = true;
+    cp.kv_unified = cfg_.kv_unified;
     cp.flash_attn_type = static_cast<llama_flash_attn_type>(cfg_.flash_attn);
     cp.type_k = static_cast<ggml_type>(cfg_.type_k);
     cp.type_v = static_cast<ggml_type>(cfg_.type_v);
@@ -296,7 +296,14 @@ void BatchEngine::admit(Request& r, int32_t slot) {
         shared = std::min<int32_t>(shared, static_cast<int32_t>(r.prompt.size()) - 1);
     }
     if (shared > 0) {
-        llama_memory_seq_cp(mem_, prefix_seq_, slot, 0, shared);
+        if (cfg_.kv_unified) {
+            llama_memory_seq_cp(mem_, prefix_seq_, slot, 0, shared);
+        } else {
+            // Across streams llama.cpp copies only whole sequences: copy the
+            // holder, then keep the part this prompt shares.
+            llama_memory_seq_cp(mem_, prefix_seq_, slot, -1, -1);
+            llama_memory_seq_rm(mem_, slot, shared, -1);
+        }
         stats_.prompt_shared += shared;
     }
     r.n_past = shared;

@@ -47,6 +47,11 @@ struct EngineConfig {
     int32_t flash_attn = 0;  // llama_flash_attn_type: -1 auto, 0 off, 1 on
     int32_t type_k = 1;      // ggml_type of the KV cache (1 = f16)
     int32_t type_v = 1;
+    // One KV stream for all sequences (shared prefix cells are only tagged) or
+    // one stream per sequence (the prefix is copied once per request). Split
+    // streams are the default: with a unified cache every token attends over
+    // the cells of all sequences, which costs more than copying a prefix.
+    bool kv_unified = false;
 };
 
 // One thing that happened to a request during a step. token < 0 means "no

@@ -47,7 +47,7 @@ NB_MODULE(_native, m) {
             "__init__",
             [](BatchEngine* self, uintptr_t model, int32_t n_seq_max, int32_t n_ctx_per_seq,
                int32_t n_threads, int32_t n_batch, int32_t flash_attn, int32_t type_k,
-               int32_t type_v) {
+               int32_t type_v, bool kv_unified) {
                 EngineConfig cfg;
                 cfg.n_seq_max = n_seq_max;
                 cfg.n_ctx_per_seq = n_ctx_per_seq;
@@ -56,11 +56,12 @@ NB_MODULE(_native, m) {
                 cfg.flash_attn = flash_attn;
                 cfg.type_k = type_k;
                 cfg.type_v = type_v;
+                cfg.kv_unified = kv_unified;
                 nb::gil_scoped_release release;
                 new (self) BatchEngine(reinterpret_cast<const llama_model*>(model), cfg);
             },
             "model"_a, "n_seq_max"_a, "n_ctx_per_seq"_a, "n_threads"_a = 0, "n_batch"_a = 512,
-            "flash_attn"_a = 0, "type_k"_a = 1, "type_v"_a = 1,
+            "flash_attn"_a = 0, "type_k"_a = 1, "type_v"_a = 1, "kv_unified"_a = false,
             "Create a context with n_seq_max sequences on the llama_model at address `model`.")
         .def(
             "submit",

@@ -30,10 +30,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lamina.errors import InputError, LaminaError
 from lamina.runtime.sampling import PENALTY_LAST_N, SamplingParams
 from lamina.runtime.stream import TextStream
-
-from lamina.errors import InputError, LaminaError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lamina.runtime.model import Model
@@ -104,11 +103,14 @@ class BatchEngine:
     Each sequence holds at most ``n_ctx_per_seq`` tokens (prompt and answer).
     The context is separate from ``model``'s own, so ``Model.generate`` and
     the engine can be used side by side; the model's LoRA adapters are applied
-    to it too.
+    to it too. ``kv_unified`` puts all sequences in one KV stream (a shared
+    prefix is then tagged, not copied, but every token attends over the cells
+    of all sequences: slower on CPU for more than a few sequences).
     """
 
     def __init__(self, model: Model, n_seq_max: int = 4, n_ctx_per_seq: int | None = None,
-                 n_threads: int | None = None, n_batch: int | None = None) -> None:
+                 n_threads: int | None = None, n_batch: int | None = None,
+                 kv_unified: bool = False) -> None:
         native = _native()
         self.model = model
         llama = model.llama
@@ -125,7 +127,7 @@ class BatchEngine:
             self._raw = native.BatchEngine(
                 ptr, n_seq_max, n_ctx_per_seq, int(n_threads or model.n_threads),
                 int(n_batch or model.n_batch), int(cp.flash_attn_type), int(cp.type_k),
-                int(cp.type_v))
+                int(cp.type_v), bool(kv_unified))
         except ValueError as exc:
             raise InputError(f"Cannot create the batch engine: {exc}.") from exc
         except RuntimeError as exc:

@@ -86,6 +86,7 @@ def demo(ctx: click.Context, workdir: Path, keep: bool, n_threads: int | None) -
                   f"{json.dumps(DEMO_NER_SCHEMA, ensure_ascii=False)}")
     console.print_json(json.dumps(result, ensure_ascii=False))
 
+    _write_samples(workdir, DEMO_NER_DOCS)
     if not keep:
         shutil.rmtree(sources, ignore_errors=True)
     elapsed = time.perf_counter() - started
@@ -95,6 +96,22 @@ def demo(ctx: click.Context, workdir: Path, keep: bool, n_threads: int | None) -
         f"  lamina chat {model_path}\n"
         f"  lamina extract {model_path} --task NER --schema "
         f"'{json.dumps(DEMO_NER_SCHEMA, ensure_ascii=False)}' \"{text}\"\n"
+        f"  lamina extract {model_path} --task NER --schema "
+        f"'{json.dumps(DEMO_NER_SCHEMA, ensure_ascii=False)}' -i {workdir / 'ner_docs.jsonl'} "
+        f"-o {workdir / 'ner_out.jsonl'}\n"
+        f"  lamina eval --pred {workdir / 'ner_out.jsonl'} --gold {workdir / 'ner_gold.jsonl'} "
+        "--task NER\n"
         f"  lamina serve {model_path}\n"
         f"  lamina info {model_path}",
         title="lamina demo", border_style="green"))
+
+
+def _write_samples(workdir: Path, docs: list[tuple[str, dict[str, list[str]]]]) -> None:
+    """Sample extraction input and gold answers, for the README's extract/eval examples."""
+    with open(workdir / "ner_docs.jsonl", "w", encoding="utf-8") as fh:
+        for i, (text, _) in enumerate(docs, 1):
+            fh.write(json.dumps({"id": f"d{i}", "text": text}, ensure_ascii=False) + "\n")
+    with open(workdir / "ner_gold.jsonl", "w", encoding="utf-8") as fh:
+        for i, (_, gold) in enumerate(docs, 1):
+            fh.write(json.dumps({"id": f"d{i}", "output": json.dumps(gold, ensure_ascii=False)},
+                                ensure_ascii=False) + "\n")

@@ -32,8 +32,9 @@ from lamina.runtime.cli.options import ctx_option, template_option, threads_opti
 @click.option("--force", "-f", is_flag=True, help="Overwrite --output if it exists.")
 @click.option("--no-grammar", is_flag=True,
               help="Free decoding; answers are parsed leniently and failures counted.")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Documents decoded together (native batched engine when built).")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Documents decoded together on the native batched engine (default: chosen "
+                   "from the machine, 8 on 2 cores; 1 when the engine is not built).")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True,
               help="Answer length limit per prompt, in tokens.")
 @click.option("--max-items", type=click.IntRange(min=1), default=16, show_default=True,
@@ -42,13 +43,19 @@ from lamina.runtime.cli.options import ctx_option, template_option, threads_opti
               help="Grammar bound: characters per string.")
 @click.option("--format", "style", type=click.Choice(["iepile", "pairs"]), default="iepile",
               show_default=True, help="Prompt/answer format: IEPile JSON, or seed-000 '类别_实体&...' pairs.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+              metavar="[ADDRESS]", help="Run on Ray (pip install \"lamina[ray]\"): a local "
+              "instance, or the cluster at ADDRESS (auto, HOST:6379, ray://HOST:10001).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="With --ray: worker actors, each loading the model once (--threads is per worker).")
 @threads_option
 @ctx_option
 @template_option
 def extract(model: Path, text: str | None, input_path: Path | None, task: str, schema: str | None,
             output: Path | None, lang: str, split_num: int | None, resume: bool, force: bool,
-            no_grammar: bool, batch: int, max_tokens: int, max_items: int, max_chars: int,
-            style: str, n_threads: int | None, n_ctx: int | None, template: str | None) -> None:
+            no_grammar: bool, batch: int | None, max_tokens: int, max_items: int, max_chars: int,
+            style: str, ray_address: str | None, workers: int, n_threads: int | None,
+            n_ctx: int | None, template: str | None) -> None:
     """Extract entities, relations, events or KG facts as JSON (IEPile/OneKE format)."""
     from lamina.errors import InputError
     from lamina.runtime.ie.api import Extractor
@@ -64,6 +71,16 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str, s
     # Validate task and schema before the (slow) model load.
     Extractor(_NoModel(), task=task, schema=schema, lang=lang, split_num=split_num,
               use_grammar=not no_grammar, limits=limits, style=style)
+    if ray_address is not None:  # the same run on a Ray cluster (lamina.runtime.ray)
+        from lamina.runtime.ray.command import run_from_cli
+
+        return run_from_cli(
+            model=model, input_path=input_path, text=text, output=output, address=ray_address,
+            workers=workers, resume=resume, force=force, options=dict(
+                task=task, schema=schema, lang=lang, split_num=split_num,
+                use_grammar=not no_grammar, limits=limits, style=style),
+            batch=batch or 1, max_tokens=max_tokens, n_threads=n_threads, n_ctx=n_ctx,
+            template=template)
     items: list[Any] = list(read_inputs(input_path)) if input_path else [{"id": "1", "text": text}]
     if not items:
         raise InputError(f"The input file '{input_path}' holds no documents.",
@@ -81,7 +98,7 @@ class _NoModel:
 
 
 def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool, force: bool,
-         opts: dict[str, Any], batch: int, max_tokens: int, n_threads: int | None,
+         opts: dict[str, Any], batch: int | None, max_tokens: int, n_threads: int | None,
          n_ctx: int | None, template: str | None) -> None:
     import lamina
     from lamina.console import err_console, items_progress
@@ -115,6 +132,10 @@ def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool, 
     try:
         llm = lamina.load(model_path, n_threads=n_threads, n_ctx=n_ctx, template=template)
         params = SamplingParams.greedy(max_tokens=max_tokens)
+        if batch is None:
+            from lamina.runtime.engine import default_n_seq, native_available
+
+            batch = default_n_seq(llm.n_threads) if native_available() else 1
         with items_progress("docs") as progress:
             task_id = progress.add_task("extracting", total=len(todo))
             for rec in extract_many(llm, todo, batch=batch, params=params, **opts):

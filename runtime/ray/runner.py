@@ -121,7 +121,7 @@ def run_extract(opts: RayExtractOptions) -> RayExtractReport:
     if local or model.exists():  # on a cluster the driver's machine may not hold the model
         model = require_file(model, "model file").resolve()
         read_gguf_header(model)  # a non-GGUF file fails here, not in every worker
-    _check_input(opts.input)
+    source = _resolve_input(opts.input)
     errors = errors_path(opts.output) if opts.output is not None else None
     if opts.output is not None:
         check_output_path(opts.output, force=opts.force)
@@ -132,7 +132,7 @@ def run_extract(opts: RayExtractOptions) -> RayExtractReport:
     start = time.perf_counter()
     with ray_session(opts.address, num_cpus=opts.workers * threads) as address, \
             open_sink(opts.output, errors, opts.force) as sink:
-        records_in, extract_seconds = _execute(opts, config, threads, sink)
+        records_in, extract_seconds = _execute(opts, source, config, threads, sink)
         sink.check(records_in)
     return RayExtractReport(records_in=records_in, records_out=sink.written, errors=sink.errors,
                             failed=sink.failed, seconds=time.perf_counter() - start,
@@ -141,13 +141,18 @@ def run_extract(opts: RayExtractOptions) -> RayExtractReport:
                             errors_path=errors if sink.errors else None)
 
 
-def _check_input(path: str) -> None:
-    """Fail early, before Ray starts, on a missing local input."""
+def _resolve_input(path: str) -> str:
+    """A local input as an absolute path, checked before Ray starts; URIs as given.
+
+    Absolute, because Ray's read tasks run in worker processes whose working
+    directory is not the user's: a relative path would read some other file.
+    """
     if "://" in path:
-        return
+        return path
     p = Path(path)
     if not p.exists():
         raise InputError(f"The input '{p}' does not exist.", hint="Check the path and try again.")
+    return str(p.resolve())
 
 
 @contextlib.contextmanager
@@ -239,7 +244,7 @@ def _quiet_ray_data() -> None:
     logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
-def _execute(opts: RayExtractOptions, config: WorkerConfig, threads: int,
+def _execute(opts: RayExtractOptions, path: str, config: WorkerConfig, threads: int,
              sink: OrderedSink) -> tuple[int, float]:
     """Build the Ray Data pipeline and stream its rows, in input order, into ``sink``."""
     import ray.data
@@ -254,7 +259,7 @@ def _execute(opts: RayExtractOptions, config: WorkerConfig, threads: int,
     ctx.execution_options.preserve_order = True  # stream the output in input order
     try:
         try:
-            source = NumberedLinesDatasource(opts.input)
+            source = NumberedLinesDatasource(path)
         except (FileNotFoundError, ValueError, OSError) as exc:
             raise InputError(f"Ray Data cannot read the input '{opts.input}': {exc}",
                              hint="Give a JSONL or text file, a folder of them, or a URI "
@@ -309,9 +314,12 @@ def _progress(opts: RayExtractOptions, total: int) -> Iterator[Any]:
     from lamina.console import items_progress
 
     with items_progress("docs") as bar:
+        # Results arrive in blocks, minutes apart on a slow model: the rate must count
+        # from the start (a first sample at t=0, never dropped), not over the last block.
+        bar.speed_estimate_period = float("inf")
         task = bar.add_task(f"Extracting on Ray ({opts.workers} workers)", total=total)
-        bar.advance(task, 0)  # a first sample at t=0: results arrive in blocks, and the rate
-        yield lambda n: bar.advance(task, n)  # must count from the start, not the last block
+        bar.advance(task, 0)
+        yield lambda n: bar.advance(task, n)
 
 
 def _user_error(exc: BaseException) -> LaminaError | None:

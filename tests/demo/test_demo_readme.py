@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -69,14 +68,14 @@ def test_readme_examples_run_on_demo_model(demo_run: tuple[Path, subprocess.Comp
     assert proc.returncode == 0
     examples = readme_examples()
     assert len(examples) >= 8, "README lost its runnable examples"
-    env = {**os.environ, "COLUMNS": "120", "PYTHONIOENCODING": "utf-8"}
+    # the `lamina` script next to this interpreter, as a user's shell would find it
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "COLUMNS": "120", "PYTHONIOENCODING": "utf-8", "PATH": path}
     failures = []
     for line in examples:
         if re.search(r"\blamina serve\b", line):
             continue  # runs until stopped; covered by tests/server
-        cmd = line.replace("lamina ", f"{shlex.join(lamina_cmd())} ", 1) if line.startswith("lamina ") else line
-        cmd = re.sub(r"\| lamina ", f"| {shlex.join(lamina_cmd())} ", cmd)
-        result = subprocess.run(cmd, shell=True, cwd=cwd, capture_output=True, text=True, env=env,
+        result = subprocess.run(line, shell=True, cwd=cwd, capture_output=True, text=True, env=env,
                                 timeout=300)
         if result.returncode != 0:
             failures.append(f"{line}\n  exit {result.returncode}: {result.stderr[-800:]}")

@@ -6,10 +6,10 @@ import json
 import threading
 
 import pytest
-from lamina.runtime.engine import BatchEngine, generate_many
-from lamina.runtime.sampling import GrammarError, SamplingParams
 
 from lamina.errors import InputError
+from lamina.runtime.engine import BatchEngine, generate_many
+from lamina.runtime.sampling import GrammarError, SamplingParams
 
 PREFIX = "以下是一条指令，请按要求从文本中抽取人物、地点和组织，并用JSON回答。\n文本："
 BODIES = ["张三去了北京。", "李四在上海的一家公司工作，周末常去杭州看望父母。", "王五。",
@@ -30,11 +30,12 @@ def test_greedy_results_equal_the_sequential_path(model):
     assert generate_many(model, prompts, greedy(), n_seq=3, shared_prefix=False) == expected
 
 
-def test_common_prefix_is_evaluated_once(model):
+@pytest.mark.parametrize("kv_unified", [False, True])
+def test_common_prefix_is_evaluated_once(model, kv_unified):
     prompts = [PREFIX + b for b in BODIES[:6]]
     lengths = [len(model.tokenize(p)) for p in prompts]
     prefix = len(model.tokenize(PREFIX))
-    eng = BatchEngine(model, n_seq_max=3, n_ctx_per_seq=256)
+    eng = BatchEngine(model, n_seq_max=3, n_ctx_per_seq=256, kv_unified=kv_unified)
     shared = eng.set_prefix(PREFIX)
     assert shared == prefix
     reqs = [eng.submit(p, greedy(4)) for p in prompts]
@@ -52,6 +53,7 @@ def test_common_prefix_is_evaluated_once(model):
     plain.run(plain_reqs)
     assert plain.stats()["prompt_evaluated"] == sum(lengths)
     assert [r.text for r in reqs] == [r.text for r in plain_reqs]
+    assert [r.text for r in reqs] == [model.generate(p, greedy(4)) for p in prompts]
     eng.close()
     plain.close()
 
@@ -140,12 +142,17 @@ def test_grammar_constrained_outputs_all_parse(model):
     assert mixed[1] == model.generate(prompts[1], greedy(80))
 
 
-def test_seeded_sampling_matches_the_sequential_path(model):
+def test_seeded_sampling_is_reproducible_per_request(model):
     p = SamplingParams(temperature=0.9, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1,
                        max_tokens=16, seed=1234)
     prompts = [PREFIX + b for b in BODIES[:4]]
-    expected = [model.generate(x, p) for x in prompts]
-    assert generate_many(model, prompts, p, n_seq=4) == expected
+    first = generate_many(model, prompts, p, n_seq=4)
+    # Each request samples from its own seeded chain: batch size and order do not matter.
+    assert generate_many(model, prompts[::-1], p, n_seq=2) == first[::-1]
+    other = generate_many(model, prompts, p.replace(seed=99), n_seq=4)
+    assert other != first
+    greedy_texts = generate_many(model, prompts, greedy(16), n_seq=4)
+    assert first != greedy_texts
 
 
 def test_background_streams_from_threads_equal_sequential(model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lamina.runtime import engine
 from lamina.runtime.ie.api import extract_many
 from lamina.runtime.ie.grammar import GrammarLimits

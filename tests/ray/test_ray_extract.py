@@ -77,24 +77,29 @@ def test_a_worker_failing_mid_run_loses_and_duplicates_nothing(ray_local, chat_g
     assert out.read_bytes() == local_run.read_bytes()
 
 
-def test_text_input_and_cli_flag(ray_local, chat_gguf, tmp_path):
-    """`lamina extract --ray --workers 2` on a text file: ids are line numbers, as locally."""
+def test_text_input_and_cli_flag(ray_local, chat_gguf, tmp_path, monkeypatch):
+    """`lamina extract --ray --workers 2` on a text file: ids are line numbers, as locally.
+
+    The paths are relative, and Ray's workers run in another directory: a bug once
+    made them read a different file of the same name.
+    """
     from click.testing import CliRunner
 
     from lamina.runtime.cli import cli
     from tests.ray.conftest import extract_args
 
-    src = tmp_path / "docs.txt"
-    src.write_text("康有为是广东人。\n\n梁启超去了北京。\r\n严复在上海。", encoding="utf-8")
-    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    monkeypatch.chdir(tmp_path)
+    Path("docs.txt").write_text("康有为是广东人。\n\n梁启超去了北京。\r\n严复在上海。", encoding="utf-8")
     runner = CliRunner()
-    first = runner.invoke(cli, extract_args(chat_gguf, src, local))
+    first = runner.invoke(cli, extract_args(chat_gguf, Path("docs.txt"), Path("local.jsonl")))
     assert first.exit_code == 0, first.output
-    result = runner.invoke(cli, [*extract_args(chat_gguf, src, remote), "--ray", "--workers", "2"])
+    result = runner.invoke(cli, [*extract_args(chat_gguf, Path("docs.txt"), Path("ray.jsonl")),
+                                 "--ray", "--workers", "2"])
     assert result.exit_code == 0, result.output
     assert "records in 3 = 3 written + 0 errors ✓" in result.output
+    remote = tmp_path / "ray.jsonl"
     assert [r["id"] for r in read_jsonl(remote)] == ["1", "3", "4"]
-    assert remote.read_bytes() == local.read_bytes()
+    assert remote.read_bytes() == (tmp_path / "local.jsonl").read_bytes()
     assert not errors_file(remote).exists()
 
 
