@@ -70,8 +70,9 @@ def _random(rng: np.random.Generator, shape: tuple[int, ...], name: str) -> np.n
 
 
 def _write_base(folder: Path, spec: dict, seed: int = 0) -> None:
-    from lamina.convert.synthetic import train_tokenizer, write_hf_tokenizer_files
     from safetensors.numpy import save_file
+
+    from lamina.convert.synthetic import train_tokenizer, write_hf_tokenizer_files
 
     rng = np.random.default_rng(seed)
     shapes = _tensor_shapes(spec)

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from lamina.convert.sources import DTYPE_BYTES, CheckpointFiles, hf_weight_files
 
+from lamina.convert.sources import DTYPE_BYTES, CheckpointFiles, hf_weight_files
 from lamina.errors import FormatError, InputError, ShapeMismatchError
 
 #: File a diff may ship with per-tensor checksums of the *recovered* weights.

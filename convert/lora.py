@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lamina.convert.sources import CheckpointFiles
 
+from lamina.convert.sources import CheckpointFiles
 from lamina.errors import FormatError, InputError, ShapeMismatchError
 
 #: Adapter weight files PEFT writes, in order of preference.

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from lamina.convert.checksums import verify_inputs
 from lamina.convert.llama import permute_qk, qk_heads
 from lamina.convert.plan import MergedTensor, MergePlan, build_plan
-
 from lamina.errors import InputError
 from lamina.files import atomic_output_dir, check_output_path
 
@@ -180,6 +180,7 @@ def _write_safetensors(path: Path, tensors: list[MergedTensor], dtype: str, tag:
 def _write_meta(folder: Path, plan: MergePlan, dtype: str, progress: Any | None,
                 task: Any | None) -> list[str]:
     import torch
+
     from lamina.convert.meta import hf_to_meta_name
 
     torch_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16,

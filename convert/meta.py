@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lamina.convert.sources import DTYPE_BYTES, load_pickle_weights, to_float32
 
+from lamina.convert.sources import DTYPE_BYTES, load_pickle_weights, to_float32
 from lamina.errors import FormatError, InputError
 
 #: Meta name -> (HF name, concatenation axis across shards or None if replicated)

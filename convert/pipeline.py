@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from lamina.convert.checksums import verify_inputs
 from lamina.convert.llama import gguf_tensor_name, permute_qk, qk_heads
 from lamina.convert.plan import MergedTensor, MergePlan, build_plan
 from lamina.convert.writer import OUTTYPES, GGUFMetadata, PlannedTensor, write_gguf
-
 from lamina.errors import InputError
 from lamina.files import atomic_output, check_output_path
 

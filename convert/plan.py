@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from lamina.convert.diff import WeightDiff
 from lamina.convert.lora import LoraAdapter
 from lamina.convert.sources import open_checkpoint
 from lamina.convert.tokenizer import GGUFVocab, load_spm_vocab
-
 from lamina.errors import ChecksumError, InputError, ShapeMismatchError
 
 VOCAB_TENSORS = ("model.embed_tokens.weight", "lm_head.weight")

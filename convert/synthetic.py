@@ -318,9 +318,10 @@ def make_diff(base_model: Any, tuned_model: Any, out_dir: Path,
     tensor (base + diff in float32, as ``lamina convert --diff`` computes it).
     """
     import numpy as np
+    from safetensors.torch import save_file
+
     from lamina.convert.diff import TENSOR_CHECKSUMS
     from lamina.convert.plan import tensor_sha256
-    from safetensors.torch import save_file
 
     base_sd = base_model.state_dict()
     diff_sd = {k: (v.float() - base_sd[k].float()).contiguous()
@@ -346,6 +347,7 @@ def save_meta(model: Any, folder: Path, tokenizer_model: Path, n_shards: int = 2
     import shutil
 
     import torch
+
     from lamina.convert.llama import permute_qk
     from lamina.convert.meta import hf_to_meta_name
 

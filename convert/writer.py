@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lamina.convert.llama import LlamaHParams
-from lamina.convert.tokenizer import GGUFVocab
 
 from lamina import __version__, gguf_keys
+from lamina.convert.llama import LlamaHParams
+from lamina.convert.tokenizer import GGUFVocab
 
 #: --outtype names -> (ggml type name for 2-D weights, llama file type name)
 OUTTYPES: dict[str, tuple[str, str]] = {

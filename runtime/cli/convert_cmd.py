@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from lamina.runtime.cli.options import force_option, json_option, output_option
 
 _sha256_option = click.option(
@@ -66,7 +67,6 @@ def convert(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: P
     """
     from lamina.convert.pipeline import ConvertOptions
     from lamina.convert.pipeline import convert as run_convert
-
     from lamina.files import check_output_path
 
     check_output_path(output, force=force)  # before the progress bar starts
@@ -107,7 +107,6 @@ def merge(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
     """Merge LoRA patches (or a diff) into the base and save an HF (or Meta .pth) folder."""
     from lamina.convert.merge import MergeOptions
     from lamina.convert.merge import merge as run_merge
-
     from lamina.files import check_output_path
 
     check_output_path(output, force=force)  # before the progress bar starts

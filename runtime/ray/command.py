@@ -37,10 +37,10 @@ def run_from_cli(*, model: Path, input_path: Path | str | None, text: str | None
         workers=workers, threads=n_threads, n_ctx=n_ctx, template=template, force=force,
         batch_size=max(8, batch),  # one actor call must hold a full engine batch
         settings=ExtractSettings(options=opts, batch=batch, max_tokens=max_tokens)))
-    workers = f"{report.workers} Ray worker{'s' if report.workers > 1 else ''}"
-    threads = f"{report.threads} thread{'s' if report.threads > 1 else ''}"
+    pool = f"{report.workers} Ray worker{'s' if report.workers > 1 else ''}"
+    per_worker = f"{report.threads} thread{'s' if report.threads > 1 else ''}"
     parts = [f"{report.records_out} docs in {report.seconds:.1f} s "
-             f"({report.docs_per_second:.2f} docs/s on {workers} × {threads})"]
+             f"({report.docs_per_second:.2f} docs/s on {pool} × {per_worker})"]
     if report.failed:
         parts.append(f"[red]{report.failed} failed[/] (see their 'error' field)")
     if report.errors and report.errors_path is not None:

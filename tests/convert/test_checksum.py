@@ -7,7 +7,6 @@ import json
 import shutil
 
 from lamina.convert.checksums import parse_checksum_list
-
 from tests.convert.test_errors import run_cli
 
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from lamina.runtime.cli import main
 
 

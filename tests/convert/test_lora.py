@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from lamina.convert.lora import LoraAdapter, LoraConfig, lora_delta
 
+from lamina.convert.lora import LoraAdapter, LoraConfig, lora_delta
 from lamina.errors import FormatError
 
 
@@ -72,6 +72,7 @@ def test_streamed_chunks_give_the_same_gguf_as_whole_tensors(family, tmp_path, m
     """Tiny chunks (a few rows, q/k heads one by one) must give the same tensors as one
     chunk per tensor (up to float rounding of the BLAS kernels)."""
     from gguf import GGUFReader
+
     from lamina.convert import plan
     from lamina.convert.pipeline import ConvertOptions, convert
 
@@ -101,11 +102,11 @@ def test_config_variants_match_peft_merge(family, references, tmp_path):
     """rsLoRA, rank/alpha patterns and a LoRA on the embedding, merged like peft does."""
     import copy
 
-    from lamina.convert.pipeline import ConvertOptions, convert
-    from lamina.convert.synthetic import _randomize_lora, merged_with
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
+    from lamina.convert.pipeline import ConvertOptions, convert
+    from lamina.convert.synthetic import _randomize_lora, merged_with
     from tests.convert.conftest import PROMPTS, cpp_logits, hf_logits, llama, sp_ids
 
     base = references["get"]("base")

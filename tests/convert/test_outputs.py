@@ -20,6 +20,7 @@ def _field(reader, key):
 def test_chat_gguf_is_self_contained(chat_gguf, family):
     """The shared fixture: template name + Jinja, full tokenizer, provenance."""
     from gguf import GGUFReader
+
     from lamina.runtime.templates import get_template
 
     r = GGUFReader(chat_gguf)
@@ -50,6 +51,7 @@ def test_smaller_outtypes_stay_close_to_f32(outtype, tol, family, variant_gguf, 
 
 def test_tokenizer_option_overrides_the_last_lora(family, tmp_path, capsys):
     from gguf import GGUFReader
+
     from lamina.convert.synthetic import sp_vocab_size
 
     out = tmp_path / "t.gguf"
@@ -69,6 +71,7 @@ def test_pytorch_bin_base_gives_the_same_tensors_as_safetensors(family, variant_
 
     import torch
     from gguf import GGUFReader
+
     from lamina.convert.pipeline import ConvertOptions, convert
     from lamina.convert.synthetic import load_hf
 
@@ -90,7 +93,6 @@ def test_tied_embeddings_model_converts(family, tmp_path):
     """No lm_head tensor: llama.cpp reuses token_embd, logits still match transformers."""
     from lamina.convert.pipeline import ConvertOptions, convert
     from lamina.convert.synthetic import TinyLlamaSpec, random_llama, save_hf, sp_vocab_size
-
     from tests.convert.conftest import hf_logits
 
     model = random_llama(TinyLlamaSpec(tie_word_embeddings=True, seed=3),
