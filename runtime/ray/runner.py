@@ -174,7 +174,7 @@ def ray_session(address: str | None, num_cpus: int) -> Iterator[str]:
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR,
                               "configure_logging": True}
     try:
-        with _quiet_native_logs():
+        with _quiet_native_logs(), _workers_at_normal_priority(local):
             if local:
                 ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
             else:
@@ -206,6 +206,25 @@ def _probe(address: str) -> None:
             hint="Check the head node's address and port (`ray status` on the head prints it), "
                  "or use --ray with no address to run on a local Ray instance.",
         ) from exc
+
+
+@contextlib.contextmanager
+def _workers_at_normal_priority(local: bool) -> Iterator[None]:
+    """Ray starts its workers at nice 15; in a private instance they *are* the job.
+
+    At nice 15 they lose every CPU tussle with other programs, and llama.cpp's
+    threads, which wait for each other at every layer, then crawl (measured 5x
+    slower on a shared machine). A user's own RAY_worker_niceness is kept.
+    """
+    name = "RAY_worker_niceness"
+    if not local or name in os.environ:
+        yield
+        return
+    os.environ[name] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 @contextlib.contextmanager
