@@ -163,3 +163,32 @@ if __name__ == "__main__":
 
     b, lo = ensure_big_model(Path(sys.argv[1]) if len(sys.argv) > 1 else WORK)
     print(json.dumps({"base": str(b), "lora": str(lo), "bytes": model_bytes(b)}))
+
+
+def ensure_quantized(work: Path, name: str, spec: dict, qtype: str = "Q4_K_M") -> Path:
+    """A quantized GGUF of a synthetic LLaMA of shape ``spec``, built once under work/name.
+
+    The engine, decode, extract and serve benchmarks each need a model of a
+    given size; this builds HF -> f16 GGUF (alpaca2 template) -> ``qtype`` with
+    lamina itself and caches the result behind a ``.done`` marker.
+    """
+    from lamina.convert.pipeline import ConvertOptions, convert
+    from lamina.quantize.quantizer import quantize
+
+    root = work / name
+    out = root / f"{name}-{qtype.lower()}.gguf"
+    marker = root / ".done"
+    if marker.exists() and out.exists():
+        return out
+    if root.exists():
+        shutil.rmtree(root)
+    base = root / "base_hf"
+    base.mkdir(parents=True)
+    _write_base(base, spec)
+    f16 = root / f"{name}-f16.gguf"
+    convert(ConvertOptions(base=base, output=f16, outtype="f16", template="alpaca2", force=True))
+    quantize(f16, out, qtype, force=True)
+    f16.unlink()
+    shutil.rmtree(base)
+    marker.write_text(json.dumps(spec))
+    return out

@@ -109,6 +109,16 @@ def save_result(name: str, title: str, columns: list[str], rows: list[list[Any]]
     return path
 
 
+def warm_cache(*paths: Path) -> None:
+    """Read inputs once so every measured run starts with the same (hot) page cache."""
+    for path in paths:
+        files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+        for f in files:
+            with open(f, "rb") as fh:
+                while fh.read(1 << 24):
+                    pass
+
+
 def self_peak_rss() -> int:
     """Peak RSS of this process so far, in bytes."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bigmodel import ensure_big_model, model_bytes  # noqa: E402
-from common import WORK, print_table, run_measured, save_result  # noqa: E402
+from common import WORK, print_table, run_measured, save_result, warm_cache  # noqa: E402
 
 SDIST_VERSION = "0.3.36"
 
@@ -80,16 +80,6 @@ def compare_ggufs(a: Path, b: Path) -> float:
         y = np.asarray(tb[name].data, dtype=np.float32)
         worst = max(worst, float(np.abs(x - y).max()))
     return worst
-
-
-def warm_cache(*folders: Path) -> None:
-    """Read the inputs once so every measured run starts with the same (hot) page cache."""
-    for folder in folders:
-        for f in sorted(folder.rglob("*")):
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    while fh.read(1 << 24):
-                        pass
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ all three ways with the same threads:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,31 +67,10 @@ def n_params(spec: dict[str, Any]) -> int:
 
 
 def ensure_model(work: Path) -> Path:
-    """Q4_K_M GGUF of the benchmark model, built once under ``work``."""
-    root = work / "engine"
-    out = root / "engine-q4_k_m.gguf"
-    marker = root / ".done"
-    if marker.exists() and out.exists():
-        return out
-    import shutil
+    """Q4_K_M GGUF of ENGINE_SPEC, built once under ``work/engine``."""
+    from bigmodel import ensure_quantized
 
-    from bigmodel import _write_base
-
-    from lamina.convert.pipeline import ConvertOptions, convert
-    from lamina.quantize.quantizer import quantize
-
-    if root.exists():
-        shutil.rmtree(root)
-    base = root / "base_hf"
-    base.mkdir(parents=True)
-    _write_base(base, ENGINE_SPEC)
-    f16 = root / "engine-f16.gguf"
-    convert(ConvertOptions(base=base, output=f16, outtype="f16", template="alpaca2", force=True))
-    quantize(f16, out, "Q4_K_M", force=True)
-    f16.unlink()
-    shutil.rmtree(base)
-    marker.write_text(json.dumps(ENGINE_SPEC))
-    return out
+    return ensure_quantized(work, "engine", ENGINE_SPEC)
 
 
 class Plain:

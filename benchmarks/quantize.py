@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bigmodel import ensure_big_model, model_bytes  # noqa: E402
-from common import WORK, print_table, save_result  # noqa: E402
+from common import WORK, print_table, save_result, warm_cache  # noqa: E402
 
 SEED_QUANTIZE = r"""
 import ctypes, sys
@@ -101,15 +101,6 @@ def same_tensor_bytes(a: Path, b: Path) -> tuple[int, int]:
 
 def mib(n: float) -> str:
     return f"{n / 2**20:,.0f}"
-
-
-def warm_cache(folder: Path) -> None:
-    """Read the checkpoint once so both paths start with the same (hot) page cache."""
-    for f in sorted(folder.rglob("*")):
-        if f.is_file():
-            with open(f, "rb") as fh:
-                while fh.read(1 << 24):
-                    pass
 
 
 def main() -> None:

@@ -61,30 +61,9 @@ def prompts(n: int) -> list[list[dict[str, str]]]:
 
 def ensure_model(work: Path) -> Path:
     """Q4_K_M GGUF of SERVE_SPEC, built once under ``work/serve``."""
-    root = work / "serve"
-    out = root / "serve-q4_k_m.gguf"
-    marker = root / ".done"
-    if marker.exists() and out.exists():
-        return out
-    import shutil
+    from bigmodel import ensure_quantized
 
-    from bigmodel import _write_base
-
-    from lamina.convert.pipeline import ConvertOptions, convert
-    from lamina.quantize.quantizer import quantize
-
-    if root.exists():
-        shutil.rmtree(root)
-    base = root / "base_hf"
-    base.mkdir(parents=True)
-    _write_base(base, SERVE_SPEC)
-    f16 = root / "serve-f16.gguf"
-    convert(ConvertOptions(base=base, output=f16, outtype="f16", template="alpaca2", force=True))
-    quantize(f16, out, "Q4_K_M", force=True)
-    f16.unlink()
-    shutil.rmtree(base)
-    marker.write_text(json.dumps(SERVE_SPEC))
-    return out
+    return ensure_quantized(work, "serve", SERVE_SPEC)
 
 
 def progress(message: str) -> None:
