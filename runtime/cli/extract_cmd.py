@@ -79,7 +79,7 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str, s
             workers=workers, resume=resume, force=force, options=dict(
                 task=task, schema=schema, lang=lang, split_num=split_num,
                 use_grammar=not no_grammar, limits=limits, style=style),
-            batch=batch or 1, max_tokens=max_tokens, n_threads=n_threads, n_ctx=n_ctx,
+            batch=batch, max_tokens=max_tokens, n_threads=n_threads, n_ctx=n_ctx,
             template=template)
     items: list[Any] = list(read_inputs(input_path)) if input_path else [{"id": "1", "text": text}]
     if not items:

@@ -14,7 +14,8 @@ from lamina.errors import InputError
 
 def run_from_cli(*, model: Path, input_path: Path | str | None, text: str | None,
                  output: Path | None, address: str, workers: int, resume: bool, force: bool,
-                 options: dict[str, Any], batch: int, max_tokens: int, n_threads: int | None,
+                 options: dict[str, Any], batch: int | None, max_tokens: int,
+                 n_threads: int | None,
                  n_ctx: int | None, template: str | None) -> None:
     """Run ``lamina extract ... --ray [ADDRESS]`` and print the records-in check."""
     from lamina.console import err_console
@@ -35,7 +36,7 @@ def run_from_cli(*, model: Path, input_path: Path | str | None, text: str | None
     report = run_extract(RayExtractOptions(
         model=Path(model), input=restore_uri(str(input_path)), output=output, address=address,
         workers=workers, threads=n_threads, n_ctx=n_ctx, template=template, force=force,
-        batch_size=max(8, batch),  # one actor call must hold a full engine batch
+        batch_size=max(8, batch or 16),  # one actor call holds a full engine batch
         settings=ExtractSettings(options=opts, batch=batch, max_tokens=max_tokens)))
     pool = f"{report.workers} Ray worker{'s' if report.workers > 1 else ''}"
     per_worker = f"{report.threads} thread{'s' if report.threads > 1 else ''}"

@@ -27,7 +27,7 @@ class ExtractSettings:
     """
 
     options: dict[str, Any] = field(default_factory=dict)
-    batch: int = 1  # documents the engine decodes together inside one worker
+    batch: int | None = 1  # documents decoded together per worker; None: as the local CLI picks
     max_tokens: int = 512
 
 
@@ -115,7 +115,12 @@ def process_lines(model: Any, settings: ExtractSettings, lines: list[int], texts
         else:
             todo.append((i, item))
     params = SamplingParams.greedy(max_tokens=settings.max_tokens)
-    done = extract_many(model, [item for _, item in todo], batch=settings.batch, params=params,
+    batch = settings.batch
+    if batch is None:  # the local CLI's rule, with this worker's threads
+        from lamina.runtime.engine import default_n_seq, native_available
+
+        batch = default_n_seq(model.n_threads) if native_available() else 1
+    done = extract_many(model, [item for _, item in todo], batch=batch, params=params,
                         **settings.options)
     count = 0
     for (i, _), record in zip(todo, done, strict=False):

@@ -25,7 +25,7 @@ def ray_options(model: Path, input_path: Path | str, output: Path, **kw):
     settings = ExtractSettings(
         options=dict(task=TASK, schema=SCHEMA, lang="zh", split_num=None, use_grammar=True,
                      limits=GrammarLimits(MAX_ITEMS, MAX_CHARS), style="iepile"),
-        batch=1, max_tokens=MAX_TOKENS)
+        batch=None, max_tokens=MAX_TOKENS)  # None: the local CLI's engine batch rule
     defaults = dict(model=model, input=str(input_path), output=output, settings=settings,
                     workers=2, threads=1, batch_size=4, progress=False)
     defaults.update(kw)
