@@ -215,6 +215,10 @@ def _make_record(item: Mapping[str, Any], job: Job | None) -> dict[str, Any]:
     return rec
 
 
+#: Documents per engine call, in units of --batch (records are written per call).
+ENGINE_GROUP_BATCHES = 4
+
+
 def extract_many(model: Any, items: Iterable[Any], *, batch: int = 1, task: str = "NER",
                  schema: Any = None, lang: str = "zh", split_num: int | None = None,
                  use_grammar: bool = True, params: Any = None,
@@ -232,6 +236,9 @@ def extract_many(model: Any, items: Iterable[Any], *, batch: int = 1, task: str 
                    use_grammar=use_grammar, limits=limits, style=style)
     p = _default_params(params)
     engine = _engine() if batch > 1 else None
+    # The engine batches continuously inside one call: hand it several batches'
+    # worth of documents so slots do not sit idle while a group's last ones finish.
+    group = max(1, batch) * ENGINE_GROUP_BATCHES if engine is not None else 1
     pending: list[tuple[dict[str, Any], Job | None, str | None]] = []
     for index, raw in enumerate(items):
         try:
@@ -242,7 +249,7 @@ def extract_many(model: Any, items: Iterable[Any], *, batch: int = 1, task: str 
         except LaminaError as exc:
             item = raw if isinstance(raw, Mapping) else {"id": str(index + 1), "text": raw}
             pending.append((dict(item), None, exc.message))
-        if len(pending) >= max(1, batch):
+        if len(pending) >= group:
             yield from _run_pending(ex, model, pending, p, engine, batch)
             pending = []
     if pending:
