@@ -27,7 +27,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "quantize": ("quantize.py", []),
     "decode": ("decode.py", []),
     "extract": ("extract.py", []),
-    "engine": ("engine.py", []),
+    "engine": ("engine.py", ["--rounds", "2"]),
     "extract_ray": ("extract_ray.py", []),
     "serve": ("serve.py", []),
 }
