@@ -39,7 +39,9 @@ class BadLine:
         return {"line": self.line, "error": self.reason, "raw": self.raw[:2000]}
 
 
-def _is_jsonl(path: Path, first: str) -> bool:
+def is_jsonl_input(path: Path, first: str) -> bool:
+    """JSONL records or one plain-text document per line? By suffix or first line,
+    so the local and the Ray readers decide the same way."""
     return path.suffix.lower() in JSON_SUFFIXES or first.lstrip().startswith("{")
 
 
@@ -54,14 +56,14 @@ def read_inputs(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | BadLi
         raise InputError(f"The input file '{p}' is not UTF-8 text.",
                          hint="Convert it to UTF-8 (e.g. iconv -f gbk -t utf-8).") from exc
     with handle:
-        jsonl = _is_jsonl(p, first)
+        jsonl = is_jsonl_input(p, first)
         lineno = 0
         for raw in _chain(first, lines, p):
             lineno += 1
             text = raw.rstrip("\r\n")
             if not text.strip():
                 continue
-            yield _jsonl_item(text, lineno) if jsonl else {"id": str(lineno), "text": text}
+            yield jsonl_item(text, lineno) if jsonl else {"id": str(lineno), "text": text}
 
 
 def _chain(first: str, rest: Iterator[str], p: Path) -> Iterator[str]:
@@ -73,7 +75,8 @@ def _chain(first: str, rest: Iterator[str], p: Path) -> Iterator[str]:
         raise InputError(f"The input file '{p}' is not UTF-8 text.") from exc
 
 
-def _jsonl_item(text: str, lineno: int) -> dict[str, Any] | BadLine:
+def jsonl_item(text: str, lineno: int) -> dict[str, Any] | BadLine:
+    """One JSONL line -> an input item, or a BadLine with the reason (local and Ray)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -319,9 +319,9 @@ def _execute(opts: RayExtractOptions, path: str, config: WorkerConfig, threads: 
 
 def _has_instruction(row: dict[str, Any]) -> bool:
     """A ready-made IEPile instruction carries its own schema (as in the local check)."""
-    from lamina.runtime.ie.io import _jsonl_item
+    from lamina.runtime.ie.io import jsonl_item
 
-    item = _jsonl_item(str(row["text"]), int(row["line"])) if row["jsonl"] else None
+    item = jsonl_item(str(row["text"]), int(row["line"])) if row["jsonl"] else None
     return isinstance(item, dict) and "instruction" in item
 
 

@@ -36,14 +36,14 @@ class NumberedLinesDatasource(FileBasedDatasource):
         super().__init__(paths, **kwargs)
 
     def _read_stream(self, f: pyarrow.NativeFile, path: str) -> Iterator[Any]:
-        from lamina.runtime.ie.io import _is_jsonl
+        from lamina.runtime.ie.io import is_jsonl_input
 
         builder = DelegatingBlockBuilder()
         rows = 0
         jsonl: bool | None = None
         for line_no, text in iter_numbered_lines(f, path):
             if jsonl is None:  # the first line, blank or not, decides (as read_inputs does)
-                jsonl = _is_jsonl(PurePosixPath(path), text)  # type: ignore[arg-type]
+                jsonl = is_jsonl_input(PurePosixPath(path), text)  # type: ignore[arg-type]
             if not text.strip():
                 continue
             builder.add({"path": path, "line": line_no, "text": text, "jsonl": jsonl})

@@ -103,13 +103,13 @@ def process_lines(model: Any, settings: ExtractSettings, lines: list[int], texts
     then ``extract_many`` with greedy sampling; a bad line goes to the errors file.
     """
     from lamina.runtime.ie.api import extract_many
-    from lamina.runtime.ie.io import BadLine, _jsonl_item
+    from lamina.runtime.ie.io import BadLine, jsonl_item
 
     kinds: list[str] = ["error"] * len(lines)
     records: list[dict[str, Any]] = [{} for _ in lines]
     todo: list[tuple[int, dict[str, Any]]] = []
     for i, (line, text, is_jsonl) in enumerate(zip(lines, texts, jsonl, strict=True)):
-        item = _jsonl_item(text, line) if is_jsonl else {"id": str(line), "text": text}
+        item = jsonl_item(text, line) if is_jsonl else {"id": str(line), "text": text}
         if isinstance(item, BadLine):
             records[i] = item.as_record()
         else:
