@@ -268,7 +268,7 @@ def build_family(root: Path, spec: TinyLlamaSpec | None = None) -> SyntheticFami
     base_hf = save_hf(base, root / "base_hf", base_tok)
 
     # "Plus": vocabulary grows, full embeddings/lm_head travel in modules_to_save.
-    resized = _resized(base, ext_vocab, seed=spec.seed + 11)
+    resized = resized_vocab(base, ext_vocab, seed=spec.seed + 11)
     all_linear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     lora_plus = make_lora(resized, root / "lora_plus", r=8, alpha=32, targets=all_linear,
                           modules_to_save=["embed_tokens", "lm_head"], seed=spec.seed + 1,
@@ -381,7 +381,7 @@ def save_meta(model: Any, folder: Path, tokenizer_model: Path, n_shards: int = 2
     return folder
 
 
-def _resized(model: Any, new_vocab: int, seed: int) -> Any:
+def resized_vocab(model: Any, new_vocab: int, seed: int) -> Any:
     """Copy of ``model`` with embeddings/lm_head grown to ``new_vocab`` (random new rows)."""
     import copy
 

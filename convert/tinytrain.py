@@ -160,7 +160,7 @@ def build_demo_family(root: Path, *, steps: int = 30, on_step: Any = None) -> De
     ext_tok = syn.extend_tokenizer(base_tok, root / "tokenizer_extended")
     base = syn.random_llama(spec, syn.sp_vocab_size(base_tok))
     base_dir = syn.save_hf(base, root / "chinese-llama-tiny-hf", base_tok)
-    resized = syn._resized(base, syn.sp_vocab_size(ext_tok), seed=spec.seed + 11)
+    resized = syn.resized_vocab(base, syn.sp_vocab_size(ext_tok), seed=spec.seed + 11)
     plus = syn.make_lora(resized, root / "chinese-llama-plus-lora-tiny", r=8, alpha=32,
                          targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                   "up_proj", "down_proj"],

@@ -80,7 +80,7 @@ def convert_dir(cache_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def references(family) -> dict[str, Any]:
     """transformers/peft models every GGUF variant is compared with (lazy, cached)."""
-    from lamina.convert.synthetic import _resized, load_hf, merged_with, sp_vocab_size
+    from lamina.convert.synthetic import load_hf, merged_with, resized_vocab, sp_vocab_size
 
     cache: dict[str, Any] = {}
 
@@ -93,7 +93,7 @@ def references(family) -> dict[str, Any]:
             model = load_hf(family.extra["tuned_hf"])
         elif name in ("plus", "plus_st"):
             base = get("base")
-            grown = _resized(base, sp_vocab_size(family.extended_tokenizer), seed=123)
+            grown = resized_vocab(base, sp_vocab_size(family.extended_tokenizer), seed=123)
             lora = family.lora_plus if name == "plus" else family.lora_plus_safetensors
             model = merged_with(grown, lora)
         elif name == "plus_alpaca":
