@@ -75,11 +75,12 @@ def machine_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
     }
-    for pkg in ("llama_cpp", "torch", "transformers", "peft", "gguf"):
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("lamina", "llama-cpp-python", "gguf", "torch", "transformers", "peft", "ray"):
         try:
-            mod = __import__(pkg)
-            info[pkg] = getattr(mod, "__version__", "?")
-        except Exception:
+            info[dist] = version(dist)
+        except PackageNotFoundError:
             pass
     return info
 
