@@ -43,6 +43,7 @@ def demo(ctx: click.Context, workdir: Path, keep: bool, n_threads: int | None) -
     from lamina.convert.tinytrain import DEMO_NER_DOCS, DEMO_NER_SCHEMA, build_demo_family
     from lamina.runtime.cli.quantize_cmd import build as build_command
 
+    _quiet_training_libraries()
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
     sources = workdir / "checkpoints"
@@ -104,6 +105,19 @@ def demo(ctx: click.Context, workdir: Path, keep: bool, n_threads: int | None) -
         f"  lamina serve {model_path}\n"
         f"  lamina info {model_path}",
         title="lamina demo", border_style="green"))
+
+
+def _quiet_training_libraries() -> None:
+    """transformers/peft print their own progress bars and deprecation notices;
+    the demo shows its own progress instead."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="peft")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
 
 def _write_samples(workdir: Path, docs: list[tuple[str, dict[str, list[str]]]]) -> None:
