@@ -85,7 +85,7 @@ def merge(opts: MergeOptions, progress: Any | None = None) -> MergeReport:
     if opts.dtype is not None and opts.dtype not in DTYPES:
         raise InputError(f"Unknown --dtype '{opts.dtype}'.",
                          hint=f"Choose one of: {', '.join(DTYPES)}.")
-    check_output_path(opts.output, force=opts.force)
+    check_output_path(opts.output, force=opts.force, is_dir=True)
     start = time.perf_counter()
     plan = build_plan(Path(opts.base), opts.loras, opts.diff, opts.tokenizer)
     try:

@@ -109,7 +109,7 @@ def merge(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
     from lamina.convert.merge import merge as run_merge
     from lamina.files import check_output_path
 
-    check_output_path(output, force=force)  # before the progress bar starts
+    check_output_path(output, force=force, is_dir=True)  # before the progress bar starts
 
     opts = MergeOptions(base=base, output=output, loras=list(loras), diff=diff,
                         tokenizer=tokenizer, format=fmt, dtype=dtype, force=force, sha256=sha256)

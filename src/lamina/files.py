@@ -18,16 +18,24 @@ from pathlib import Path
 from lamina.errors import InputError, OutputExistsError
 
 
-def check_output_path(path: str | os.PathLike[str], force: bool = False) -> Path:
-    """Validate an output path before any expensive work starts."""
+def check_output_path(path: str | os.PathLike[str], force: bool = False,
+                      is_dir: bool = False) -> Path:
+    """Validate an output path before any expensive work starts.
+
+    ``is_dir`` says whether the output is a folder (``lamina merge``); a file
+    output never replaces a folder, even with --force.
+    """
     out = Path(path)
+    if out.is_dir() and not is_dir:
+        raise InputError(
+            f"Output '{out}' is a folder, but a file is written here.",
+            hint="Give a file path with -o, e.g. model.gguf.",
+        )
     if out.exists() and not force:
         raise OutputExistsError(
             f"Output '{out}' already exists.",
             hint="Pass --force to overwrite it, or choose another path with -o.",
         )
-    if out.exists() and out.is_dir() and not force:
-        raise OutputExistsError(f"Output '{out}' is a folder.")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.exists():
         raise InputError(
@@ -89,7 +97,7 @@ def atomic_output_dir(path: str | os.PathLike[str], force: bool = False) -> Iter
     """Like ``atomic_output`` for a folder of files (``lamina merge``)."""
     import shutil
 
-    out = check_output_path(path, force=force)
+    out = check_output_path(path, force=force, is_dir=True)
     parent = out.parent if str(out.parent) else Path(".")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=parent))
     try:
