@@ -11,13 +11,13 @@ are reproducible on any machine.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from lamina.convert.sources import DTYPE_BYTES, CheckpointFiles, hf_weight_files
-from lamina.errors import FormatError, InputError, ShapeMismatchError
+from lamina.errors import InputError, ShapeMismatchError
+from lamina.files import read_json_object
 
 #: File a diff may ship with per-tensor checksums of the *recovered* weights.
 TENSOR_CHECKSUMS = "tensor_sha256.json"
@@ -32,12 +32,7 @@ class WeightDiff:
         self.checksums: dict[str, str] = {}
         path = self.folder / TENSOR_CHECKSUMS
         if path.is_file():
-            try:
-                raw = json.loads(path.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise FormatError(f"'{path}' is not valid JSON: {exc}.") from exc
-            if not isinstance(raw, dict):
-                raise FormatError(f"'{path}' must map tensor names to SHA-256 strings.")
+            raw = read_json_object(path, "an object mapping tensor names to SHA-256 strings")
             self.checksums = {str(k): str(v).lower() for k, v in raw.items()}
         self.checked = 0
 

@@ -8,7 +8,6 @@ llama.cpp's converter uses), so names never drift from what llama.cpp loads.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from lamina.errors import FormatError, InputError
+from lamina.files import read_json_object
 
 
 @dataclass
@@ -44,10 +44,7 @@ class LlamaHParams:
                 f"No config.json in '{folder}'.",
                 hint="A Hugging Face model folder needs config.json next to its weights.",
             )
-        try:
-            cfg = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"'{path}' is not valid JSON: {exc}.") from exc
+        cfg = read_json_object(path)
         arch = (cfg.get("architectures") or ["LlamaForCausalLM"])[0]
         if cfg.get("model_type", "llama") != "llama" or "Llama" not in arch:
             raise FormatError(

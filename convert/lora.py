@@ -10,7 +10,6 @@ base tensor wholesale (Chinese-LLaMA-Plus ships its grown embeddings that way).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import numpy as np
 
 from lamina.convert.sources import CheckpointFiles
 from lamina.errors import FormatError, InputError, ShapeMismatchError
+from lamina.files import read_json_object
 
 #: Adapter weight files PEFT writes, in order of preference.
 ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
@@ -57,13 +57,7 @@ class LoraConfig:
                 hint="A PEFT LoRA folder holds adapter_config.json and adapter_model.bin "
                 "or adapter_model.safetensors.",
             )
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise FormatError(f"'{path}' is not valid JSON: {exc}.") from exc
-        if not isinstance(raw, dict):
-            raise FormatError(f"'{path}' must hold a JSON object.")
-        return cls.from_dict(raw, source=path)
+        return cls.from_dict(read_json_object(path), source=path)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: Path | str = "adapter_config.json") -> LoraConfig:

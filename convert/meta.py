@@ -11,7 +11,6 @@ GGUF writer undoes.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 
 from lamina.convert.sources import DTYPE_BYTES, load_pickle_weights, to_float32
 from lamina.errors import FormatError, InputError
+from lamina.files import read_json_object
 
 #: Meta name -> (HF name, concatenation axis across shards or None if replicated)
 _GLOBAL = {
@@ -83,11 +83,7 @@ class MetaCheckpoint:
 
         self.folder = Path(folder)
         params_path = self.folder / "params.json"
-        try:
-            params = json.loads(params_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise FormatError(f"'{params_path}' is not valid JSON: {exc}.") from exc
-        self.params = params
+        self.params = params = read_json_object(params_path)
         self.shards = shard_files(self.folder)
         self._states: list[dict[str, Any]] = [load_pickle_weights(f) for f in self.shards]
         self._map: dict[str, tuple[str, int | None]] = {}

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from lamina.errors import FormatError, InputError, UnsafeCheckpointError
+from lamina.files import read_json_object
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,7 @@ class HFCheckpoint:
         if not self.folder.is_dir():
             raise InputError(f"The model folder '{self.folder}' does not exist.")
         self.hparams = LlamaHParams.from_hf_config(self.folder)
-        self.config: dict[str, Any] = json.loads((self.folder / "config.json").read_text("utf-8"))
+        self.config: dict[str, Any] = read_json_object(self.folder / "config.json")
         self.files = CheckpointFiles(hf_weight_files(self.folder))
 
     def names(self) -> list[str]:

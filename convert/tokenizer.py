@@ -6,11 +6,11 @@ add_bos/add_eos) so the file is self-contained: nothing else is needed to run it
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from lamina.errors import FormatError, InputError
+from lamina.files import read_json_object
 
 
 @dataclass
@@ -80,10 +80,7 @@ def load_spm_vocab(tokenizer_model: Path, config_dir: Path | None = None) -> GGU
     cfg_dir = config_dir or tokenizer_model.parent
     cfg_path = cfg_dir / "tokenizer_config.json"
     if cfg_path.is_file():
-        try:
-            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"'{cfg_path}' is not valid JSON: {exc}.") from exc
+        cfg = read_json_object(cfg_path)
         add_bos = bool(cfg.get("add_bos_token", add_bos))
         add_eos = bool(cfg.get("add_eos_token", add_eos))
 

@@ -48,3 +48,19 @@ def test_folder_output_replaces_only_with_force(tmp_path):
     with atomic_output_dir(out, force=True) as tmp:
         (tmp / "b.txt").write_text("2")
     assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
+
+
+def test_json_config_files_fail_with_one_clear_message(tmp_path):
+    from lamina.convert.llama import LlamaHParams
+    from lamina.errors import FormatError
+    from lamina.files import read_json_object
+
+    cfg = tmp_path / "config.json"
+    cfg.write_text("[1, 2]")
+    with pytest.raises(FormatError, match="must hold a JSON object"):
+        LlamaHParams.from_hf_config(tmp_path)
+    cfg.write_bytes(b"\xff\xfe not utf-8")
+    with pytest.raises(FormatError, match="is not valid JSON"):
+        read_json_object(cfg)
+    cfg.write_text('{"a": 1}')
+    assert read_json_object(cfg) == {"a": 1}

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from lamina.errors import InputError, OutputExistsError
+from lamina.errors import FormatError, InputError, OutputExistsError
 
 
 def check_output_path(path: str | os.PathLike[str], force: bool = False,
@@ -127,3 +129,19 @@ def require_file(path: str | os.PathLike[str], what: str = "file") -> Path:
     if p.is_dir():
         raise InputError(f"The {what} '{p}' is a folder, but a file was expected.")
     return p
+
+
+def read_json_object(path: str | os.PathLike[str], holds: str = "a JSON object") -> dict[str, Any]:
+    """Read a JSON file that must hold an object (config.json, adapter_config.json...).
+
+    Bad bytes, bad JSON and a non-object all end in one FormatError naming the
+    file; ``holds`` says what the object should be, for the message.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FormatError(f"'{p}' is not valid JSON: {exc}.") from exc
+    if not isinstance(data, dict):
+        raise FormatError(f"'{p}' must hold {holds}.")
+    return data
