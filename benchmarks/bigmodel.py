@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +194,28 @@ def ensure_quantized(work: Path, name: str, spec: dict, qtype: str = "Q4_K_M") -
     shutil.rmtree(base)
     marker.write_text(json.dumps(spec))
     return out
+
+
+#: llama-cpp-python release whose vendored llama.cpp provides the seed converter.
+SDIST_VERSION = "0.3.36"
+
+
+def ensure_seed_converter(work: Path) -> Path:
+    """convert_hf_to_gguf.py (+ its conversion/ and gguf-py/) from the llama-cpp-python sdist."""
+    root = work / "sdist" / f"llama_cpp_python-{SDIST_VERSION}" / "vendor" / "llama.cpp"
+    script = root / "convert_hf_to_gguf.py"
+    if script.is_file() and (root / "gguf-py").is_dir():
+        return script
+    sdist_dir = work / "sdist"
+    sdist_dir.mkdir(parents=True, exist_ok=True)
+    archive = sdist_dir / f"llama_cpp_python-{SDIST_VERSION}.tar.gz"
+    if not archive.is_file():
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:",
+                        "--no-deps", f"llama-cpp-python=={SDIST_VERSION}", "-d", str(sdist_dir),
+                        "-q"], check=True)
+    prefix = f"llama_cpp_python-{SDIST_VERSION}/vendor/llama.cpp/"
+    wanted = (prefix + "convert_hf_to_gguf.py", prefix + "conversion/", prefix + "gguf-py/")
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith(wanted)]
+        tar.extractall(sdist_dir, members=members, filter="data")
+    return script

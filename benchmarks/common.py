@@ -32,20 +32,26 @@ class ProcResult:
     returncode: int
     stdout: str
     stderr: str
+    wchar: int = 0  # bytes passed to write() by the command and its children
+    write_bytes: int = 0  # bytes that reached the block layer (the disk)
 
 
 def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None,
                  cwd: Path | None = None) -> ProcResult:
-    """Run a command in a child process; wall time and its peak RSS (ru_maxrss).
+    """Run a command in a child process; wall time, peak RSS (ru_maxrss) and bytes written.
 
     Uses a fresh ``python -c`` wrapper so that ru_maxrss covers exactly one
-    child: the wrapper waits for the command and reports RUSAGE_CHILDREN.
+    child: the wrapper waits for the command and reports RUSAGE_CHILDREN, and
+    its /proc/self/io, which by then includes the I/O of every reaped
+    descendant (Linux accumulates it on wait).
     """
     wrapper = (
         "import resource,subprocess,sys,json,time;"
         "t=time.perf_counter();p=subprocess.run(sys.argv[1:]);dt=time.perf_counter()-t;"
         "r=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss;"
-        "print(json.dumps({'s':dt,'rss':r*1024,'rc':p.returncode}),file=sys.stderr)"
+        "io=dict(l.split(': ') for l in open('/proc/self/io').read().splitlines());"
+        "print(json.dumps({'s':dt,'rss':r*1024,'rc':p.returncode,"
+        "'wchar':int(io['wchar']),'wb':int(io['write_bytes'])}),file=sys.stderr)"
     )
     proc = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, cwd=cwd)
@@ -54,7 +60,8 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None,
         info = json.loads(last)
     except json.JSONDecodeError:
         info = {"s": float("nan"), "rss": 0, "rc": proc.returncode}
-    return ProcResult(info["s"], int(info["rss"]), int(info["rc"]), proc.stdout, proc.stderr)
+    return ProcResult(info["s"], int(info["rss"]), int(info["rc"]), proc.stdout, proc.stderr,
+                      int(info.get("wchar", 0)), int(info.get("wb", 0)))
 
 
 class Timer:

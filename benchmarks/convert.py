@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bigmodel import ensure_big_model, model_bytes  # noqa: E402
+from bigmodel import SDIST_VERSION, ensure_big_model, ensure_seed_converter, model_bytes  # noqa: E402
 from common import WORK, print_table, run_measured, save_result, warm_cache  # noqa: E402
-
-SDIST_VERSION = "0.3.36"
 
 SEED_MERGE = r"""
 import shutil, sys
@@ -42,27 +38,6 @@ model.save_pretrained(out, safe_serialization=True)
 for name in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
     shutil.copyfile(Path(base) / name, Path(out) / name)
 """
-
-
-def ensure_seed_converter(work: Path) -> Path:
-    """convert_hf_to_gguf.py (+ its conversion/ and gguf-py/) from the llama-cpp-python sdist."""
-    root = work / "sdist" / f"llama_cpp_python-{SDIST_VERSION}" / "vendor" / "llama.cpp"
-    script = root / "convert_hf_to_gguf.py"
-    if script.is_file() and (root / "gguf-py").is_dir():
-        return script
-    sdist_dir = work / "sdist"
-    sdist_dir.mkdir(parents=True, exist_ok=True)
-    archive = sdist_dir / f"llama_cpp_python-{SDIST_VERSION}.tar.gz"
-    if not archive.is_file():
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:",
-                        "--no-deps", f"llama-cpp-python=={SDIST_VERSION}", "-d", str(sdist_dir),
-                        "-q"], check=True)
-    prefix = f"llama_cpp_python-{SDIST_VERSION}/vendor/llama.cpp/"
-    wanted = (prefix + "convert_hf_to_gguf.py", prefix + "conversion/", prefix + "gguf-py/")
-    with tarfile.open(archive) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith(wanted)]
-        tar.extractall(sdist_dir, members=members, filter="data")
-    return script
 
 
 def compare_ggufs(a: Path, b: Path) -> float:

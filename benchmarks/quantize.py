@@ -20,19 +20,23 @@ that lamina's Q4_K_M tensors are byte-identical to the seed path's.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bigmodel import ensure_big_model, model_bytes  # noqa: E402
-from common import WORK, print_table, save_result, warm_cache  # noqa: E402
+from bigmodel import ensure_big_model, ensure_seed_converter, model_bytes  # noqa: E402
+from common import (  # noqa: E402
+    WORK,
+    ProcResult,
+    print_table,
+    run_measured,
+    save_result,
+    warm_cache,
+)
 
 SEED_QUANTIZE = r"""
 import ctypes, sys
@@ -44,45 +48,12 @@ rc = lc.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), ctypes.
 sys.exit(rc)
 """
 
-# Runs a command, waits for it, then reports this wrapper's /proc/self/io, which by
-# then includes the I/O of every reaped descendant (Linux accumulates it on wait).
-IO_WRAPPER = r"""
-import json, resource, subprocess, sys, time
-t = time.perf_counter()
-p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE)
-dt = time.perf_counter() - t
-io = dict(line.split(": ") for line in open("/proc/self/io").read().splitlines())
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-sys.stderr.write("\n" + json.dumps({"s": dt, "rc": p.returncode, "rss": rss,
-    "wchar": int(io["wchar"]), "write_bytes": int(io["write_bytes"])}) + "\n")
-sys.stdout.buffer.write(p.stdout)
-"""
-
-
-@dataclass
-class Measured:
-    seconds: float
-    peak_rss: int
-    wchar: int
-    write_bytes: int
-    stdout: str
-
-
-def run_io(cmd: list[str], cwd: Path | None = None) -> Measured:
-    proc = subprocess.run([sys.executable, "-c", IO_WRAPPER, *cmd], capture_output=True,
-                          text=True, cwd=cwd)
-    info = json.loads(proc.stderr.strip().splitlines()[-1])
-    if info["rc"] != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{proc.stderr[-3000:]}")
-    return Measured(info["s"], info["rss"], info["wchar"], info["write_bytes"], proc.stdout)
-
-
-def seed_converter() -> Path:
-    spec = importlib.util.spec_from_file_location("bench_convert", HERE / "convert.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module.ensure_seed_converter(WORK)
+def run_io(cmd: list[str], cwd: Path | None = None) -> ProcResult:
+    """run_measured, stopping the benchmark when a step fails."""
+    result = run_measured(cmd, cwd=cwd)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{result.stderr[-3000:]}")
+    return result
 
 
 def same_tensor_bytes(a: Path, b: Path) -> tuple[int, int]:
@@ -111,7 +82,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     base, _lora = ensure_big_model(WORK)
     size = model_bytes(base)
-    script = seed_converter()
+    script = ensure_seed_converter(WORK)
     seed_f16 = work / "seed.f16.gguf"
     seed_q = work / "seed.Q4_K_M.gguf"
     lamina_q = work / "lamina.Q4_K_M.gguf"
@@ -143,14 +114,14 @@ def main() -> None:
     columns = ["path", "wall s", "peak RSS MiB", "written MiB (all write() calls)",
                "written MiB (to disk)", "vs seed path"]
     rows = [
-        ["lamina build --type Q4_K_M", f"{lam.seconds:.1f}", mib(lam.peak_rss), mib(lam.wchar),
+        ["lamina build --type Q4_K_M", f"{lam.seconds:.1f}", mib(lam.peak_rss_bytes), mib(lam.wchar),
          mib(lam.write_bytes), f"{seed_s / lam.seconds:.2f}x faster, "
                                f"{seed_wb / max(lam.write_bytes, 1):.1f}x fewer disk bytes"],
         ["seed 1: convert_hf_to_gguf.py --outtype f16", f"{conv.seconds:.1f}",
-         mib(conv.peak_rss), mib(conv.wchar), mib(conv.write_bytes), ""],
-        ["seed 2: llama_model_quantize Q4_K_M", f"{quant.seconds:.1f}", mib(quant.peak_rss),
+         mib(conv.peak_rss_bytes), mib(conv.wchar), mib(conv.write_bytes), ""],
+        ["seed 2: llama_model_quantize Q4_K_M", f"{quant.seconds:.1f}", mib(quant.peak_rss_bytes),
          mib(quant.wchar), mib(quant.write_bytes), ""],
-        ["seed path total", f"{seed_s:.1f}", mib(max(conv.peak_rss, quant.peak_rss)),
+        ["seed path total", f"{seed_s:.1f}", mib(max(conv.peak_rss_bytes, quant.peak_rss_bytes)),
          mib(seed_w), mib(seed_wb), "1.00x"],
     ]
     gb = 1024**3
