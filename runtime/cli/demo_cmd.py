@@ -32,7 +32,7 @@ DEMO_QUESTION = "请介绍一下西湖。"
 @click.pass_context
 def demo(ctx: click.Context, workdir: Path, keep: bool, n_threads: int | None) -> None:
     """Build, quantize, verify, chat and extract with a tiny model made on the spot."""
-    from lamina.errors import require
+    from lamina.errors import InputError, require
 
     require("torch", "convert")
     require("peft", "convert")
@@ -45,7 +45,11 @@ def demo(ctx: click.Context, workdir: Path, keep: bool, n_threads: int | None) -
 
     _quiet_training_libraries()
     started = time.perf_counter()
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"Cannot create the demo folder '{workdir}': {exc.strerror}.",
+                         hint="Choose a writable place with --workdir.") from exc
     sources = workdir / "checkpoints"
     if sources.exists():
         shutil.rmtree(sources)
