@@ -41,6 +41,8 @@ LORA_RANK = 16
 LORA_ALPHA = 32
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 SHARD_BYTES = 400 * 1024 * 1024
+#: Bumped whenever the synthetic models change, so cached ones are rebuilt.
+SYNTHETIC_VERSION = 2
 
 
 def _tensor_shapes(spec: dict) -> list[tuple[str, tuple[int, ...]]]:
@@ -74,7 +76,7 @@ def _random(rng: np.random.Generator, shape: tuple[int, ...], name: str) -> np.n
 def _write_base(folder: Path, spec: dict, seed: int = 0) -> None:
     from safetensors.numpy import save_file
 
-    from lamina.convert.synthetic import train_tokenizer, write_hf_tokenizer_files
+    from lamina.convert.synthetic import write_hf_tokenizer_files
 
     rng = np.random.default_rng(seed)
     shapes = _tensor_shapes(spec)
@@ -105,8 +107,40 @@ def _write_base(folder: Path, spec: dict, seed: int = 0) -> None:
         "torch_dtype": "float16", "initializer_range": 0.02, **spec,
     }
     (folder / "config.json").write_text(json.dumps(config, indent=2))
-    tok = train_tokenizer(folder.parent / "big_tokenizer", 1024)
+    tok = full_vocab_tokenizer(folder.parent / "big_tokenizer", int(spec["vocab_size"]))
     write_hf_tokenizer_files(folder, tok)
+
+
+def full_vocab_tokenizer(out_dir: Path, vocab_size: int) -> Path:
+    """A SentencePiece model with exactly ``vocab_size`` real pieces, shaped like Chinese-LLaMA's.
+
+    Why: a tokenizer trained on our few KB of text has ~1000 pieces; padding the
+    model's 32000 rows with empty placeholder tokens made Chinese text fall back
+    to 3 byte tokens per character (Chinese-LLaMA has one piece per common
+    character, which is why it exists) and made grammar checks nearly free (an
+    empty piece is rejected at once). Here the trained BPE pieces are followed by
+    every printable ASCII character, common Chinese punctuation and every CJK
+    unified ideograph (U+4E00..U+9FFF) as single pieces, then ASCII subword
+    pieces ("▁ab", "ab", "▁abc", ...) until the vocabulary is full.
+    """
+    from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+
+    from lamina.convert.synthetic import extend_tokenizer, train_tokenizer
+
+    base = train_tokenizer(out_dir / "bpe", 1024)
+    proto = sp_pb2.ModelProto()
+    proto.ParseFromString(base.read_bytes())
+    have = {p.piece for p in proto.pieces}
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    pairs = [a + b for a in letters for b in letters]
+    candidates = [chr(c) for c in range(0x21, 0x7F)] + list("，。、；：？！“”‘’（）《》【】…—")
+    candidates += [chr(c) for c in range(0x4E00, 0xA000)]
+    candidates += ["\u2581" + p for p in pairs] + pairs
+    candidates += ["\u2581" + p + c for p in pairs for c in letters]
+    extra = [c for c in candidates if c not in have][: max(0, vocab_size - len(have))]
+    if len(have) + len(extra) < vocab_size:
+        raise ValueError(f"cannot build a {vocab_size}-piece vocabulary")
+    return extend_tokenizer(base, out_dir, pieces=extra)
 
 
 def _write_lora(folder: Path, spec: dict, seed: int = 1) -> None:
@@ -143,7 +177,7 @@ def ensure_big_model(work_dir: Path) -> tuple[Path, Path]:
     root = work_dir / "bigmodel"
     base, lora = root / "base_hf", root / "lora"
     marker = root / ".done"
-    if marker.exists() and base.is_dir() and lora.is_dir():
+    if _is_current(marker, BIG_SPEC) and base.is_dir() and lora.is_dir():
         return base, lora
     if root.exists():
         shutil.rmtree(root)
@@ -151,8 +185,20 @@ def ensure_big_model(work_dir: Path) -> tuple[Path, Path]:
     lora.mkdir(parents=True)
     _write_base(base, BIG_SPEC)
     _write_lora(lora, BIG_SPEC)
-    marker.write_text(json.dumps(BIG_SPEC))
+    _mark(marker, BIG_SPEC)
     return base, lora
+
+
+def _mark(marker: Path, spec: dict) -> None:
+    marker.write_text(json.dumps({"spec": spec, "version": SYNTHETIC_VERSION}))
+
+
+def _is_current(marker: Path, spec: dict) -> bool:
+    """True when ``marker`` records this spec built by this version of the generator."""
+    try:
+        return json.loads(marker.read_text()) == {"spec": spec, "version": SYNTHETIC_VERSION}
+    except (OSError, ValueError):
+        return False
 
 
 def model_bytes(base: Path) -> int:
@@ -180,7 +226,7 @@ def ensure_quantized(work: Path, name: str, spec: dict, qtype: str = "Q4_K_M") -
     root = work / name
     out = root / f"{name}-{qtype.lower()}.gguf"
     marker = root / ".done"
-    if marker.exists() and out.exists():
+    if _is_current(marker, spec) and out.exists():
         return out
     if root.exists():
         shutil.rmtree(root)
@@ -192,7 +238,7 @@ def ensure_quantized(work: Path, name: str, spec: dict, qtype: str = "Q4_K_M") -
     quantize(f16, out, qtype, force=True)
     f16.unlink()
     shutil.rmtree(base)
-    marker.write_text(json.dumps(spec))
+    _mark(marker, spec)
     return out
 
 

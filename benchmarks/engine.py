@@ -1,15 +1,20 @@
 """Batched extraction on the native engine vs one document at a time.
 
 64 documents, a 6-type NER schema, greedy grammar-constrained decoding, on a
-Q4_K_M synthetic LLaMA of ~136M parameters (LLaMA's 32000-token vocabulary),
-all three ways with the same threads:
+Q4_K_M synthetic LLaMA of ~136M parameters (a 32000-piece vocabulary shaped
+like Chinese-LLaMA's: one piece per CJK character, see bigmodel.py), all three
+ways with the same threads:
 
 * plain llama-cpp-python: ``Llama.create_completion`` per document (prompt and
   GBNF grammar built once, as someone scripting it by hand would);
 * lamina sequential: ``extract_many(batch=1)`` (``Model.generate`` per document);
-* lamina engine: ``extract_many(batch=N)`` on ``lamina._native``.
+* lamina engine: ``extract_many(batch=N)`` on ``lamina._native``, N being the
+  batch ``lamina extract`` picks by default unless ``--batch`` says otherwise.
 
-    python benchmarks/engine.py [--docs 64] [--batch 16] [--threads 2] [--max-tokens 64]
+The whole document set runs ``--rounds`` times, the three ways taking turns in
+a rotating order, so a machine that gets busier mid-run slows all of them.
+
+    python benchmarks/engine.py [--docs 64] [--batch N] [--threads 2] [--max-tokens 64]
 """
 
 from __future__ import annotations
@@ -100,16 +105,17 @@ class Plain:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=64)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=None,
+                    help="engine batch (default: what lamina extract picks for this model)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--ctx", type=int, default=2048)
-    ap.add_argument("--rounds", type=int, default=4,
-                    help="Documents are run in this many rounds, each way in turn, so a "
-                         "busy machine slows all three alike.")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="times the whole document set runs, the ways taking turns")
     args = ap.parse_args()
 
     import lamina
+    from lamina.runtime.engine import cached_engine, default_n_seq
     from lamina.runtime.ie.api import Extractor, extract_many
     from lamina.runtime.sampling import SamplingParams
 
@@ -122,7 +128,9 @@ def main() -> None:
     prompts = [j.prompts[0] for j in jobs]
     grammar = jobs[0].grammars[0]
     assert grammar is not None and all(j.grammars[0] == grammar for j in jobs)
-    n_prompt = sum(len(model.tokenize(p)) for p in prompts)
+    lengths = [len(model.tokenize(p)) for p in prompts]
+    n_prompt = sum(lengths)
+    batch = args.batch or default_n_seq(model, max(lengths) + args.max_tokens)
     plain_runner = Plain(path, grammar, args.threads, args.ctx, args.max_tokens)
 
     def sequential(part: list[str]) -> list[dict]:
@@ -130,52 +138,63 @@ def main() -> None:
 
     def engine(part: list[str]) -> list[dict]:
         return list(extract_many(model, part, task="NER", schema=SCHEMA, params=params,
-                                 batch=args.batch))
+                                 batch=batch))
 
-    # Warm-up (page the weights in, build the engine context once).
+    # Warm-up (page the weights in, build the engine context once: it is
+    # cached on the model and sized for the longest document).
     sequential(docs[:2])
-    engine(docs[:args.batch])
+    engine(docs)
     plain_runner.run(prompts[:2])
+    native = cached_engine(model)
+    assert native is not None
+    before = native.stats()
 
     seconds = {"plain": 0.0, "seq": 0.0, "engine": 0.0}
-    seq: list[dict] = []
-    eng: list[dict] = []
-    plain: list[str] = []
-    size = -(-len(docs) // args.rounds)
-    for r, start in enumerate(range(0, len(docs), size)):
-        part, part_prompts = docs[start:start + size], prompts[start:start + size]
-        ways = [("plain", lambda pp=part_prompts: plain.extend(plain_runner.run(pp))),
-                ("seq", lambda d=part: seq.extend(sequential(d))),
-                ("engine", lambda d=part: eng.extend(engine(d)))]
+    outputs: dict[str, list] = {"plain": [], "seq": [], "engine": []}
+    ways = [("plain", lambda: plain_runner.run(prompts)), ("seq", lambda: sequential(docs)),
+            ("engine", lambda: engine(docs))]
+    for r in range(args.rounds):
         for name, fn in ways[r % 3:] + ways[:r % 3]:
             with Timer() as t:
-                fn()
+                outputs[name] = fn()
             seconds[name] += t.seconds
+    assert cached_engine(model) is native, "the engine context was rebuilt mid-run"
+    after = native.stats()
     model.close()
+    seq, eng, plain = outputs["seq"], outputs["engine"], outputs["plain"]
 
     same = [x["result"] for x in seq] == [x["result"] for x in eng]
     plain_same = [x["output"] for x in seq] == [
         ex.finish(j, [_answer(t)])["output"] for j, t in zip(jobs, plain, strict=True)]
-    n = len(docs)
+    n = len(docs) * args.rounds
     t_plain, t_seq, t_eng = seconds["plain"], seconds["seq"], seconds["engine"]
+    decode_s = after["decode_seconds"] - before["decode_seconds"]
+    sample_s = after["sample_seconds"] - before["sample_seconds"]
+    fallbacks = after["grammar_fallbacks"] - before["grammar_fallbacks"]
+    generated = after["generated"] - before["generated"]
     rows = [
         ["llama-cpp-python, per document", f"{t_plain:.1f}", f"{n / t_plain:.2f}",
          "1.00x", "baseline" if plain_same else "baseline (other text)"],
         ["lamina sequential (batch 1)", f"{t_seq:.1f}", f"{n / t_seq:.2f}",
          f"{t_plain / t_seq:.2f}x", "reference"],
-        [f"lamina engine (batch {args.batch})", f"{t_eng:.1f}", f"{n / t_eng:.2f}",
+        [f"lamina engine (batch {batch})", f"{t_eng:.1f}", f"{n / t_eng:.2f}",
          f"{t_plain / t_eng:.2f}x", "identical" if same else "DIFFERENT"],
     ]
-    title = (f"NER extraction, {n} docs, 6-type schema, Q4_K_M {n_params(ENGINE_SPEC) / 1e6:.0f}M "
+    title = (f"NER extraction, {len(docs)} docs x {args.rounds} rounds, 6-type schema, Q4_K_M {n_params(ENGINE_SPEC) / 1e6:.0f}M "
              f"params, {args.threads} threads, greedy + grammar, max {args.max_tokens} tokens "
-             f"({n_prompt} prompt tokens)")
+             f"({n_prompt} prompt tokens per round)")
     columns = ["way", "seconds", "docs/s", "vs plain", "results"]
+    where = (f"Engine time: {decode_s:.1f} s in llama_decode, {sample_s:.1f} s sampling; "
+             f"{fallbacks} of {generated} greedy tokens were rejected by the grammar first.")
     print_table(title, columns, rows)
+    print(where)
     save_result("engine", title, columns, rows,
                 notes="Same model, documents, prompts, grammar and threads in one run; "
-                      f"{args.rounds} interleaved rounds.",
-                extra={"batch": args.batch, "docs": n, "prompt_tokens": n_prompt,
-                       "params": n_params(ENGINE_SPEC)})
+                      f"the ways take turns over {args.rounds} rounds. {where}",
+                extra={"batch": batch, "docs": len(docs), "rounds": args.rounds,
+                       "prompt_tokens": n_prompt, "params": n_params(ENGINE_SPEC),
+                       "decode_seconds": round(decode_s, 2), "sample_seconds": round(sample_s, 2),
+                       "grammar_fallbacks": fallbacks, "generated": generated})
 
 
 def _answer(text: str) -> Any:

@@ -2,14 +2,15 @@
 
 64 short Chinese documents, a 6-type NER schema, greedy decoding, the same
 threads and answer limit for every arm, on the Q4_K_M synthetic LLaMA of
-~136M parameters that ``benchmarks/engine.py`` builds (LLaMA's 32000-token
-vocabulary, alpaca2 template recorded in the file):
+~136M parameters that ``benchmarks/engine.py`` builds (a 32000-piece
+vocabulary shaped like Chinese-LLaMA's, alpaca2 template recorded in the file):
 
 * plain: ``llama_cpp.Llama.create_chat_completion`` per document with the
   IEPile instruction written by hand, then ``json.loads`` (what a user does);
 * lamina, grammar off: ``extract_many(..., use_grammar=False)`` (lenient parse);
 * lamina, grammar on: ``extract_many(...)`` (schema grammar: always valid);
-* lamina engine: ``extract_many(..., batch=N)`` when ``lamina._native`` is built.
+* lamina engine: ``extract_many(..., batch=N)`` when ``lamina._native`` is built
+  (N: the batch ``lamina extract`` picks by default).
 
 Each row reports docs/s, the speed ratio to the plain arm, and how many answers
 were valid JSON objects with exactly the schema keys in schema order. The
@@ -20,7 +21,7 @@ The random model fills every list and string up to the grammar bounds, so the
 answer limit (``--max-tokens``) must cover the bounded answer (6 types x 2 items
 x 8 characters fits in 256 tokens); a real model's answers are far shorter.
 
-    python benchmarks/extract.py [--docs 64] [--threads 2] [--max-tokens 256] [--batch 8]
+    python benchmarks/extract.py [--docs 64] [--threads 2] [--max-tokens 256] [--batch N]
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--max-items", type=int, default=2, help="grammar bound per list")
     ap.add_argument("--max-chars", type=int, default=8, help="grammar bound per string")
-    ap.add_argument("--batch", type=int, default=8, help="engine arm batch size")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="engine arm batch size (default: what lamina extract picks)")
     ap.add_argument("--ctx", type=int, default=2048)
     ap.add_argument("--ray", action="store_true",
                     help="add lamina extract --ray arms: 1 worker x all threads, 1 thread per worker")
@@ -93,6 +95,10 @@ def main() -> None:
     limits = GrammarLimits(args.max_items, args.max_chars)
     common = dict(task="NER", schema=SCHEMA, params=params, limits=limits)
     list(extract_many(model, docs[:1], **common))  # warm-up: page the weights in
+    if args.batch is None:
+        from lamina.runtime.engine import default_n_seq, native_available
+
+        args.batch = default_n_seq(model) if native_available() else 8
 
     arms: list[tuple[str, Callable[[], list[str]]]] = [
         ("llama-cpp-python create_chat_completion", lambda: run_plain(

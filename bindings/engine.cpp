@@ -2,6 +2,7 @@
 #include "engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <stdexcept>
 #include <thread>
@@ -11,6 +12,10 @@ namespace lamina {
 namespace {
 
 std::string str(int64_t v) { return std::to_string(v); }
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 }  // namespace
 
@@ -76,6 +81,9 @@ BatchEngine::BatchEngine(const llama_model* model, const EngineConfig& cfg) : cf
     mem_ = llama_get_memory(ctx_);
     batch_ = llama_batch_init(cfg_.n_batch, 0, 1);
     slots_.assign(cfg_.n_seq_max, 0);
+    pool_ = std::make_unique<WorkerPool>(std::min(cfg_.n_threads, cfg_.n_seq_max));
+    scratch_.resize(static_cast<size_t>(pool_->size()));
+    is_hint_.assign(static_cast<size_t>(n_vocab_), 0);
 }
 
 BatchEngine::~BatchEngine() { close(); }
@@ -91,6 +99,8 @@ void BatchEngine::close() {
     llama_free(ctx_);
     ctx_ = nullptr;
     mem_ = nullptr;
+    pool_.reset();
+    scratch_.clear();
 }
 
 void BatchEngine::check_open() const {
@@ -142,32 +152,80 @@ void BatchEngine::free_samplers(Request& r) {
     r.grammar = nullptr;
 }
 
-llama_token BatchEngine::sample(Request& r) {
-    if (r.grammar == nullptr) return llama_sampler_sample(r.chain, ctx_, r.batch_idx);
-    // Greedy with a grammar. The grammar only removes candidates, so when the
-    // unconstrained argmax is allowed it is also the constrained argmax.
-    const float* logits = llama_get_logits_ith(ctx_, r.batch_idx);
-    if (logits == nullptr) throw std::runtime_error("no logits for a sequence");
-    auto fill = [&]() {
-        cur_.resize(static_cast<size_t>(n_vocab_));
-        for (int32_t i = 0; i < n_vocab_; ++i) cur_[i] = llama_token_data{i, logits[i], 0.0f};
-        return llama_token_data_array{cur_.data(), cur_.size(), -1, false};
-    };
-    llama_token_data_array all = fill();
-    llama_sampler_apply(r.chain, &all);
-    llama_token tok = all.data[all.selected].id;
-    llama_token_data one{tok, 1.0f, 0.0f};
-    llama_token_data_array single{&one, 1, -1, false};
-    llama_sampler_apply(r.grammar, &single);
-    if (std::isinf(one.logit) && one.logit < 0.0f) {
-        all = fill();
-        llama_sampler_apply(r.grammar, &all);
-        llama_sampler_apply(r.chain, &all);
-        tok = all.data[all.selected].id;
+llama_token BatchEngine::sample(Request& r, const float* logits,
+                               std::vector<llama_token_data>& cur, int64_t& checked) {
+    cur.resize(static_cast<size_t>(n_vocab_));
+    for (int32_t i = 0; i < n_vocab_; ++i) cur[i] = llama_token_data{i, logits[i], 0.0f};
+    llama_token_data_array all{cur.data(), cur.size(), -1, false};
+    llama_sampler_apply(r.chain, &all);  // as llama_sampler_sample does
+    if (all.selected < 0 || all.selected >= static_cast<int64_t>(all.size)) {
+        throw std::runtime_error("the sampler chain selected no token");
     }
-    llama_sampler_accept(r.grammar, tok);
+    llama_token tok = all.data[all.selected].id;
+    if (r.grammar != nullptr) {
+        // Greedy with a grammar. The grammar only removes candidates, so when
+        // the chain's choice (penalties applied, ties to the lowest id) is
+        // allowed it is also the constrained choice.
+        llama_token_data one{tok, 1.0f, 0.0f};
+        llama_token_data_array single{&one, 1, -1, false};
+        llama_sampler_apply(r.grammar, &single);
+        if (std::isinf(one.logit) && one.logit < 0.0f) {
+            tok = best_allowed(r.grammar, cur, is_hint_, checked);
+        }
+        llama_sampler_accept(r.grammar, tok);
+    }
     llama_sampler_accept(r.chain, tok);
     return tok;
+}
+
+llama_token BatchEngine::best_allowed(llama_sampler* grammar, std::vector<llama_token_data>& cur,
+                                      const std::vector<char>& is_hint, int64_t& checked) {
+    // `cur` holds the chain's logits (penalties applied). Checking a token
+    // against the grammar costs ~60 ns, the whole vocabulary milliseconds, so
+    // tokens are checked in groups and only as far as needed. The answer is the
+    // allowed token that comes first in (logit desc, id asc) order:
+    //  1. the 64 highest logits (a trained model's allowed token is nearly
+    //     always there);
+    //  2. the hints (tokens earlier fallbacks picked: the punctuation and keys
+    //     a grammar forces), which give a good allowed token h;
+    //  3. then only the tokens that beat h, or everything left when no hint
+    //     is allowed.
+    auto better = [](const llama_token_data& a, const llama_token_data& b) {
+        return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+    };
+    auto rejected = [](const llama_token_data& c) { return std::isinf(c.logit) && c.logit < 0.0f; };
+    // Grammar-check cur[begin, end); the best allowed token there, or nullptr.
+    auto check = [&](size_t begin, size_t end) -> const llama_token_data* {
+        if (end <= begin) return nullptr;
+        checked += static_cast<int64_t>(end - begin);
+        llama_token_data_array group{cur.data() + begin, end - begin, -1, false};
+        llama_sampler_apply(grammar, &group);
+        const llama_token_data* best = nullptr;
+        for (size_t i = begin; i < end; ++i) {
+            if (!rejected(cur[i]) && (best == nullptr || better(cur[i], *best))) best = &cur[i];
+        }
+        return best;
+    };
+    const auto at = [&](size_t i) { return cur.begin() + static_cast<std::ptrdiff_t>(i); };
+    const size_t n = cur.size();
+    const size_t top = std::min<size_t>(64, n);
+    if (top < n) std::nth_element(cur.begin(), at(top), cur.end(), better);
+    if (const llama_token_data* t = check(0, top)) return t->id;
+
+    const size_t hints_end = static_cast<size_t>(
+        std::partition(at(top), cur.end(), [&](const llama_token_data& c) { return is_hint[c.id] != 0; }) -
+        cur.begin());
+    const llama_token_data* hint = check(top, hints_end);
+    if (hint == nullptr) {
+        if (const llama_token_data* t = check(hints_end, n)) return t->id;
+        throw std::runtime_error("the grammar allows no token here");
+    }
+    const llama_token_data h = *hint;
+    const size_t beat_end = static_cast<size_t>(
+        std::partition(at(hints_end), cur.end(), [&](const llama_token_data& c) { return better(c, h); }) -
+        cur.begin());
+    if (const llama_token_data* t = check(hints_end, beat_end)) return t->id;
+    return h.id;
 }
 
 int64_t BatchEngine::submit(const std::vector<llama_token>& prompt, const SamplingConfig& sc,
@@ -380,7 +438,9 @@ std::vector<Event> BatchEngine::step() {
         n_prompt += k;
     }
 
+    const auto t_decode = std::chrono::steady_clock::now();
     const int32_t rc = llama_decode(ctx_, batch_);
+    stats_.decode_seconds += seconds_since(t_decode);
     stats_.decode_calls++;
     if (rc != 0) {
         // Fail the requests of this batch rather than leave them half-done.
@@ -393,17 +453,44 @@ std::vector<Event> BatchEngine::step() {
     }
     stats_.prompt_evaluated += n_prompt;
 
-    std::vector<int64_t> done;
+    const auto t_sample = std::chrono::steady_clock::now();
+    // Sequences sample in parallel (independent samplers); the logits rows are
+    // fetched first, in this thread, because llama_get_logits_ith may reorder
+    // the outputs on its first call after a decode.
+    std::vector<Request*> sampling;
+    std::vector<const float*> rows;
     for (Request* r : active) {
         if (r->batch_idx < 0) continue;
-        llama_token tok;
+        sampling.push_back(r);
+        rows.push_back(llama_get_logits_ith(ctx_, r->batch_idx));
+    }
+    std::vector<llama_token> picked(sampling.size(), -1);
+    std::vector<char> failed(sampling.size(), 0);
+    std::vector<int64_t> checked(sampling.size(), 0);  // > 0: the grammar fallback ran
+    pool_->run(sampling.size(), [&](size_t i, int worker) {
         try {
-            tok = sample(*r);
+            if (rows[i] == nullptr) throw std::runtime_error("no logits for a sequence");
+            picked[i] = sample(*sampling[i], rows[i], scratch_[worker], checked[i]);
         } catch (const std::exception&) {
+            failed[i] = 1;
+        }
+    });
+    for (size_t i = 0; i < sampling.size(); ++i) {
+        if (checked[i] == 0 || failed[i]) continue;
+        stats_.grammar_fallbacks++;
+        stats_.grammar_checked += checked[i];
+        remember_hint(picked[i]);
+    }
+
+    std::vector<int64_t> done;
+    for (size_t i = 0; i < sampling.size(); ++i) {
+        Request* r = sampling[i];
+        if (failed[i]) {
             events.push_back(Event{r->id, -1, true, "error"});
             done.push_back(r->id);
             continue;
         }
+        const llama_token tok = picked[i];
         r->state = State::Generating;
         if (llama_vocab_is_eog(vocab_, tok)) {
             events.push_back(Event{r->id, -1, true, "stop"});
@@ -423,8 +510,21 @@ std::vector<Event> BatchEngine::step() {
             events.push_back(Event{r->id, tok, false, ""});
         }
     }
+    stats_.sample_seconds += seconds_since(t_sample);
     for (int64_t id : done) finish(id, "", false);
     return events;
+}
+
+void BatchEngine::remember_hint(llama_token tok) {
+    if (is_hint_[tok]) return;
+    if (hints_.size() == kMaxHints) {
+        is_hint_[hints_[hint_next_]] = 0;
+        hints_[hint_next_] = tok;
+        hint_next_ = (hint_next_ + 1) % kMaxHints;
+    } else {
+        hints_.push_back(tok);
+    }
+    is_hint_[tok] = 1;
 }
 
 bool BatchEngine::has_work() {

@@ -15,6 +15,8 @@
 
 #include <llama.h>
 
+#include "worker_pool.h"
+
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -70,6 +72,10 @@ struct EngineStats {
     int64_t generated = 0;         // tokens sampled
     int64_t decode_calls = 0;
     int64_t requests_finished = 0;
+    int64_t grammar_fallbacks = 0;  // greedy+grammar steps whose argmax the grammar rejected
+    int64_t grammar_checked = 0;    // candidates those fallbacks checked (n_vocab each, unpruned)
+    double decode_seconds = 0.0;    // wall time inside llama_decode
+    double sample_seconds = 0.0;    // wall time sampling (grammar included)
 };
 
 class BatchEngine {
@@ -123,8 +129,8 @@ private:
         SamplingConfig sc;
         llama_sampler* chain = nullptr;
         // Greedy requests keep their grammar out of the chain: the argmax is
-        // checked against it first and the full vocabulary is filtered only
-        // when it is rejected (the same token, at a fraction of the cost).
+        // checked against it first and the vocabulary is filtered only when
+        // it is rejected (the same token, at a fraction of the cost).
         llama_sampler* grammar = nullptr;
         State state = State::Queued;
         int32_t slot = -1;
@@ -138,7 +144,14 @@ private:
     void check_open() const;
     llama_sampler* make_chain(const SamplingConfig& sc, llama_sampler* grammar);
     llama_sampler* make_grammar(const std::optional<std::string>& grammar);
-    llama_token sample(Request& r);
+    // Runs on pool threads: touches only r's samplers, `cur` and `checked`
+    // (tokens grammar-checked by the fallback; hints are only read while
+    // sampling and updated after).
+    llama_token sample(Request& r, const float* logits, std::vector<llama_token_data>& cur,
+                       int64_t& checked);
+    static llama_token best_allowed(llama_sampler* grammar, std::vector<llama_token_data>& cur,
+                                    const std::vector<char>& is_hint, int64_t& checked);
+    void remember_hint(llama_token tok);
     static void free_samplers(Request& r);
     void admit(Request& r, int32_t slot);
     void finish(int64_t id, const std::string& reason, bool report);
@@ -161,7 +174,13 @@ private:
     std::vector<int64_t> slots_;  // request id per slot, 0 = free
     std::vector<llama_token> prefix_;
     std::vector<Event> pending_;
-    std::vector<llama_token_data> cur_;  // candidate buffer of the grammar fast path
+    std::unique_ptr<WorkerPool> pool_;                    // samples sequences in parallel
+    std::vector<std::vector<llama_token_data>> scratch_;  // candidate buffer per pool thread
+    // Tokens recent grammar fallbacks picked (ring of kMaxHints), checked early next time.
+    static constexpr size_t kMaxHints = 256;
+    std::vector<llama_token> hints_;
+    size_t hint_next_ = 0;
+    std::vector<char> is_hint_;  // per vocabulary id
     EngineStats stats_;
 };
 

@@ -155,6 +155,10 @@ NB_MODULE(_native, m) {
                 d["generated"] = s.generated;
                 d["decode_calls"] = s.decode_calls;
                 d["requests_finished"] = s.requests_finished;
+                d["grammar_fallbacks"] = s.grammar_fallbacks;
+                d["grammar_checked"] = s.grammar_checked;
+                d["decode_seconds"] = s.decode_seconds;
+                d["sample_seconds"] = s.sample_seconds;
                 return d;
             },
             "Counters since creation (prompt tokens evaluated/shared, tokens generated...).")

@@ -68,11 +68,50 @@ def _native() -> Any:
     return native
 
 
-def default_n_seq(n_threads: int | None = None) -> int:
-    """Sequences per batch when the user did not say: enough to keep the cores'
-    matrix units busy on small CPUs without a huge KV cache."""
-    cores = n_threads or os.cpu_count() or 1
-    return max(4, min(16, 4 * cores))
+#: Most sequences a default batch holds; past this a CPU's matrix kernels gain little.
+MAX_DEFAULT_N_SEQ = 64
+#: Fewest sequences a default batch holds (batching pays off from the first few).
+MIN_DEFAULT_N_SEQ = 2
+#: Most memory a default batch's KV cache may take, and its share of free memory.
+KV_BUDGET_BYTES = 2 << 30
+KV_BUDGET_SHARE = 0.25
+
+
+def default_n_seq(model: Model, tokens_per_seq: int | None = None) -> int:
+    """Sequences per batch when the user did not say: as many as the KV cache
+    budget allows, up to :data:`MAX_DEFAULT_N_SEQ`.
+
+    Why memory and not cores: on a CPU a batch of 64 sequences costs about a
+    third as much per token as a batch of 16 (measured on 2 cores, see
+    benchmarks/engine.py), so wider is better until the KV cache (one per
+    sequence, ``tokens_per_seq`` tokens each, default the model's context)
+    would take more than min(2 GiB, a quarter of free memory). A small model
+    gets 64; a 7B model with 2048-token sequences gets 2.
+    """
+    per_token = kv_bytes_per_token(model)
+    tokens = int(tokens_per_seq or model.n_ctx)
+    budget = min(KV_BUDGET_BYTES, int(_free_memory() * KV_BUDGET_SHARE))
+    fit = budget // max(1, per_token * tokens)
+    return int(max(MIN_DEFAULT_N_SEQ, min(MAX_DEFAULT_N_SEQ, fit)))
+
+
+def kv_bytes_per_token(model: Model) -> int:
+    """Bytes of KV cache one token takes in an engine context (f16 K and V)."""
+    import llama_cpp
+
+    handle = model.llama._model.model
+    n_layer = llama_cpp.llama_model_n_layer(handle)
+    n_head = max(1, llama_cpp.llama_model_n_head(handle))
+    n_head_kv = llama_cpp.llama_model_n_head_kv(handle)
+    n_embd_kv = llama_cpp.llama_model_n_embd(handle) // n_head * n_head_kv
+    return 2 * n_layer * n_embd_kv * 2
+
+
+def _free_memory() -> int:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume a small laptop
+        return 8 << 30
 
 
 @dataclass
@@ -168,9 +207,11 @@ class BatchEngine:
     def n_queued(self) -> int:
         return int(self._raw.n_queued)
 
-    def stats(self) -> dict[str, int]:
-        """Counters since creation: prompt_evaluated, prompt_shared, prefix_evaluated,
-        generated, decode_calls, requests_finished."""
+    def stats(self) -> dict[str, int | float]:
+        """Counters since creation: prompt tokens evaluated / shared / of the
+        prefix, tokens generated, decode calls, requests finished, grammar
+        fallbacks (greedy choices the grammar rejected) and the candidates they
+        checked, and the seconds spent in llama_decode and in sampling."""
         return dict(self._raw.stats())
 
     # ---- requests
@@ -447,6 +488,12 @@ def engine_for(model: Model, n_seq: int, n_ctx_per_seq: int) -> tuple[BatchEngin
         return cached
 
 
+def cached_engine(model: Model) -> BatchEngine | None:
+    """The engine :func:`generate_many` keeps on ``model``, if any (for its stats)."""
+    cached = getattr(model, _CACHE_ATTR, None)
+    return cached[0] if cached is not None else None
+
+
 def generate_many(model: Model, prompts: Sequence[str | Sequence[int]],
                   params: SamplingParams | None = None,
                   grammars: Sequence[str | None] | str | None = None, *,
@@ -474,10 +521,10 @@ def generate_many(model: Model, prompts: Sequence[str | Sequence[int]],
             raise InputError(
                 f"Prompt {i + 1} is {len(toks)} tokens, but the context holds {model.n_ctx}.",
                 hint="Shorten the prompt or load the model with a larger context (--ctx).")
-    n = min(len(prompts), n_seq or default_n_seq(model.n_threads))
     # As much room as the longest request can use, never more than the model's context.
     per_seq = min(model.n_ctx, max(len(t) for t in token_lists) + p.max_tokens)
     per_seq = max(per_seq, 8)
+    n = min(len(prompts), n_seq or default_n_seq(model, per_seq))
     eng, lock = engine_for(model, max(1, n), per_seq)
     with lock:
         if shared_prefix and len(token_lists) > 1:

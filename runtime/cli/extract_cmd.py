@@ -135,7 +135,7 @@ def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool, 
         if batch is None:
             from lamina.runtime.engine import default_n_seq, native_available
 
-            batch = default_n_seq(llm.n_threads) if native_available() else 1
+            batch = default_n_seq(llm) if native_available() else 1
         with items_progress("docs") as progress:
             task_id = progress.add_task("extracting", total=len(todo))
             for rec in extract_many(llm, todo, batch=batch, params=params, **opts):

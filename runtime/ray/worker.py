@@ -119,7 +119,7 @@ def process_lines(model: Any, settings: ExtractSettings, lines: list[int], texts
     if batch is None:  # the local CLI's rule, with this worker's threads
         from lamina.runtime.engine import default_n_seq, native_available
 
-        batch = default_n_seq(model.n_threads) if native_available() else 1
+        batch = default_n_seq(model) if native_available() else 1
     done = extract_many(model, [item for _, item in todo], batch=batch, params=params,
                         **settings.options)
     count = 0

@@ -142,6 +142,44 @@ def test_grammar_constrained_outputs_all_parse(model):
     assert mixed[1] == model.generate(prompts[1], greedy(80))
 
 
+@pytest.mark.parametrize("repeat_penalty", [1.0, 1.3])
+def test_grammar_fallback_picks_what_the_sequential_path_picks(model, repeat_penalty):
+    # When the grammar rejects a sequence's argmax, the engine checks the top
+    # logits, then tokens earlier fallbacks picked, then only what beats the
+    # best of those: the same token as filtering the whole vocabulary (the
+    # sequential path), penalties included, for far fewer grammar checks.
+    prompts = [PREFIX + b for b in BODIES]
+    p = greedy(60).replace(repeat_penalty=repeat_penalty)
+    expected = [model.generate(x, p, grammar=JSON_GRAMMAR) for x in prompts]
+    eng = BatchEngine(model, n_seq_max=4, n_ctx_per_seq=256)
+    reqs = [eng.submit(x, p, grammar=JSON_GRAMMAR) for x in prompts]
+    eng.run(reqs)
+    assert [r.text for r in reqs] == expected
+    stats = eng.stats()
+    assert stats["grammar_fallbacks"] > 10
+    assert stats["grammar_checked"] < 0.75 * stats["grammar_fallbacks"] * model.llama.n_vocab()
+    assert stats["sample_seconds"] > 0 and stats["decode_seconds"] > 0
+    eng.close()
+
+
+def test_default_batch_follows_the_kv_cache_budget(model, monkeypatch):
+    from lamina.runtime import engine
+
+    per_token = engine.kv_bytes_per_token(model)
+    meta = {k: int(v) for k, v in model.llama.metadata.items() if k.startswith("llama.")
+            and v.isdigit()}
+    kv_width = (meta["llama.embedding_length"] // meta["llama.attention.head_count"]
+                * meta["llama.attention.head_count_kv"])
+    assert per_token == 2 * meta["llama.block_count"] * kv_width * 2  # K and V, f16
+    monkeypatch.setattr(engine, "_free_memory", lambda: 64 << 30)
+    assert engine.default_n_seq(model, 256) == engine.MAX_DEFAULT_N_SEQ  # tiny model: widest
+    # A budget for 5 sequences of 1000 tokens (a quarter of "free memory").
+    monkeypatch.setattr(engine, "_free_memory", lambda: 4 * 5 * 1000 * per_token)
+    assert engine.default_n_seq(model, 1000) == 5
+    monkeypatch.setattr(engine, "_free_memory", lambda: 1000)
+    assert engine.default_n_seq(model, 1000) == engine.MIN_DEFAULT_N_SEQ
+
+
 def test_seeded_sampling_is_reproducible_per_request(model):
     p = SamplingParams(temperature=0.9, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1,
                        max_tokens=16, seed=1234)
