@@ -27,7 +27,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "quantize": ("quantize.py", []),
     "decode": ("decode.py", []),
     "extract": ("extract.py", []),
-    "engine": ("engine.py", ["--rounds", "2"]),
+    "engine": ("engine.py", []),
     "extract_ray": ("extract_ray.py", []),
     "serve": ("serve.py", []),
 }

@@ -83,7 +83,7 @@ BatchEngine::BatchEngine(const llama_model* model, const EngineConfig& cfg) : cf
     slots_.assign(cfg_.n_seq_max, 0);
     pool_ = std::make_unique<WorkerPool>(std::min(cfg_.n_threads, cfg_.n_seq_max));
     scratch_.resize(static_cast<size_t>(pool_->size()));
-    is_hint_.assign(static_cast<size_t>(n_vocab_), 0);
+    hints_ = std::make_unique<GrammarHints>(n_vocab_);
 }
 
 BatchEngine::~BatchEngine() { close(); }
@@ -91,7 +91,6 @@ BatchEngine::~BatchEngine() { close(); }
 void BatchEngine::close() {
     std::lock_guard<std::mutex> lock(mu_);
     if (ctx_ == nullptr) return;
-    for (auto& kv : requests_) free_samplers(*kv.second);
     requests_.clear();
     queue_.clear();
     llama_batch_free(batch_);
@@ -105,127 +104,6 @@ void BatchEngine::close() {
 
 void BatchEngine::check_open() const {
     if (ctx_ == nullptr) throw std::runtime_error("this BatchEngine was closed");
-}
-
-llama_sampler* BatchEngine::make_grammar(const std::optional<std::string>& grammar) {
-    if (!grammar.has_value()) return nullptr;
-    llama_sampler* g = llama_sampler_init_grammar(vocab_, grammar->c_str(), "root");
-    if (g == nullptr) {
-        throw std::invalid_argument(
-            "the GBNF grammar does not parse (llama.cpp rejected it; it needs a 'root' rule)");
-    }
-    return g;
-}
-
-llama_sampler* BatchEngine::make_chain(const SamplingConfig& sc, llama_sampler* grammar) {
-    // Same order as lamina.runtime.sampling.build_sampler (the sequential
-    // path), so a request samples exactly as Model.generate would: grammar,
-    // penalties, then argmax, or top-k/top-p/min-p/temperature and the seeded pick.
-    llama_sampler_chain_params params = llama_sampler_chain_default_params();
-    params.no_perf = true;
-    llama_sampler* chain = llama_sampler_chain_init(params);
-    if (grammar != nullptr) llama_sampler_chain_add(chain, grammar);
-    if (sc.repeat_penalty != 1.0f) {
-        // Older headers declare a leading n_vocab that newer libllama dropped;
-        // integer and float arguments travel in separate registers, so giving
-        // last_n in both integer slots is right for either signature.
-        llama_sampler_chain_add(chain, llama_sampler_init_penalties(sc.penalty_last_n,
-                                                                    sc.penalty_last_n,
-                                                                    sc.repeat_penalty, 0.0f, 0.0f));
-    }
-    if (sc.temperature <= 0.0f) {
-        llama_sampler_chain_add(chain, llama_sampler_init_greedy());
-        return chain;
-    }
-    if (sc.top_k > 0) llama_sampler_chain_add(chain, llama_sampler_init_top_k(sc.top_k));
-    if (sc.top_p < 1.0f) llama_sampler_chain_add(chain, llama_sampler_init_top_p(sc.top_p, 1));
-    if (sc.min_p > 0.0f) llama_sampler_chain_add(chain, llama_sampler_init_min_p(sc.min_p, 1));
-    llama_sampler_chain_add(chain, llama_sampler_init_temp(sc.temperature));
-    llama_sampler_chain_add(chain, llama_sampler_init_dist(sc.seed));
-    return chain;
-}
-
-void BatchEngine::free_samplers(Request& r) {
-    if (r.chain != nullptr) llama_sampler_free(r.chain);
-    if (r.grammar != nullptr) llama_sampler_free(r.grammar);
-    r.chain = nullptr;
-    r.grammar = nullptr;
-}
-
-llama_token BatchEngine::sample(Request& r, const float* logits,
-                               std::vector<llama_token_data>& cur, int64_t& checked) {
-    cur.resize(static_cast<size_t>(n_vocab_));
-    for (int32_t i = 0; i < n_vocab_; ++i) cur[i] = llama_token_data{i, logits[i], 0.0f};
-    llama_token_data_array all{cur.data(), cur.size(), -1, false};
-    llama_sampler_apply(r.chain, &all);  // as llama_sampler_sample does
-    if (all.selected < 0 || all.selected >= static_cast<int64_t>(all.size)) {
-        throw std::runtime_error("the sampler chain selected no token");
-    }
-    llama_token tok = all.data[all.selected].id;
-    if (r.grammar != nullptr) {
-        // Greedy with a grammar. The grammar only removes candidates, so when
-        // the chain's choice (penalties applied, ties to the lowest id) is
-        // allowed it is also the constrained choice.
-        llama_token_data one{tok, 1.0f, 0.0f};
-        llama_token_data_array single{&one, 1, -1, false};
-        llama_sampler_apply(r.grammar, &single);
-        if (std::isinf(one.logit) && one.logit < 0.0f) {
-            tok = best_allowed(r.grammar, cur, is_hint_, checked);
-        }
-        llama_sampler_accept(r.grammar, tok);
-    }
-    llama_sampler_accept(r.chain, tok);
-    return tok;
-}
-
-llama_token BatchEngine::best_allowed(llama_sampler* grammar, std::vector<llama_token_data>& cur,
-                                      const std::vector<char>& is_hint, int64_t& checked) {
-    // `cur` holds the chain's logits (penalties applied). Checking a token
-    // against the grammar costs ~60 ns, the whole vocabulary milliseconds, so
-    // tokens are checked in groups and only as far as needed. The answer is the
-    // allowed token that comes first in (logit desc, id asc) order:
-    //  1. the 64 highest logits (a trained model's allowed token is nearly
-    //     always there);
-    //  2. the hints (tokens earlier fallbacks picked: the punctuation and keys
-    //     a grammar forces), which give a good allowed token h;
-    //  3. then only the tokens that beat h, or everything left when no hint
-    //     is allowed.
-    auto better = [](const llama_token_data& a, const llama_token_data& b) {
-        return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-    };
-    auto rejected = [](const llama_token_data& c) { return std::isinf(c.logit) && c.logit < 0.0f; };
-    // Grammar-check cur[begin, end); the best allowed token there, or nullptr.
-    auto check = [&](size_t begin, size_t end) -> const llama_token_data* {
-        if (end <= begin) return nullptr;
-        checked += static_cast<int64_t>(end - begin);
-        llama_token_data_array group{cur.data() + begin, end - begin, -1, false};
-        llama_sampler_apply(grammar, &group);
-        const llama_token_data* best = nullptr;
-        for (size_t i = begin; i < end; ++i) {
-            if (!rejected(cur[i]) && (best == nullptr || better(cur[i], *best))) best = &cur[i];
-        }
-        return best;
-    };
-    const auto at = [&](size_t i) { return cur.begin() + static_cast<std::ptrdiff_t>(i); };
-    const size_t n = cur.size();
-    const size_t top = std::min<size_t>(64, n);
-    if (top < n) std::nth_element(cur.begin(), at(top), cur.end(), better);
-    if (const llama_token_data* t = check(0, top)) return t->id;
-
-    const size_t hints_end = static_cast<size_t>(
-        std::partition(at(top), cur.end(), [&](const llama_token_data& c) { return is_hint[c.id] != 0; }) -
-        cur.begin());
-    const llama_token_data* hint = check(top, hints_end);
-    if (hint == nullptr) {
-        if (const llama_token_data* t = check(hints_end, n)) return t->id;
-        throw std::runtime_error("the grammar allows no token here");
-    }
-    const llama_token_data h = *hint;
-    const size_t beat_end = static_cast<size_t>(
-        std::partition(at(hints_end), cur.end(), [&](const llama_token_data& c) { return better(c, h); }) -
-        cur.begin());
-    if (const llama_token_data* t = check(hints_end, beat_end)) return t->id;
-    return h.id;
 }
 
 int64_t BatchEngine::submit(const std::vector<llama_token>& prompt, const SamplingConfig& sc,
@@ -254,13 +132,7 @@ int64_t BatchEngine::submit(const std::vector<llama_token>& prompt, const Sampli
     r->prompt = prompt;
     r->sc = sc;
     // A bad grammar throws here, before anything is queued.
-    llama_sampler* g = make_grammar(grammar);
-    if (g != nullptr && sc.temperature <= 0.0f) {
-        r->grammar = g;
-        r->chain = make_chain(sc, nullptr);
-    } else {
-        r->chain = make_chain(sc, g);  // the chain owns g
-    }
+    r->sampler = std::make_unique<RequestSampler>(vocab_, sc, grammar);
     r->id = next_id_++;
     const int64_t id = r->id;
     requests_.emplace(id, std::move(r));
@@ -378,7 +250,6 @@ void BatchEngine::finish(int64_t id, const std::string& reason, bool report) {
         llama_memory_seq_rm(mem_, r.slot, -1, -1);
         slots_[r.slot] = 0;
     }
-    free_samplers(r);
     if (report) pending_.push_back(Event{id, -1, true, reason});
     requests_.erase(it);
     stats_.requests_finished++;
@@ -470,7 +341,8 @@ std::vector<Event> BatchEngine::step() {
     pool_->run(sampling.size(), [&](size_t i, int worker) {
         try {
             if (rows[i] == nullptr) throw std::runtime_error("no logits for a sequence");
-            picked[i] = sample(*sampling[i], rows[i], scratch_[worker], checked[i]);
+            picked[i] = sampling[i]->sampler->sample(rows[i], scratch_[worker], hints_.get(),
+                                                     checked[i]);
         } catch (const std::exception&) {
             failed[i] = 1;
         }
@@ -479,7 +351,7 @@ std::vector<Event> BatchEngine::step() {
         if (checked[i] == 0 || failed[i]) continue;
         stats_.grammar_fallbacks++;
         stats_.grammar_checked += checked[i];
-        remember_hint(picked[i]);
+        hints_->remember(picked[i]);
     }
 
     std::vector<int64_t> done;
@@ -513,18 +385,6 @@ std::vector<Event> BatchEngine::step() {
     stats_.sample_seconds += seconds_since(t_sample);
     for (int64_t id : done) finish(id, "", false);
     return events;
-}
-
-void BatchEngine::remember_hint(llama_token tok) {
-    if (is_hint_[tok]) return;
-    if (hints_.size() == kMaxHints) {
-        is_hint_[hints_[hint_next_]] = 0;
-        hints_[hint_next_] = tok;
-        hint_next_ = (hint_next_ + 1) % kMaxHints;
-    } else {
-        hints_.push_back(tok);
-    }
-    is_hint_[tok] = 1;
 }
 
 bool BatchEngine::has_work() {

@@ -15,6 +15,7 @@
 
 #include <llama.h>
 
+#include "sampler.h"
 #include "worker_pool.h"
 
 #include <cstdint>
@@ -27,19 +28,6 @@
 #include <vector>
 
 namespace lamina {
-
-// Sampler settings of one request (mirrors lamina.runtime.sampling.SamplingParams;
-// stop strings are handled in Python on the detokenized stream).
-struct SamplingConfig {
-    float temperature = 0.8f;
-    int32_t top_k = 40;
-    float top_p = 0.95f;
-    float min_p = 0.05f;
-    float repeat_penalty = 1.1f;
-    int32_t penalty_last_n = 64;  // llama-cpp-python's last_n_tokens_size
-    int32_t max_tokens = 512;     // <= 0: until the sequence's context is full
-    uint32_t seed = LLAMA_DEFAULT_SEED;
-};
 
 struct EngineConfig {
     int32_t n_seq_max = 4;
@@ -127,11 +115,7 @@ private:
         int64_t id = 0;
         std::vector<llama_token> prompt;
         SamplingConfig sc;
-        llama_sampler* chain = nullptr;
-        // Greedy requests keep their grammar out of the chain: the argmax is
-        // checked against it first and the vocabulary is filtered only when
-        // it is rejected (the same token, at a fraction of the cost).
-        llama_sampler* grammar = nullptr;
+        std::unique_ptr<RequestSampler> sampler;
         State state = State::Queued;
         int32_t slot = -1;
         int32_t n_past = 0;     // tokens of this sequence in the KV cache
@@ -142,17 +126,6 @@ private:
     };
 
     void check_open() const;
-    llama_sampler* make_chain(const SamplingConfig& sc, llama_sampler* grammar);
-    llama_sampler* make_grammar(const std::optional<std::string>& grammar);
-    // Runs on pool threads: touches only r's samplers, `cur` and `checked`
-    // (tokens grammar-checked by the fallback; hints are only read while
-    // sampling and updated after).
-    llama_token sample(Request& r, const float* logits, std::vector<llama_token_data>& cur,
-                       int64_t& checked);
-    static llama_token best_allowed(llama_sampler* grammar, std::vector<llama_token_data>& cur,
-                                    const std::vector<char>& is_hint, int64_t& checked);
-    void remember_hint(llama_token tok);
-    static void free_samplers(Request& r);
     void admit(Request& r, int32_t slot);
     void finish(int64_t id, const std::string& reason, bool report);
     void add_token(llama_token tok, llama_pos pos, llama_seq_id seq, bool output);
@@ -176,11 +149,7 @@ private:
     std::vector<Event> pending_;
     std::unique_ptr<WorkerPool> pool_;                    // samples sequences in parallel
     std::vector<std::vector<llama_token_data>> scratch_;  // candidate buffer per pool thread
-    // Tokens recent grammar fallbacks picked (ring of kMaxHints), checked early next time.
-    static constexpr size_t kMaxHints = 256;
-    std::vector<llama_token> hints_;
-    size_t hint_next_ = 0;
-    std::vector<char> is_hint_;  // per vocabulary id
+    std::unique_ptr<GrammarHints> hints_;  // shared by the requests' grammar fallbacks
     EngineStats stats_;
 };
 

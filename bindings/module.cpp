@@ -13,6 +13,7 @@
 #include <new>
 
 #include "engine.h"
+#include "sampler.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -41,6 +42,28 @@ NB_MODULE(_native, m) {
         .def_rw("penalty_last_n", &SamplingConfig::penalty_last_n)
         .def_rw("max_tokens", &SamplingConfig::max_tokens)
         .def_rw("seed", &SamplingConfig::seed);
+
+    nb::class_<lamina::SequenceSampler>(m, "Sampler")
+        .def(
+            "__init__",
+            [](lamina::SequenceSampler* self, uintptr_t vocab, const SamplingConfig& sc,
+               const std::optional<std::string>& grammar) {
+                if (vocab == 0) throw std::invalid_argument("null llama_vocab pointer");
+                new (self) lamina::SequenceSampler(reinterpret_cast<const llama_vocab*>(vocab),
+                                                   sc, grammar);
+            },
+            "vocab"_a, "config"_a, "grammar"_a = nb::none(),
+            "A sampler for one sequence (greedy + grammar without filtering the whole vocabulary).")
+        .def(
+            "sample",
+            [](lamina::SequenceSampler& s, uintptr_t ctx, int32_t idx) {
+                if (ctx == 0) throw std::invalid_argument("null llama_context pointer");
+                nb::gil_scoped_release release;
+                return s.sample(reinterpret_cast<llama_context*>(ctx), idx);
+            },
+            "ctx"_a, "idx"_a = -1, "Pick and accept the next token from the context's logits.")
+        .def_prop_ro("grammar_fallbacks", &lamina::SequenceSampler::grammar_fallbacks)
+        .def_prop_ro("grammar_checked", &lamina::SequenceSampler::grammar_checked);
 
     nb::class_<BatchEngine>(m, "BatchEngine")
         .def(

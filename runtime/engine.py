@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lamina.errors import InputError, LaminaError
-from lamina.runtime.sampling import PENALTY_LAST_N, SamplingParams
+from lamina.runtime.sampling import SamplingParams, native_config
 from lamina.runtime.stream import TextStream
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -241,7 +241,7 @@ class BatchEngine:
         """Queue one request; it joins the batch at the next step with a free slot."""
         p = params if params is not None else self.model.default_params
         tokens = self.tokens_of(prompt, add_bos)
-        sc = _sampling_config(p)
+        sc = native_config(_native(), p)
         stops = tuple(p.stop) if stop is None else tuple(stop)
         # Registered under the lock in the same breath as the native submit, so
         # a background step cannot report a token of a request not yet known here.
@@ -415,19 +415,6 @@ def _model_pointer(model: Model) -> int:
     import ctypes
 
     return int(ctypes.cast(handle, ctypes.c_void_p).value or 0)
-
-
-def _sampling_config(p: SamplingParams) -> Any:
-    sc = _native().SamplingConfig()
-    sc.temperature = float(p.temperature)
-    sc.top_k = int(p.top_k)
-    sc.top_p = float(p.top_p)
-    sc.min_p = float(p.min_p)
-    sc.repeat_penalty = float(p.repeat_penalty)
-    sc.penalty_last_n = PENALTY_LAST_N
-    sc.max_tokens = int(p.max_tokens)
-    sc.seed = 0xFFFFFFFF if p.seed is None else int(p.seed)
-    return sc
 
 
 def _prompt_tokens(model: Model, prompt: str | Sequence[int], add_bos: bool | None) -> list[int]:

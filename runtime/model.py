@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from lamina.errors import FormatError, InputError, LaminaError, ModelLoadError
 from lamina.files import require_file
-from lamina.runtime.sampling import SamplingParams, build_sampler
+from lamina.runtime.sampling import SamplingParams, build_sampler, greedy_grammar_sampler
 from lamina.runtime.stream import TextStream
 from lamina.runtime.templates import ChatTemplate, detect_template, get_template
 
@@ -446,10 +446,20 @@ class Model:
         try:
             self.last_stats = stats
             self._evaluate_prompt(tokens, stats)
-            sampler = build_sampler(self._vocab, params, grammar)
             text = TextStream(stop)
             ctx, vocab, n_ctx = self._ctx, self._vocab, self.n_ctx
-            sample, decode, is_eog = lib.llama_sampler_sample, lib.llama_decode, lib.llama_vocab_is_eog
+            decode, is_eog = lib.llama_decode, lib.llama_vocab_is_eog
+            fast = greedy_grammar_sampler(vocab, params, grammar)
+            if fast is not None:
+                ctx_address = ctypes.cast(ctx, ctypes.c_void_p).value
+
+                def sample_next() -> int:
+                    return fast.sample(ctx_address, -1)
+            else:
+                sampler = build_sampler(vocab, params, grammar)
+
+                def sample_next() -> int:
+                    return lib.llama_sampler_sample(sampler, ctx, -1)
             one = (lib.llama_token * 1)()
             batch = lib.llama_batch_get_one(one, 1)
             input_ids = self.llama.input_ids
@@ -459,7 +469,7 @@ class Model:
             for _ in range(params.max_tokens):
                 if n_cur >= n_ctx:
                     break
-                token = sample(sampler, ctx, -1)
+                token = sample_next()
                 if is_eog(vocab, token):
                     finish = "stop"
                     break

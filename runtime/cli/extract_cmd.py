@@ -33,8 +33,9 @@ from lamina.runtime.cli.options import ctx_option, template_option, threads_opti
 @click.option("--no-grammar", is_flag=True,
               help="Free decoding; answers are parsed leniently and failures counted.")
 @click.option("--batch", type=click.IntRange(min=1), default=None,
-              help="Documents decoded together on the native batched engine (default: chosen "
-                   "from the machine, 8 on 2 cores; 1 when the engine is not built).")
+              help="Documents decoded together on the native batched engine (default: as many "
+                   "as fit a KV-cache budget of min(2 GiB, 1/4 of free memory), 2 to 64; 1 when "
+                   "the engine is not built).")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True,
               help="Answer length limit per prompt, in tokens.")
 @click.option("--max-items", type=click.IntRange(min=1), default=16, show_default=True,

@@ -162,6 +162,36 @@ def test_grammar_fallback_picks_what_the_sequential_path_picks(model, repeat_pen
     eng.close()
 
 
+@pytest.mark.parametrize("repeat_penalty", [1.0, 1.3])
+def test_sequential_greedy_grammar_uses_the_native_sampler_with_the_same_tokens(
+        model, monkeypatch, repeat_penalty):
+    from lamina.runtime import model as model_module
+    from lamina.runtime import sampling
+
+    p = greedy(60).replace(repeat_penalty=repeat_penalty)
+    prompts = [PREFIX + b for b in BODIES]
+    used: list[object] = []
+    real = sampling.greedy_grammar_sampler
+
+    def spy(*args):
+        s = real(*args)
+        used.append(s)
+        return s
+
+    monkeypatch.setattr(model_module, "greedy_grammar_sampler", spy)
+    fast = [model.generate(x, p, grammar=JSON_GRAMMAR) for x in prompts]
+    assert len(used) == len(prompts) and all(s is not None for s in used)
+    assert sum(s.grammar_fallbacks for s in used) > 10  # the fallback path ran
+    # llama.cpp's own chain (grammar filtering every candidate) picks the same tokens.
+    monkeypatch.setattr(model_module, "greedy_grammar_sampler", lambda *a: None)
+    assert [model.generate(x, p, grammar=JSON_GRAMMAR) for x in prompts] == fast
+    # Not greedy, or no grammar: the chain as before.
+    assert real(model._vocab, p, None) is None
+    assert real(model._vocab, p.replace(temperature=0.7), JSON_GRAMMAR) is None
+    with pytest.raises(GrammarError):
+        real(model._vocab, p, 'root ::= "unclosed')
+
+
 def test_default_batch_follows_the_kv_cache_budget(model, monkeypatch):
     from lamina.runtime import engine
 

@@ -107,7 +107,9 @@ def test_resume_after_kill_gives_the_same_file_as_an_uninterrupted_run(chat_gguf
     src = tmp_path / "docs.txt"
     src.write_text("".join(f"第{i}篇：郭碧婷于{i % 28 + 1}日在北京宣布订婚。\n" for i in range(24)),
                    encoding="utf-8")
-    args = ["extract", str(chat_gguf), "--schema", SCHEMA, "-i", str(src), *SMALL_ARGS]
+    # A small batch, so records reach the file group by group (8 documents at a time).
+    args = ["extract", str(chat_gguf), "--schema", SCHEMA, "-i", str(src), *SMALL_ARGS,
+            "--batch", "2"]
     full = tmp_path / "full.jsonl"
     assert lamina(*args, "-o", str(full)).returncode == 0
     expected = full.read_text(encoding="utf-8")
