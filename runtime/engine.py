@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lamina.errors import InputError, LaminaError
-from lamina.runtime.sampling import SamplingParams, native_config
+from lamina.runtime.sampling import SamplingParams, native_config, unparsable_grammar
 from lamina.runtime.stream import TextStream
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -253,13 +253,7 @@ class BatchEngine:
             self._wake.notify_all()
         except ValueError as exc:
             if "grammar" in str(exc):
-                from lamina.runtime.sampling import GrammarError
-
-                raise GrammarError(
-                    "The grammar could not be parsed (llama.cpp GBNF syntax expected, "
-                    "with a 'root' rule).",
-                    hint="Check the grammar text; see llama.cpp's grammars/README.md.",
-                ) from exc
+                raise unparsable_grammar() from exc
             raise InputError(f"Cannot run this prompt: {exc}.",
                              hint="Shorten the prompt or use a larger context (--ctx).") from exc
         except RuntimeError as exc:

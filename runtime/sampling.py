@@ -105,6 +105,14 @@ class SamplingParams:
         return data
 
 
+def unparsable_grammar() -> GrammarError:
+    """The error for a grammar llama.cpp rejected (the same wherever it is parsed)."""
+    return GrammarError(
+        "The grammar could not be parsed (llama.cpp GBNF syntax expected, with a 'root' rule).",
+        hint="Check the grammar text; see llama.cpp's grammars/README.md.",
+    )
+
+
 def build_sampler(vocab: Any, params: SamplingParams, grammar: str | None = None) -> Any:
     """A llama.cpp sampler chain for ``params`` (and an optional GBNF grammar).
 
@@ -122,11 +130,7 @@ def build_sampler(vocab: Any, params: SamplingParams, grammar: str | None = None
         if grammar is not None:
             g = lib.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
             if not g:
-                raise GrammarError(
-                    "The grammar could not be parsed (llama.cpp GBNF syntax expected, "
-                    "with a 'root' rule).",
-                    hint="Check the grammar text; see llama.cpp's grammars/README.md.",
-                )
+                raise unparsable_grammar()
             lib.llama_sampler_chain_add(chain, g)
         if params.repeat_penalty != 1.0:
             # The binding declares a leading n_vocab that newer libllama dropped. Integer
@@ -185,10 +189,7 @@ def greedy_grammar_sampler(vocab: Any, params: SamplingParams, grammar: str | No
     try:
         return native.Sampler(address, native_config(native, params), grammar)
     except ValueError as exc:
-        raise GrammarError(
-            "The grammar could not be parsed (llama.cpp GBNF syntax expected, with a 'root' rule).",
-            hint="Check the grammar text; see llama.cpp's grammars/README.md.",
-        ) from exc
+        raise unparsable_grammar() from exc
 
 
 @functools.lru_cache(maxsize=1)

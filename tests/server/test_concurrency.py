@@ -121,7 +121,10 @@ def test_parallel_slots_batch_on_the_native_engine(chat_gguf, model):
 
     if not native_available():
         pytest.skip("lamina._native is not built")
-    srv = start_server(chat_gguf, "--parallel", "4", "--queue", "8")
+    # A long context, so the two endless generations below outlast the polling
+    # (the engine runs the tiny model at thousands of tokens per second).
+    srv = start_server(chat_gguf, "--parallel", "4", "--queue", "8", "--ctx", "8192",
+                       "--max-tokens", "8000")
     try:
         assert srv.health()["slots"]["total"] == 4
         # alone in the batch, the engine answers exactly like Model.chat
@@ -131,7 +134,7 @@ def test_parallel_slots_batch_on_the_native_engine(chat_gguf, model):
         assert _stream_text(srv.v1, None, prompt) == expected
         # two long generations run at the same time (one slot would queue the second)
         with httpx.Client(timeout=60) as a, httpx.Client(timeout=60) as b:
-            streams = [_open_long_stream(srv, a, 900), _open_long_stream(srv, b, 900)]
+            streams = [_open_long_stream(srv, a, 7000), _open_long_stream(srv, b, 7000)]
             srv.wait_for(lambda h: h["slots"]["busy"] == 2 and h["slots"]["waiting"] == 0)
             for resp in streams:  # leaving clients cancel their engine sequences
                 resp.close()
