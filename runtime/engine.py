@@ -99,7 +99,7 @@ def kv_bytes_per_token(model: Model) -> int:
     """Bytes of KV cache one token takes in an engine context (f16 K and V)."""
     import llama_cpp
 
-    handle = model.llama._model.model
+    handle = _model_pointer(model)  # raises a clear error for a closed model
     n_layer = llama_cpp.llama_model_n_layer(handle)
     n_head = max(1, llama_cpp.llama_model_n_head(handle))
     n_head_kv = llama_cpp.llama_model_n_head_kv(handle)
