@@ -22,6 +22,7 @@ Two ways to drive it:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import queue
 import threading
@@ -177,8 +178,15 @@ class BatchEngine:
             arr, scales = refs
             self._raw.set_adapters([int(a) for a in arr], [float(s) for s in scales])
         self._requests: dict[int, EngineRequest] = {}
-        self._lock = threading.Lock()  # guards _requests and stepping
+        self._lock = threading.Lock()  # guards _requests and every call into _raw
         self._wake = threading.Condition(self._lock)
+        # Callers that asked for / were done with _lock. The background driver
+        # lets everyone who asked during a step in before the next one: a plain
+        # Lock is not fair, and a driver that took it straight back kept a new
+        # request out of the batch until every running one had finished.
+        self._callers_arrived = 0
+        self._callers_left = 0
+        self._callers_changed = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closing = False
         self._error: BaseException | None = None
@@ -201,18 +209,21 @@ class BatchEngine:
 
     @property
     def n_active(self) -> int:
-        return int(self._raw.n_active)
+        with self._turn():
+            return int(self._raw.n_active)
 
     @property
     def n_queued(self) -> int:
-        return int(self._raw.n_queued)
+        with self._turn():
+            return int(self._raw.n_queued)
 
     def stats(self) -> dict[str, int | float]:
         """Counters since creation: prompt tokens evaluated / shared / of the
         prefix, tokens generated, decode calls, requests finished, grammar
         fallbacks (greedy choices the grammar rejected) and the candidates they
         checked, and the seconds spent in llama_decode and in sampling."""
-        return dict(self._raw.stats())
+        with self._turn():
+            return dict(self._raw.stats())
 
     # ---- requests
 
@@ -229,7 +240,8 @@ class BatchEngine:
         """
         tokens = self.tokens_of(prompt, add_bos)
         try:
-            return int(self._raw.set_prefix(tokens))
+            with self._turn():
+                return int(self._raw.set_prefix(tokens))
         except ValueError as exc:
             raise InputError(f"Cannot share this prefix: {exc}.") from exc
         except RuntimeError as exc:
@@ -245,12 +257,12 @@ class BatchEngine:
         stops = tuple(p.stop) if stop is None else tuple(stop)
         # Registered under the lock in the same breath as the native submit, so
         # a background step cannot report a token of a request not yet known here.
-        self._lock.acquire()
         try:
-            rid = int(self._raw.submit(tokens, sc, grammar or None))
-            req = EngineRequest(rid, len(tokens), stops, stream=TextStream(stops))
-            self._requests[rid] = req
-            self._wake.notify_all()
+            with self._turn():
+                rid = int(self._raw.submit(tokens, sc, grammar or None))
+                req = EngineRequest(rid, len(tokens), stops, stream=TextStream(stops))
+                self._requests[rid] = req
+                self._wake.notify_all()
         except ValueError as exc:
             if "grammar" in str(exc):
                 raise unparsable_grammar() from exc
@@ -258,14 +270,12 @@ class BatchEngine:
                              hint="Shorten the prompt or use a larger context (--ctx).") from exc
         except RuntimeError as exc:
             raise EngineError(f"The batch engine failed: {exc}.") from exc
-        finally:
-            self._lock.release()
         return req
 
     def cancel(self, req: EngineRequest, reason: str = "cancelled") -> bool:
         """End ``req`` now; its slot is free when this returns."""
-        ok = bool(self._raw.cancel(req.id, reason))
-        with self._lock:
+        with self._turn():
+            ok = bool(self._raw.cancel(req.id, reason))
             if self._requests.pop(req.id, None) is not None and not req.done:
                 self._finish(req, reason)
         return ok
@@ -275,7 +285,7 @@ class BatchEngine:
     def step(self) -> list[EngineRequest]:
         """One decode step over every active sequence; returns the requests that
         finished during it."""
-        with self._lock:
+        with self._turn():
             return self._step_locked()
 
     def _step_locked(self) -> list[EngineRequest]:
@@ -324,11 +334,37 @@ class BatchEngine:
         while True:
             if requests is not None and all(r.done for r in requests):
                 return
-            if requests is None and not self._raw.has_work():
+            if requests is None and not self.has_work():
                 return
             for req in self.step():
                 if on_finish is not None:
                     on_finish(req)
+
+    def has_work(self) -> bool:
+        """Whether any request is queued or running."""
+        with self._turn():
+            return bool(self._raw.has_work())
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Hold the engine lock; the background driver waits for this turn."""
+        with self._callers_changed:
+            self._callers_arrived += 1
+        try:
+            with self._lock:
+                yield
+        finally:
+            with self._callers_changed:
+                self._callers_left += 1
+                self._callers_changed.notify_all()
+
+    def _let_callers_in(self) -> None:
+        """Between two steps, wait for the callers that are already waiting
+        (only those: a steady stream of new ones cannot stall the driver)."""
+        with self._callers_changed:
+            waiting_until = self._callers_arrived
+            while self._callers_left < waiting_until:
+                self._callers_changed.wait()
 
     # ---- background driver (server)
 
@@ -340,6 +376,7 @@ class BatchEngine:
 
     def _drive(self) -> None:
         while True:
+            self._let_callers_in()
             with self._lock:
                 while not self._closing and not self._requests and not self._raw.has_work():
                     self._wake.wait()
@@ -376,7 +413,7 @@ class BatchEngine:
 
     def close(self) -> None:
         """Stop the driver thread and free the context (the model stays loaded)."""
-        with self._lock:
+        with self._turn():
             self._closing = True
             self._wake.notify_all()
             for req in list(self._requests.values()):

@@ -247,6 +247,35 @@ def test_background_streams_from_threads_equal_sequential(model):
     eng.close()
 
 
+def test_a_request_joins_a_running_batch_at_once(model):
+    """submit() gets the engine between two steps of the background driver.
+
+    A plain lock let the driver take it straight back after each step, so while
+    a client thread read a running request's pieces, a new request could wait
+    until every running one had finished (3 rounds in 10 before the fix).
+    """
+    endless = 'root ::= "好" root'  # never complete: runs to max_tokens
+    eng = BatchEngine(model, n_seq_max=2, n_ctx_per_seq=2048, n_threads=1)
+    eng.start()
+    try:
+        for _ in range(10):
+            running = eng.submit(PREFIX, greedy(2000), grammar=endless)
+            assert running.pieces.get(timeout=30)
+            reader = threading.Thread(target=lambda r=running: list(iter(r.pieces.get, None)))
+            reader.start()
+            joining = eng.submit(PREFIX + BODIES[0], greedy(2000), grammar=endless)
+            assert joining.pieces.get(timeout=30)
+            # Both sequences are in the batch: the first is far from its end.
+            assert not running.done and len(running.tokens) < 1000
+            assert eng.n_active == 2
+            eng.cancel(running)
+            eng.cancel(joining)
+            reader.join(30)
+            assert eng.n_active == 0
+    finally:
+        eng.close()
+
+
 def test_bad_arguments_raise_lamina_errors(model):
     with pytest.raises(InputError, match="batch size"):
         BatchEngine(model, n_seq_max=0)
