@@ -25,18 +25,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from common import WORK, llama_spec  # noqa: E402
+
 #: Shape of the big synthetic model: ~603M parameters, ~1.2 GB in f16.
-BIG_SPEC = {
-    "hidden_size": 2048,
-    "intermediate_size": 5632,
-    "num_hidden_layers": 10,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 8,
-    "vocab_size": 32000,
-    "max_position_embeddings": 2048,
-    "rms_norm_eps": 1e-5,
-    "rope_theta": 10000.0,
-}
+BIG_SPEC = llama_spec(hidden_size=2048, intermediate_size=5632, num_hidden_layers=10,
+                      num_attention_heads=16, num_key_value_heads=8)
 LORA_RANK = 16
 LORA_ALPHA = 32
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -206,13 +199,6 @@ def model_bytes(base: Path) -> int:
     return sum(f.stat().st_size for f in base.glob("*.safetensors"))
 
 
-if __name__ == "__main__":
-    from common import WORK
-
-    b, lo = ensure_big_model(Path(sys.argv[1]) if len(sys.argv) > 1 else WORK)
-    print(json.dumps({"base": str(b), "lora": str(lo), "bytes": model_bytes(b)}))
-
-
 def ensure_quantized(work: Path, name: str, spec: dict, qtype: str = "Q4_K_M") -> Path:
     """A quantized GGUF of a synthetic LLaMA of shape ``spec``, built once under work/name.
 
@@ -265,3 +251,8 @@ def ensure_seed_converter(work: Path) -> Path:
         members = [m for m in tar.getmembers() if m.name.startswith(wanted)]
         tar.extractall(sdist_dir, members=members, filter="data")
     return script
+
+
+if __name__ == "__main__":
+    b, lo = ensure_big_model(Path(sys.argv[1]) if len(sys.argv) > 1 else WORK)
+    print(json.dumps({"base": str(b), "lora": str(lo), "bytes": model_bytes(b)}))

@@ -25,6 +25,26 @@ WORK = Path(os.environ.get("LAMINA_BENCH_WORK", HERE / ".work"))
 RESULTS = HERE / "results"
 
 
+
+def llama_spec(*, hidden_size: int, intermediate_size: int, num_hidden_layers: int,
+               num_attention_heads: int, num_key_value_heads: int) -> dict[str, Any]:
+    """HF config fields of a synthetic LLaMA of the given size.
+
+    The benchmark models differ only in size; the rest is Chinese-LLaMA's own
+    (a 32000-piece vocabulary, 2048 positions, its norm epsilon and RoPE base).
+    """
+    return {
+        "hidden_size": hidden_size,
+        "intermediate_size": intermediate_size,
+        "num_hidden_layers": num_hidden_layers,
+        "num_attention_heads": num_attention_heads,
+        "num_key_value_heads": num_key_value_heads,
+        "vocab_size": 32000,
+        "max_position_embeddings": 2048,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+    }
+
 @dataclass
 class ProcResult:
     seconds: float

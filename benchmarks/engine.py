@@ -28,20 +28,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from common import WORK, Timer, print_table, save_result  # noqa: E402
+from common import WORK, Timer, llama_spec, print_table, save_result  # noqa: E402
 
 #: ~136M parameters: 6 layers of 1024 wide (GQA 16/8 heads) and a 32000 vocabulary.
-ENGINE_SPEC = {
-    "hidden_size": 1024,
-    "intermediate_size": 2816,
-    "num_hidden_layers": 6,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 8,
-    "vocab_size": 32000,
-    "max_position_embeddings": 2048,
-    "rms_norm_eps": 1e-5,
-    "rope_theta": 10000.0,
-}
+ENGINE_SPEC = llama_spec(hidden_size=1024, intermediate_size=2816, num_hidden_layers=6,
+                          num_attention_heads=16, num_key_value_heads=8)
 SCHEMA = ["人物", "地理位置", "组织机构", "时间", "职位", "产品"]
 NAMES = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨帆", "赵磊", "黄敏"]
 PLACES = ["北京", "上海", "杭州", "深圳", "南京", "武汉", "成都", "西安"]

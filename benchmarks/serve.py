@@ -36,20 +36,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from common import WORK, Timer, print_table, save_result  # noqa: E402
+from common import WORK, Timer, llama_spec, print_table, save_result  # noqa: E402
 
 #: Small enough that 7 load runs take about a minute on 2 shared cores.
-SERVE_SPEC = {
-    "hidden_size": 256,
-    "intermediate_size": 704,
-    "num_hidden_layers": 4,
-    "num_attention_heads": 8,
-    "num_key_value_heads": 4,
-    "vocab_size": 32000,
-    "max_position_embeddings": 2048,
-    "rms_norm_eps": 1e-5,
-    "rope_theta": 10000.0,
-}
+SERVE_SPEC = llama_spec(hidden_size=256, intermediate_size=704, num_hidden_layers=4,
+                         num_attention_heads=8, num_key_value_heads=4)
 TOPICS = ["杭州", "北京的历史", "长城", "西湖的传说", "中国的首都", "熊猫", "茶叶", "春节",
           "丝绸之路", "黄河", "京剧", "饺子", "故宫", "太极拳", "汉字", "孔子"]
 
