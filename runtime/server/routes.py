@@ -148,6 +148,26 @@ def _stream_response(request: Request, run: _Run, encode: Callable[[str], dict[s
     return SlotStreamingResponse(body(), cleanup=run.release)
 
 
+async def _answer(request: Request, shape: type[shapes.Answer],
+                  make_iter: Callable[[], Iterator[str]], stream: bool, include_usage: bool
+                  ) -> JSONResponse | StreamingResponse:
+    """Run a chat or text completion and answer whole or as a stream."""
+    name = _state(request).name
+    if not stream:
+        text, run = await _collect(request, make_iter)
+        return JSONResponse(shape(name).whole(text, run.finish_reason(), run.usage()))
+    run = await _start(request, make_iter)
+    answer = shape(name)  # created: when the slot was taken and generation began
+
+    def tail() -> list[dict[str, Any]]:
+        events = [answer.last(run.finish_reason())]
+        if include_usage:
+            events.append(answer.usage(run.usage()))
+        return events
+
+    return _stream_response(request, run, answer.piece, answer.head(), tail)
+
+
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
     state = _state(request)
@@ -191,26 +211,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request
     def make_iter() -> Iterator[str]:
         return state.backend.chat(messages, grammar, overrides)
 
-    rid = shapes.new_id("chatcmpl")
-    if not body.stream:
-        text, run = await _collect(request, make_iter)
-        return JSONResponse(shapes.chat_completion(rid, state.name, text, run.finish_reason(),
-                                                   run.usage()))
-    run = await _start(request, make_iter)
-    created = shapes.now()
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-
-    def tail() -> list[dict[str, Any]]:
-        events = [shapes.chat_chunk(rid, state.name, created, {}, run.finish_reason())]
-        if include_usage:
-            events.append(shapes.usage_chunk(rid, state.name, created, "chat.completion.chunk",
-                                             run.usage()))
-        return events
-
-    head = [shapes.chat_chunk(rid, state.name, created, {"role": "assistant", "content": ""})]
-    return _stream_response(
-        request, run, lambda text: shapes.chat_chunk(rid, state.name, created, {"content": text}),
-        head, tail)
+    return await _answer(request, shapes.ChatAnswer, make_iter, body.stream, include_usage)
 
 
 @router.post("/v1/completions", response_model=None)
@@ -224,24 +226,8 @@ async def completions(body: CompletionRequest, request: Request
     def make_iter() -> Iterator[str]:
         return state.backend.complete(prompt, None, overrides)
 
-    rid = shapes.new_id("cmpl")
-    if not body.stream:
-        text, run = await _collect(request, make_iter)
-        return JSONResponse(shapes.text_completion(rid, state.name, text, run.finish_reason(),
-                                                   run.usage()))
-    run = await _start(request, make_iter)
-    created = shapes.now()
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-
-    def tail() -> list[dict[str, Any]]:
-        events = [shapes.text_chunk(rid, state.name, created, "", run.finish_reason())]
-        if include_usage:
-            events.append(shapes.usage_chunk(rid, state.name, created, "text_completion",
-                                             run.usage()))
-        return events
-
-    return _stream_response(
-        request, run, lambda text: shapes.text_chunk(rid, state.name, created, text), [], tail)
+    return await _answer(request, shapes.TextAnswer, make_iter, body.stream, include_usage)
 
 
 @router.post("/v1/embeddings")

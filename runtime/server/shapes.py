@@ -34,38 +34,92 @@ def finish_reason(stats_reason: str | None) -> str:
     return "length" if stats_reason == "length" else "stop"
 
 
-def chat_completion(rid: str, model: str, text: str, reason: str,
-                    use: dict[str, int]) -> dict[str, Any]:
-    return {"id": rid, "object": "chat.completion", "created": now(), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "logprobs": None, "finish_reason": reason}],
-            "usage": use}
+class Answer:
+    """One generating request's answer in OpenAI's shapes, whole or streamed.
+
+    Chat and text completions differ only here (object names, where the text
+    goes, the chat stream's opening role chunk); the routes share everything
+    else through one code path. Stream chunks carry the time generation began.
+    """
+
+    id_prefix = ""
+    object = ""
+    chunk_object = ""
+
+    def __init__(self, model: str) -> None:
+        self.rid = new_id(self.id_prefix)
+        self.model = model
+        self.created = now()
+
+    def _message(self, text: str) -> dict[str, Any]:
+        """Where the whole answer's text goes in its choice."""
+        raise NotImplementedError
+
+    def whole(self, text: str, reason: str, use: dict[str, int]) -> dict[str, Any]:
+        """The non-streaming response body."""
+        return {"id": self.rid, "object": self.object, "created": now(), "model": self.model,
+                "choices": [{"index": 0, **self._message(text), "logprobs": None,
+                             "finish_reason": reason}],
+                "usage": use}
+
+    def _chunk(self, choice: dict[str, Any], reason: str | None) -> dict[str, Any]:
+        return {"id": self.rid, "object": self.chunk_object, "created": self.created,
+                "model": self.model,
+                "choices": [{"index": 0, **choice, "logprobs": None, "finish_reason": reason}]}
+
+    def head(self) -> list[dict[str, Any]]:
+        """Chunks sent before the first piece of text."""
+        return []
+
+    def piece(self, text: str) -> dict[str, Any]:
+        """A chunk carrying generated text."""
+        raise NotImplementedError
+
+    def last(self, reason: str) -> dict[str, Any]:
+        """The chunk that ends the choice with its finish reason."""
+        raise NotImplementedError
+
+    def usage(self, use: dict[str, int]) -> dict[str, Any]:
+        """The extra last chunk sent when ``stream_options.include_usage`` is true."""
+        return {"id": self.rid, "object": self.chunk_object, "created": self.created,
+                "model": self.model, "choices": [], "usage": use}
 
 
-def chat_chunk(rid: str, model: str, created: int, delta: dict[str, Any],
-               reason: str | None = None) -> dict[str, Any]:
-    return {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}]}
+class ChatAnswer(Answer):
+    """/v1/chat/completions: text in ``message``/``delta``, a role chunk first."""
+
+    id_prefix = "chatcmpl"
+    object = "chat.completion"
+    chunk_object = "chat.completion.chunk"
+
+    def _message(self, text: str) -> dict[str, Any]:
+        return {"message": {"role": "assistant", "content": text}}
+
+    def head(self) -> list[dict[str, Any]]:
+        return [self._chunk({"delta": {"role": "assistant", "content": ""}}, None)]
+
+    def piece(self, text: str) -> dict[str, Any]:
+        return self._chunk({"delta": {"content": text}}, None)
+
+    def last(self, reason: str) -> dict[str, Any]:
+        return self._chunk({"delta": {}}, reason)
 
 
-def text_completion(rid: str, model: str, text: str, reason: str,
-                    use: dict[str, int]) -> dict[str, Any]:
-    return {"id": rid, "object": "text_completion", "created": now(), "model": model,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": reason}],
-            "usage": use}
+class TextAnswer(Answer):
+    """/v1/completions: text in ``text``, in the answer and in every chunk."""
 
+    id_prefix = "cmpl"
+    object = "text_completion"
+    chunk_object = "text_completion"
 
-def text_chunk(rid: str, model: str, created: int, text: str,
-               reason: str | None = None) -> dict[str, Any]:
-    return {"id": rid, "object": "text_completion", "created": created, "model": model,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": reason}]}
+    def _message(self, text: str) -> dict[str, Any]:
+        return {"text": text}
 
+    def piece(self, text: str) -> dict[str, Any]:
+        return self._chunk({"text": text}, None)
 
-def usage_chunk(rid: str, model: str, created: int, obj: str,
-                use: dict[str, int]) -> dict[str, Any]:
-    """The extra last chunk sent when ``stream_options.include_usage`` is true."""
-    return {"id": rid, "object": obj, "created": created, "model": model, "choices": [],
-            "usage": use}
+    def last(self, reason: str) -> dict[str, Any]:
+        return self._chunk({"text": ""}, reason)
 
 
 def embeddings(model: str, vectors: Sequence[Sequence[float]], encoding: str,

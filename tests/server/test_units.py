@@ -156,3 +156,36 @@ def test_server_config_validates_and_reads_the_key_from_env(monkeypatch):
     assert ServerConfig.resolve_api_key(None) is None
     with pytest.raises(Exception, match="--parallel"):
         ServerConfig(parallel=0)
+
+
+def test_answer_shapes_are_openais():
+    from lamina.runtime.server.shapes import ChatAnswer, TextAnswer
+
+    use = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    chat = ChatAnswer("m")
+    head = {"id": chat.rid, "object": "chat.completion.chunk", "created": chat.created,
+            "model": "m"}
+    assert chat.rid.startswith("chatcmpl-")
+    assert chat.head() == [{**head, "choices": [{
+        "index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+        "finish_reason": None}]}]
+    assert chat.piece("你好") == {**head, "choices": [{
+        "index": 0, "delta": {"content": "你好"}, "logprobs": None, "finish_reason": None}]}
+    assert chat.last("length") == {**head, "choices": [{
+        "index": 0, "delta": {}, "logprobs": None, "finish_reason": "length"}]}
+    assert chat.usage(use) == {**head, "choices": [], "usage": use}
+    whole = chat.whole("你好", "stop", use)
+    assert whole["object"] == "chat.completion" and whole["usage"] == use
+    assert whole["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "你好"},
+                                 "logprobs": None, "finish_reason": "stop"}]
+
+    text = TextAnswer("m")
+    head = {"id": text.rid, "object": "text_completion", "created": text.created, "model": "m"}
+    assert text.rid.startswith("cmpl-") and text.head() == []
+    assert text.piece("杭州") == {**head, "choices": [{
+        "index": 0, "text": "杭州", "logprobs": None, "finish_reason": None}]}
+    assert text.last("stop") == {**head, "choices": [{
+        "index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}]}
+    assert text.usage(use) == {**head, "choices": [], "usage": use}
+    assert text.whole("杭州", "length", use)["choices"] == [
+        {"index": 0, "text": "杭州", "logprobs": None, "finish_reason": "length"}]
