@@ -38,10 +38,10 @@ def _bytes_progress(as_json: bool) -> Any:
 
 
 def _print_notes(notes: list[str]) -> None:
-    from lamina.console import err_console
+    from lamina.console import err_console, escape
 
     for note in notes:
-        err_console.print(f"[yellow]Note:[/] {note}", highlight=False)
+        err_console.print(f"[yellow]Note:[/] {escape(note)}", highlight=False)
 
 
 @click.command()
@@ -82,10 +82,10 @@ def convert(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: P
                                "tensors": report.type_histogram, "notes": report.notes,
                                "provenance": report.provenance}, ensure_ascii=False))
         return
-    from lamina.console import console, human_bytes
+    from lamina.console import console, escape, human_bytes
 
     _print_notes(report.notes)
-    console.print(f"[green]Wrote[/] {report.output} ({human_bytes(report.output_bytes)}, "
+    console.print(f"[green]Wrote[/] {escape(str(report.output))} ({human_bytes(report.output_bytes)}, "
                   f"{report.n_tensors} tensors, {report.seconds:.1f} s)")
 
 
@@ -122,10 +122,10 @@ def merge(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
                                "notes": report.notes, "provenance": report.provenance},
                               ensure_ascii=False))
         return
-    from lamina.console import console, human_bytes
+    from lamina.console import console, escape, human_bytes
 
     _print_notes(report.notes)
-    console.print(f"[green]Wrote[/] {report.output}/ ({report.format}, {report.dtype}, "
+    console.print(f"[green]Wrote[/] {escape(str(report.output))}/ ({report.format}, {report.dtype}, "
                   f"{human_bytes(report.output_bytes)}, {report.seconds:.1f} s)")
 
 

@@ -39,7 +39,7 @@ def demo(ctx: click.Context, workdir: Path, keep: bool, n_threads: int | None) -
     from rich.panel import Panel
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from lamina.console import console, err_console
+    from lamina.console import console, err_console, escape
     from lamina.convert.tinytrain import DEMO_NER_DOCS, DEMO_NER_SCHEMA, build_demo_family
     from lamina.runtime.cli.quantize_cmd import build as build_command
 
@@ -62,8 +62,9 @@ def demo(ctx: click.Context, workdir: Path, keep: bool, n_threads: int | None) -
         family = build_demo_family(
             sources, steps=steps,
             on_step=lambda step, loss: progress.update(task, completed=step, loss=f"{loss:.4f}"))
-    console.print(f"base  [cyan]{family.base}[/]\nLoRA 1 [cyan]{family.lora_plus}[/] "
-                  f"(extends the vocabulary)\nLoRA 2 [cyan]{family.lora_alpaca}[/] "
+    console.print(f"base  [cyan]{escape(str(family.base))}[/]\n"
+                  f"LoRA 1 [cyan]{escape(str(family.lora_plus))}[/] (extends the vocabulary)\n"
+                  f"LoRA 2 [cyan]{escape(str(family.lora_alpaca))}[/] "
                   "(instruction-tuned on a few answers)")
 
     console.rule("[bold]2. lamina build: merge + convert + quantize to Q4_K_M + verify")

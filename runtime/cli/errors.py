@@ -20,12 +20,11 @@ def _wants_debug(argv: list[str]) -> bool:
 
 
 def print_error(message: str, hint: str | None = None) -> None:
-    """Red 'Error:' line on stderr, with an optional dimmed hint."""
-    from lamina.console import err_console
+    """lamina.console.print_error, imported only when there is an error to show
+    (Rich's console costs start-up time every command would pay)."""
+    from lamina.console import print_error as show
 
-    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, markup=True)
-    if hint:
-        err_console.print(f"[dim]{hint}[/]", highlight=False)
+    show(message, hint)
 
 
 def run_cli(group: click.Group, argv: list[str] | None = None) -> Any:

@@ -102,7 +102,7 @@ def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool, 
          opts: dict[str, Any], batch: int | None, max_tokens: int, n_threads: int | None,
          n_ctx: int | None, template: str | None) -> None:
     import lamina
-    from lamina.console import err_console, items_progress
+    from lamina.console import err_console, escape, items_progress
     from lamina.runtime.ie.api import extract_many
     from lamina.runtime.ie.io import BadLine, DoneIndex, ResumableJsonl, errors_path
     from lamina.runtime.sampling import SamplingParams
@@ -124,7 +124,7 @@ def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool, 
             if err is not None and item.line not in bad_done:
                 err.write(item.as_record())
             elif err is None:
-                err_console.print(f"[yellow]Skipped:[/] {item.reason}")
+                err_console.print(f"[yellow]Skipped:[/] {escape(item.reason)}")
         elif not done.skip(str(item["id"])):
             todo.append(item)
     skipped = len(items) - bad - len(todo)
@@ -168,9 +168,9 @@ def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool, 
     if failed:
         parts.append(f"[red]{failed} failed[/] (see their 'error' field)")
     if bad:
-        where = f" -> {errors_path(output)}" if output is not None else ""
+        where = f" -> {escape(str(errors_path(output)))}" if output is not None else ""
         parts.append(f"[yellow]{bad} bad input lines[/]{where}")
-    dest = f"; wrote {output}" if output is not None else ""
+    dest = f"; wrote {escape(str(output))}" if output is not None else ""
     err_console.print(", ".join(parts) + dest, highlight=False)
     if cut:
         err_console.print(f"[yellow]{cut} answers hit --max-tokens; raise it, or lower "

@@ -134,8 +134,8 @@ def generate(model_path: str, prompts: tuple[str, ...], input_path: Path | None,
     if output:
         with atomic_output(output, force=force) as tmp, open(tmp, "w", encoding="utf-8") as f:
             run_all(f.write)
-        from lamina.console import err_console
+        from lamina.console import err_console, escape
 
-        err_console.print(f"[green]Wrote[/] {len(records)} predictions to {output}")
+        err_console.print(f"[green]Wrote[/] {len(records)} predictions to {escape(str(output))}")
     else:
         run_all(lambda s: click.echo(s, nl=False))

@@ -18,7 +18,7 @@ def run_from_cli(*, model: Path, input_path: Path | str | None, text: str | None
                  n_threads: int | None,
                  n_ctx: int | None, template: str | None) -> None:
     """Run ``lamina extract ... --ray [ADDRESS]`` and print the records-in check."""
-    from lamina.console import err_console
+    from lamina.console import err_console, escape
     from lamina.runtime.ie.schema_split import load_schema
     from lamina.runtime.ray.runner import RayExtractOptions, run_extract
     from lamina.runtime.ray.worker import ExtractSettings
@@ -45,8 +45,9 @@ def run_from_cli(*, model: Path, input_path: Path | str | None, text: str | None
     if report.failed:
         parts.append(f"[red]{report.failed} failed[/] (see their 'error' field)")
     if report.errors and report.errors_path is not None:
-        parts.append(f"[yellow]{report.errors} bad input lines[/] -> {report.errors_path}")
-    dest = f"; wrote {output}" if output is not None else ""
+        parts.append(f"[yellow]{report.errors} bad input lines[/] -> "
+                     f"{escape(str(report.errors_path))}")
+    dest = f"; wrote {escape(str(output))}" if output is not None else ""
     err_console.print(", ".join(parts) + dest, highlight=False)
     err_console.print(report.check, highlight=False, style="green")
 

@@ -63,10 +63,10 @@ class OrderedSink:
             if self.err is not None:
                 self.err.write(row["json"] + "\n")
             else:  # no errors file when printing to stdout: say it on stderr, as locally
-                from lamina.console import err_console
+                from lamina.console import err_console, escape
 
                 reason = json.loads(row["json"]).get("error", "bad input line")
-                err_console.print(f"[yellow]Skipped:[/] {reason}", highlight=False)
+                err_console.print(f"[yellow]Skipped:[/] {escape(str(reason))}", highlight=False)
 
     def check(self, records_in: int) -> None:
         """records in = records out + errors, or nothing is published."""

@@ -31,7 +31,7 @@ def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = N
 
     import uvicorn
 
-    from lamina.console import err_console
+    from lamina.console import err_console, escape
     from lamina.runtime.model import load
     from lamina.runtime.server.app import create_app
 
@@ -55,12 +55,12 @@ def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = N
                           "engine, which is not built; serving with 1 slot.")
     app = create_app(model, config)
     if not is_loopback(config.host) and config.api_key is None:
-        err_console.print(f"[yellow]Warning:[/] listening on {config.host} without an API key: "
+        err_console.print(f"[yellow]Warning:[/] listening on {escape(config.host)} without an API key: "
                           "anyone on the network can use this model. Set --api-key.")
     url = f"http://{config.host if ':' not in config.host else f'[{config.host}]'}:{config.port}"
     auth = "API key required" if config.api_key else "no API key"
-    err_console.print(f"[green]Serving[/] [bold]{app.state.lamina.name}[/] "
-                      f"(template {model.template.name}, ctx {model.n_ctx}) at {url}/v1 "
+    err_console.print(f"[green]Serving[/] [bold]{escape(app.state.lamina.name)}[/] "
+                      f"(template {model.template.name}, ctx {model.n_ctx}) at {escape(url)}/v1 "
                       f"- {app.state.lamina.slots.n_slots} slot(s), queue {config.queue}, {auth}. "
                       "Ctrl-C stops.", highlight=False)
     logging.getLogger("lamina.server").setLevel(logging.INFO)

@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
@@ -84,7 +85,7 @@ class ChatApp:
         self.session = session
         self.console = console or Console()
         self.read = read
-        self.session.on_notice = lambda text: self.console.print(f"[yellow]{text}[/]", highlight=False)
+        self.session.on_notice = lambda text: self.console.print(f"[yellow]{escape(text)}[/]", highlight=False)
 
     # ---- input
 
@@ -134,9 +135,9 @@ class ChatApp:
                 else:
                     self.answer(self.session.send(text, stream=True))
             except LaminaError as exc:
-                self.console.print(f"[bold red]Error:[/] {exc.message}", highlight=False)
-                if exc.hint:
-                    self.console.print(f"[dim]{exc.hint}[/]", highlight=False)
+                from lamina.console import print_error
+
+                print_error(exc.message, exc.hint, to=self.console)
 
     def answer(self, pieces: Iterator[str]) -> None:
         """Stream an answer as live Markdown; Ctrl-C stops it and keeps the session.
@@ -203,7 +204,7 @@ class ChatApp:
             self.console.print("[green]New conversation.[/]")
         elif name == "/undo":
             removed = s.undo()
-            self.console.print("[green]Removed:[/] " + removed if removed is not None
+            self.console.print("[green]Removed:[/] " + escape(removed) if removed is not None
                                else "[yellow]Nothing to undo.[/]", highlight=False)
         elif name == "/retry":
             self.answer(s.retry(stream=True))
@@ -216,7 +217,7 @@ class ChatApp:
                 self.console.print("[green]System prompt set.[/]")
             else:
                 shown = s.system or f"(none; template default: {s.template.default_system})"
-                self.console.print(f"System prompt: {shown}", highlight=False)
+                self.console.print(f"System prompt: {escape(shown)}", highlight=False)
         elif name == "/params":
             if arg:
                 s.params = s.params.replace(**_parse_params(arg))
@@ -225,18 +226,19 @@ class ChatApp:
             if not arg:
                 raise LaminaError("Usage: /save PATH")
             path = s.save(os.path.expanduser(arg))
-            self.console.print(f"[green]Saved[/] {len(s.messages)} messages to {path}",
+            self.console.print(f"[green]Saved[/] {len(s.messages)} messages to {escape(str(path))}",
                                highlight=False)
         elif name == "/load":
             if not arg:
                 raise LaminaError("Usage: /load PATH")
             s.load(os.path.expanduser(arg))
-            self.console.print(f"[green]Loaded[/] {len(s.messages)} messages from {arg}",
+            self.console.print(f"[green]Loaded[/] {len(s.messages)} messages from {escape(arg)}",
                                highlight=False)
             for m in s.messages[-2:]:
-                self.console.print(f"[dim]{m['role']}:[/] {m['content'][:200]}", highlight=False)
+                self.console.print(f"[dim]{m['role']}:[/] {escape(m['content'][:200])}",
+                                   highlight=False)
         else:
-            self.console.print(f"[yellow]Unknown command {name}.[/] Type /help for the list.",
+            self.console.print(f"[yellow]Unknown command {escape(name)}.[/] Type /help for the list.",
                                highlight=False)
         return True
 

@@ -7,6 +7,7 @@ pipes; tables people compare go to stdout.
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -24,6 +25,18 @@ from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def print_error(message: str, hint: str | None = None, to: Console | None = None) -> None:
+    """Red 'Error:' line (stderr by default), with an optional dimmed hint.
+
+    Both are shown as written: they name files and options ('lamina[serve]',
+    'out[2].jsonl') that Rich would otherwise take for markup, and drop or fail on.
+    """
+    out = to or err_console
+    out.print(f"[bold red]Error:[/] {escape(message)}", highlight=False)
+    if hint:
+        out.print(f"[dim]{escape(hint)}[/]", highlight=False)
 
 
 def bytes_progress(transient: bool = False) -> Progress:

@@ -149,6 +149,7 @@ def test_import_lamina_is_fast_and_light():
 
 @pytest.mark.parametrize("args, message", [
     (["chat", "/no/such/model.gguf"], "does not exist"),
+    (["chat", "/no/such/model[/v2].gguf"], "'/no/such/model[/v2].gguf' does not exist"),
     (["chat", "{readme}"], "is not a GGUF"),
     (["chat", "{model}", "--template", "vicuna"], "Unknown chat template 'vicuna'"),
     (["chat", "{model}", "--lora", "{foreign}"], "does not fit the model"),
@@ -163,6 +164,17 @@ def test_bad_input_is_one_clear_message(args, message, chat_gguf, foreign_lora, 
     assert res.returncode == 1
     assert "Error:" in res.stderr and message in flat(res.stderr)
     assert "Traceback" not in res.stderr
+
+
+def test_error_hints_keep_their_brackets():
+    from rich.console import Console
+
+    from lamina.console import print_error
+
+    out = Console(record=True, width=200)
+    print_error("This command needs the Python package 'fastapi'.",
+                'Install it with: pip install "lamina[serve]"', to=out)
+    assert 'pip install "lamina[serve]"' in out.export_text()
 
 
 def test_generate_data_file_to_predictions_jsonl(chat_gguf, tmp_path):

@@ -49,6 +49,22 @@ def test_commands_drive_the_session(model, tmp_path):
     assert "tok/s" in text and "context" in text
 
 
+def test_what_people_type_is_shown_as_written(model, tmp_path):
+    """Square brackets in messages, commands and paths are text, not Rich markup
+    (a stray '[/x]' used to end the chat with a MarkupError)."""
+    path = tmp_path / "c[b].json"
+    app, out = make_app(model, ["[bold]你好[/b]", "/undo", "/[/x]", "/system [red]诗人",
+                                "/system", f"/save {path}", f"/load {path}", "/load /no/[/x].json",
+                                "/exit"])
+    app.run()
+    text = " ".join(out.getvalue().split())  # Rich wraps long lines
+    assert "Removed: [bold]你好[/b]" in text
+    assert "Unknown command /[/x]" in text
+    assert "System prompt: [red]诗人" in text
+    assert f"messages to {path}" in text and f"messages from {path}" in text
+    assert "/no/[/x].json" in text and "Error:" in text
+
+
 def test_bad_params_are_messages(model):
     with pytest.raises(LaminaError):
         _parse_params("temperature")
