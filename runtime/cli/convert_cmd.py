@@ -150,11 +150,11 @@ def checksum(target: Path, sha256: Path | None, as_json: bool) -> None:
     else:
         from rich.table import Table
 
-        from lamina.console import console, human_bytes
+        from lamina.console import console, escape, human_bytes
 
         styles = {"ok": "green", "mismatch": "bold red", "missing": "yellow", "unlisted": "dim"}
-        table = Table(title=f"SHA-256 of {target}" + (f" (checked against {list_path})"
-                                                      if list_path else ""))
+        table = Table(title=escape(f"SHA-256 of {target}" + (f" (checked against {list_path})"
+                                                             if list_path else "")))
         table.add_column("file", overflow="fold")
         table.add_column("size", no_wrap=True)
         table.add_column("sha256", overflow="fold", min_width=32)
@@ -163,7 +163,7 @@ def checksum(target: Path, sha256: Path | None, as_json: bool) -> None:
             name = Path(r.file)
             if target.is_dir() and name.is_relative_to(target):
                 name = name.relative_to(target)
-            table.add_row(str(name), human_bytes(r.size) if r.status != "missing" else "-",
+            table.add_row(escape(str(name)), human_bytes(r.size) if r.status != "missing" else "-",
                           r.digest or "-", f"[{styles[r.status]}]{r.status}[/]")
         console.print(table)
     raise_on_mismatch(rows, list_path)

@@ -187,9 +187,9 @@ def verify(model: Path, reference: Path, text_file: Path | None, n_ctx: int | No
     if as_json:
         _print_json(report.to_json())
         return
-    from lamina.console import console
+    from lamina.console import console, escape
 
-    console.print(quality_table(report, title=f"{model.name} vs {reference.name}"))
+    console.print(quality_table(report, title=escape(f"{model.name} vs {reference.name}")))
 
 
 # ------------------------------------------------------------------ build
@@ -255,9 +255,9 @@ def build(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
         return
     from rich.table import Table
 
-    from lamina.console import console, human_bytes
+    from lamina.console import console, escape, human_bytes
 
-    table = Table(title=f"Built {report.output} ({report.qtype})")
+    table = Table(title=escape(f"Built {report.output} ({report.qtype})"))
     table.add_column("", style="bold")
     table.add_column("Size", justify="right")
     table.add_column("Bits/weight", justify="right")
@@ -298,38 +298,42 @@ def info(model: Path, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    from lamina.console import console, human_bytes
+    from lamina.console import console, escape, human_bytes
 
-    table = Table(title=str(model), show_header=False)
+    table = Table(title=escape(str(model)), show_header=False)
     table.add_column("Field", style="bold")
     table.add_column("Value", overflow="fold")
-    table.add_row("Architecture", data.architecture)
-    table.add_row("Name", data.name or "-")
-    table.add_row("Parameters", f"{data.n_params:,} ({data.n_params / 1e6:.1f} M)")
-    table.add_row("File size", f"{human_bytes(data.file_bytes)} ({data.file_bytes:,} bytes)")
-    table.add_row("File type", f"{data.file_type} ({data.bits_per_weight:.2f} bits/weight)")
-    table.add_row("Layers / width", f"{data.block_count} / {data.embedding_length}")
-    table.add_row("Heads (kv)", f"{data.head_count} ({data.head_count_kv})")
-    table.add_row("Context length", str(data.context_length))
-    table.add_row("Vocabulary", f"{data.vocab_size} ({data.tokenizer_model})")
+
+    def add(field: str, value: str) -> None:  # values (templates: [/INST]) are not markup
+        table.add_row(field, escape(value))
+
+    add("Architecture", data.architecture)
+    add("Name", data.name or "-")
+    add("Parameters", f"{data.n_params:,} ({data.n_params / 1e6:.1f} M)")
+    add("File size", f"{human_bytes(data.file_bytes)} ({data.file_bytes:,} bytes)")
+    add("File type", f"{data.file_type} ({data.bits_per_weight:.2f} bits/weight)")
+    add("Layers / width", f"{data.block_count} / {data.embedding_length}")
+    add("Heads (kv)", f"{data.head_count} ({data.head_count_kv})")
+    add("Context length", str(data.context_length))
+    add("Vocabulary", f"{data.vocab_size} ({data.tokenizer_model})")
     specials = ", ".join(f"{role}={v['id']} {v['text']!r}" for role, v in data.special_tokens.items())
-    table.add_row("Special tokens", specials or "-")
+    add("Special tokens", specials or "-")
     if data.chat_template_name:
-        table.add_row("Chat template", data.chat_template_name)
+        add("Chat template", data.chat_template_name)
     elif data.chat_template:
-        table.add_row("Chat template", data.chat_template)
+        add("Chat template", data.chat_template)
     else:
-        table.add_row("Chat template", "- (choose one with --template)")
+        add("Chat template", "- (choose one with --template)")
     if data.provenance:
         prov = data.provenance
-        table.add_row("Base", str(prov.get("base", "-")))
+        add("Base", str(prov.get("base", "-")))
         loras = prov.get("loras") or []
-        table.add_row("LoRA (merge order)", "\n".join(
+        add("LoRA (merge order)", "\n".join(
             str(x.get("path", x) if isinstance(x, dict) else x) for x in loras) or "-")
-        table.add_row("Diff", str(prov.get("diff") or "-"))
-        table.add_row("Provenance", json.dumps(prov, ensure_ascii=False))
+        add("Diff", str(prov.get("diff") or "-"))
+        add("Provenance", json.dumps(prov, ensure_ascii=False))
     if data.lamina_version:
-        table.add_row("Written by", f"lamina {data.lamina_version}")
+        add("Written by", f"lamina {data.lamina_version}")
     console.print(table)
 
     types = Table(title="Tensor types")

@@ -113,6 +113,27 @@ def test_info_cli_json_and_table(qfix):
         assert label in table.stdout
 
 
+def test_info_table_shows_a_llama2_template_as_written(qfix, monkeypatch):
+    """An embedded template's '[/INST]' is text: Rich used to fail on it as a closing tag."""
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    import lamina.quantize.info as info_mod
+    from lamina.console import console
+    from lamina.runtime.cli import cli
+
+    jinja = "{{ bos_token }}[INST] {{ messages[0]['content'] }} [/INST]"
+    data = dataclasses.replace(model_info(qfix.f16), chat_template_name=None, chat_template=jinja,
+                               provenance={"base": "/models/llama[/x]"})
+    monkeypatch.setattr(info_mod, "model_info", lambda path: data)
+    monkeypatch.setattr(console, "width", 300)  # one line per value
+    res = CliRunner().invoke(cli, ["info", str(qfix.f16)])
+    assert res.exit_code == 0, res.output
+    assert "[INST] {{ messages[0]['content'] }} [/INST]" in res.output
+    assert "/models/llama[/x]" in res.output
+
+
 def test_quantize_list_shows_every_type():
     from lamina.quantize.types import QUANT_TYPES
 
