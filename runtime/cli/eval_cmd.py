@@ -41,16 +41,16 @@ def eval_command(pred: Path, gold: Path | None, task: str, sort_by: str | None, 
 def _print(report: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from lamina.console import console, err_console
+    from lamina.console import console, err_console, escape
 
     if report.get("missing_predictions"):
         err_console.print(f"[yellow]{report['missing_predictions']} gold record(s) have no "
                           "prediction; scored as empty answers.[/]")
     f1 = report.get("f1")
     if f1:
-        _f1_table(console, Table, f1, f"{report['task']} — {report['pred']}")
+        _f1_table(console, Table, f1, escape(f"{report['task']} — {report['pred']}"))
         for source, sub in f1.get("by_source", {}).items():
-            _f1_table(console, Table, sub, f"source = {source}", per_type=False)
+            _f1_table(console, Table, sub, escape(f"source = {source}"), per_type=False)
     text = report.get("text")
     if text:
         table = Table(title=f"Text overlap (jieba tokens), {text['records']} records")
@@ -62,6 +62,9 @@ def _print(report: dict[str, Any]) -> None:
 
 def _f1_table(console: Any, table_cls: Any, f1: dict[str, Any], title: str,
               per_type: bool = True) -> None:
+    """``title`` is markup (escaped by the caller); type names from the data are not."""
+    from lamina.console import escape
+
     table = table_cls(title=f"{title}: {f1['records']} records, {f1['errors']} unparsable")
     for col, justify in (("level", "left"), ("type", "left"), ("P", "right"), ("R", "right"),
                          ("F1", "right"), ("tp", "right"), ("pred", "right"), ("gold", "right")):
@@ -70,7 +73,7 @@ def _f1_table(console: Any, table_cls: Any, f1: dict[str, Any], title: str,
         table.add_row(level, "[bold]all (micro)[/]", *_nums(s))
         if per_type:
             for typ, t in s["per_type"].items():
-                table.add_row("", typ, *_nums(t))
+                table.add_row("", escape(typ), *_nums(t))
     console.print(table)
 
 

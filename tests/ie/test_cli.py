@@ -167,6 +167,16 @@ def test_eval_table_and_json(tmp_path: Path):
     assert table.returncode == 0 and "66.67" in table.stdout and "all (micro)" in table.stdout
 
 
+def test_eval_table_shows_type_names_as_written(tmp_path: Path):
+    """Type names come from the user's data: '[/x]' is a name, not Rich markup."""
+    gold, pred = _gold_and_pred(tmp_path)
+    for f in (gold, pred):
+        f.write_text(f.read_text(encoding="utf-8").replace("地点", "[/地点]"), encoding="utf-8")
+    table = lamina("eval", "--pred", str(pred), "--gold", str(gold), "--task", "NER")
+    assert table.returncode == 0, table.stderr
+    assert "[/地点]" in table.stdout
+
+
 def test_eval_errors_are_clear(tmp_path: Path):
     gold, pred = _gold_and_pred(tmp_path)
     other = tmp_path / "other.jsonl"
