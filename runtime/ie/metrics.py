@@ -1,110 +1,81 @@
-"""Scores: precision/recall/F1 with DeepKE's IEPile matching rules, ROUGE/BLEU.
+"""Micro precision/recall/F1 with DeepKE's IEPile counting and rounding; ROUGE/BLEU.
 
-Matching follows DeepKE's ``eval_func``: every answer becomes a list of tuples
-(NER (entity, type); RE and KG (head, relation, tail); EET (trigger, type);
-EE/EEA events (type, trigger) and arguments (type, argument, role), "NAN"
-arguments skipped). Tuples match exactly: case-sensitive, no normalisation.
-Lists are multisets: a duplicate prediction matches at most one gold tuple
-and otherwise counts as a false positive. Answers that do not parse count as
-errors and contribute no predictions. Answers for one id (schema chunks) are
-pooled before matching.
+Counting follows DeepKE's ``eval/metric``: per instance (all chunk answers of
+one record pooled, see ``readers.py`` for the tuples), the predicted tuples
+match the gold ones as multisets with no dedup: a prediction matches at most
+one equal gold tuple, and a duplicate without a gold partner is a false
+positive. EE/EEA split each event into an event tuple (type, trigger) and
+argument tuples (type, value, role) pooled over the instance, so an argument
+matches whichever event of its type it was given to. Counts sum over
+instances (micro).
+
+Rounding is DeepKE's too, so the printed digits agree: P and R are
+``round(tp / n * 100, 2)`` and F1 is computed from those *rounded* values and
+rounded again (tp 1, pred 6, gold 1 gives F1 28.58, where the exact value
+rounds to 28.57).
 """
 
 from __future__ import annotations
 
-import json
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lamina.runtime.ie.tasks import NAN, get_task
+from lamina.runtime.ie.readers import Tuple, read_answer
+from lamina.runtime.ie.tasks import get_task
 
-Tuple = tuple[Any, ...]
-
-#: Which tuple levels each task reports, and which tuple field is the "type".
-LEVELS: dict[str, tuple[tuple[str, int], ...]] = {
-    "NER": (("entity", 1),),
-    "RE": (("relation", 1),),
-    "KG": (("attribute", 1),),
-    "EET": (("trigger", 1),),
-    "EE": (("event", 0), ("argument", 0)),
-    "EEA": (("event", 0), ("argument", 0)),
+#: The tuple levels each task reports.
+LEVELS: dict[str, tuple[str, ...]] = {
+    "NER": ("entity",), "RE": ("relation",), "KG": ("attribute",), "EET": ("trigger",),
+    "EE": ("event", "argument"), "EEA": ("event", "argument"),
 }
 
 
-def _args(arguments: Any) -> tuple[tuple[str, str], ...]:
-    out = []
-    for role, value in arguments.items() if isinstance(arguments, Mapping) else []:
-        for v in value if isinstance(value, list) else [value]:
-            if isinstance(v, str) and v != NAN:
-                out.append((v, role))
-    return tuple(out)
+def type_index(task: str, fixes: Collection[str] = ()) -> int | None:
+    """Which tuple field is the "type" for the per-type breakdown (None: none).
 
-
-def tuples_from_result(task: str, result: Any) -> list[Tuple]:
-    """Tuples in a structured answer ({type: ...}); wrongly typed parts skipped."""
+    DeepKE's KG tuples have no type shared by answers and labels, so without
+    ``kg-triples`` the KG breakdown would compare unrelated groups; it is left out.
+    """
     name = get_task(task).name
-    out: list[Tuple] = []
-    if not isinstance(result, Mapping):
-        return out
-    for key, values in result.items():
-        if name == "KG":
-            for ent, props in values.items() if isinstance(values, Mapping) else []:
-                for attr, value in props.items() if isinstance(props, Mapping) else []:
-                    for v in value if isinstance(value, list) else [value]:
-                        if isinstance(v, str):
-                            out.append((ent, attr, v))
-            continue
-        if not isinstance(values, list):
-            continue
-        for v in values:
-            if name in ("NER", "EET") and isinstance(v, str):
-                out.append((v, key))
-            elif name == "RE" and isinstance(v, Mapping):
-                s, o = v.get("subject", ""), v.get("object", "")
-                if isinstance(s, str) and isinstance(o, str):
-                    out.append((s, key, o))
-            elif name == "EE" and isinstance(v, Mapping):
-                trig = v.get("trigger", "")
-                if isinstance(trig, str):
-                    out.append((key, trig, _args(v.get("arguments", {}))))
-            elif name == "EEA" and isinstance(v, Mapping):
-                out.append((key, "", _args(v)))
-    return out
+    if name in ("EE", "EEA"):
+        return 0
+    if name == "KG" and "kg-triples" not in fixes:
+        return None
+    return 1
 
 
-def tuples_from_label(task: str, label: Any) -> list[Tuple]:
-    """Tuples in an IEPile test ``label`` (the source annotation list)."""
-    name = get_task(task).name
-    if isinstance(label, str):
-        label = json.loads(label)
-    if isinstance(label, Mapping):  # an IEPile *output* object used as gold
-        return tuples_from_result(name, label)
-    out: list[Tuple] = []
-    for it in label or []:
-        if name == "NER":
-            out.append((it["entity"], it["entity_type"]))
-        elif name in ("RE", "KG"):
-            out.append((it.get("head", ""), it.get("relation", ""), it.get("tail", "")))
-        elif name == "EET":
-            out.append((it["event_trigger"], it["event_type"]))
-        else:
-            args = tuple((a["argument"], a["role"]) for a in it.get("arguments", []))
-            trig = it.get("event_trigger", "") if name == "EE" else ""
-            out.append((it["event_type"], trig, args))
-    return out
+def count_matches(gold: Sequence[Tuple], pred: Sequence[Tuple]) -> int:
+    """True positives of two multisets, by equality (tuples may hold dicts)."""
+    remaining = list(gold)
+    tp = 0
+    for p in pred:
+        if p in remaining:
+            remaining.remove(p)
+            tp += 1
+    return tp
+
+
+def percent(part: float, whole: float) -> float:
+    """DeepKE's ``round(part / whole * 100, 2)``, 0.0 for an empty whole."""
+    return round(part / whole * 100, 2) if whole else 0.0
+
+
+def f1_score(p: float, r: float) -> float:
+    """F1 of two already rounded percentages, rounded again (DeepKE)."""
+    return round(2 * p * r / (p + r), 2) if p + r else 0.0
 
 
 def split_levels(task: str, tuples: Sequence[Tuple]) -> dict[str, list[Tuple]]:
     """EE/EEA tuples -> event and argument tuples; other tasks have one level."""
     name = get_task(task).name
     if name not in ("EE", "EEA"):
-        return {LEVELS[name][0][0]: list(tuples)}
+        return {LEVELS[name][0]: list(tuples)}
     events, args = [], []
     for etype, trig, arguments in tuples:
         events.append((etype, trig))
-        args.extend((etype, a, role) for a, role in arguments)
+        args.extend((etype, value, role) for value, role in arguments)
     return {"event": events, "argument": args}
 
 
@@ -117,42 +88,42 @@ class PRF:
     gold: int = 0
 
     def add(self, gold: Sequence[Tuple], pred: Sequence[Tuple]) -> None:
-        remaining = Counter(gold)
         self.gold += len(gold)
         self.pred += len(pred)
-        for p in pred:
-            if remaining[p] > 0:
-                remaining[p] -= 1
-                self.tp += 1
+        self.tp += count_matches(gold, pred)
 
     def scores(self) -> dict[str, float | int]:
-        p = self.tp / self.pred if self.pred else 0.0
-        r = self.tp / self.gold if self.gold else 0.0
-        f = 2 * p * r / (p + r) if p + r else 0.0
-        return {"P": round(100 * p, 2), "R": round(100 * r, 2), "F1": round(100 * f, 2),
+        p, r = percent(self.tp, self.pred), percent(self.tp, self.gold)
+        return {"P": p, "R": r, "F1": f1_score(p, r),
                 "tp": self.tp, "pred": self.pred, "gold": self.gold}
 
 
 @dataclass
 class Scorer:
-    """Micro P/R/F1 for each level of one task, overall and per type."""
+    """Micro P/R/F1 for each level of one task, overall and per type.
+
+    ``records`` counts instances, ``errors`` unparsable chunk answers (DeepKE
+    counts an error per chunk, so one instance can add several).
+    """
 
     task: str
+    fixes: Collection[str] = ()
     records: int = 0
     errors: int = 0
     total: dict[str, PRF] = field(default_factory=lambda: defaultdict(PRF))
     per_type: dict[str, dict[str, PRF]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(PRF)))
 
-    def add(self, gold: Sequence[Tuple], pred: Sequence[Tuple], error: bool = False) -> None:
+    def add(self, gold: Sequence[Tuple], pred: Sequence[Tuple], errors: int = 0) -> None:
         self.records += 1
-        self.errors += int(error)
-        type_fields = dict(LEVELS[get_task(self.task).name])
+        self.errors += errors
+        idx = type_index(self.task, self.fixes)
         gold_levels, pred_levels = split_levels(self.task, gold), split_levels(self.task, pred)
-        for level in type_fields:
+        for level in LEVELS[get_task(self.task).name]:
             g, p = gold_levels.get(level, []), pred_levels.get(level, [])
             self.total[level].add(g, p)
-            idx = type_fields[level]
+            if idx is None:
+                continue
             by_g: dict[str, list[Tuple]] = defaultdict(list)
             by_p: dict[str, list[Tuple]] = defaultdict(list)
             for t in g:
@@ -164,41 +135,29 @@ class Scorer:
 
     def report(self) -> dict[str, Any]:
         levels = {}
-        for level, _ in LEVELS[get_task(self.task).name]:
+        for level in LEVELS[get_task(self.task).name]:
             levels[level] = {**self.total[level].scores(),
                              "per_type": {t: c.scores() for t, c in self.per_type[level].items()}}
         return {"task": self.task, "records": self.records, "errors": self.errors,
                 "levels": levels}
 
 
-def parse_prediction(task: str, output: Any) -> tuple[list[Tuple], bool]:
-    """DeepKE's reading of one raw answer: strict JSON object or an error."""
-    if isinstance(output, Mapping):
-        return tuples_from_result(task, output), True
-    try:
-        data = json.loads(str(output).strip())
-    except json.JSONDecodeError:
-        return [], False
-    if not isinstance(data, dict):
-        return [], False
-    return tuples_from_result(task, data), True
-
-
-def score_f1(task: str, records: Iterable[tuple[list[Tuple], list[Any], str | None]],
-             ) -> dict[str, Any]:
-    """Score (gold tuples, raw answers, source) per id; with per-source breakdown."""
-    total = Scorer(task)
+def score_f1(task: str, records: Iterable[tuple[Sequence[Tuple], Sequence[Any], str | None]],
+             fixes: Collection[str] = ()) -> dict[str, Any]:
+    """Score (gold tuples, chunk answers, source) per instance, with a per-source
+    breakdown (sources sorted, as DeepKE prints them)."""
+    total = Scorer(task, fixes)
     by_source: dict[str, Scorer] = {}
     for gold, answers, source in records:
         preds: list[Tuple] = []
-        error = False
+        errors = 0
         for answer in answers:
-            tuples, ok = parse_prediction(task, answer)
+            ok, tuples = read_answer(task, answer, fixes)
             preds.extend(tuples)
-            error = error or not ok
-        total.add(gold, preds, error)
+            errors += not ok
+        total.add(gold, preds, errors)
         if source is not None:
-            by_source.setdefault(source, Scorer(task)).add(gold, preds, error)
+            by_source.setdefault(source, Scorer(task, fixes)).add(gold, preds, errors)
     report = total.report()
     if by_source:
         report["by_source"] = {s: sc.report() for s, sc in sorted(by_source.items())}

@@ -7,14 +7,9 @@ import math
 
 import pytest
 
-from lamina.runtime.ie.metrics import (
-    PRF,
-    rouge_bleu,
-    score_f1,
-    tuples_from_label,
-    tuples_from_result,
-)
+from lamina.runtime.ie.metrics import PRF, f1_score, percent, rouge_bleu, score_f1
 from lamina.runtime.ie.parse import parse_answer, parse_pairs
+from lamina.runtime.ie.readers import read_answer, read_label
 from lamina.runtime.ie.schema_split import normalize_schema
 
 NER = ["人物", "地点"]
@@ -80,26 +75,25 @@ def test_ner_f1_hand_computed_over_exact_partial_empty_duplicate_unparsable():
     label = lambda *pairs: [{"entity": e, "entity_type": t} for e, t in pairs]  # noqa: E731
     rows = [
         # exact match: 2 tp
-        (tuples_from_label("NER", label(("康有为", "人物"), ("北京", "地点"))),
+        (read_label("NER", label(("康有为", "人物"), ("北京", "地点"))),
          ['{"人物": ["康有为"], "地点": ["北京"]}'], "A"),
         # partial: 1 tp, 1 wrong (case differs: no match), 1 missed
-        (tuples_from_label("NER", label(("Obama", "人物"), ("上海", "地点"))),
+        (read_label("NER", label(("Obama", "人物"), ("上海", "地点"))),
          ['{"人物": ["obama"], "地点": ["上海"]}'], "A"),
         # empty prediction: 1 missed
-        (tuples_from_label("NER", label(("严复", "人物"))), ['{"人物": [], "地点": []}'], "B"),
+        (read_label("NER", label(("严复", "人物"))), ['{"人物": [], "地点": []}'], "B"),
         # duplicates: 1 tp + 1 false positive
-        (tuples_from_label("NER", label(("天津", "地点"))), ['{"人物": [], "地点": ["天津", "天津"]}'],
+        (read_label("NER", label(("天津", "地点"))), ['{"人物": [], "地点": ["天津", "天津"]}'],
          "B"),
         # unparsable: error, 1 missed
-        (tuples_from_label("NER", label(("广州", "地点"))), ['{"地点": ["广州"'], "B"),
+        (read_label("NER", label(("广州", "地点"))), ['{"地点": ["广州"'], "B"),
     ]
     report = score_f1("NER", rows)
     ent = report["levels"]["entity"]
     # tp = 2 + 1 + 0 + 1 + 0 = 4; pred = 2 + 2 + 0 + 2 + 0 = 6; gold = 2 + 2 + 1 + 1 + 1 = 7
     assert (ent["tp"], ent["pred"], ent["gold"]) == (4, 6, 7)
-    p, r = 4 / 6, 4 / 7
-    assert ent["P"] == round(100 * p, 2) and ent["R"] == round(100 * r, 2)
-    assert ent["F1"] == round(100 * 2 * p * r / (p + r), 2)  # 61.54
+    assert ent["P"] == 66.67 and ent["R"] == 57.14  # DeepKE: round(tp / n * 100, 2)
+    assert ent["F1"] == 61.54  # from the rounded P and R: round(2PR / (P + R), 2)
     assert report["errors"] == 1 and report["records"] == 5
     # per type: 人物 tp 1 (康有为), pred 2, gold 3; 地点 tp 3, pred 4, gold 4
     per = ent["per_type"]
@@ -111,7 +105,7 @@ def test_ner_f1_hand_computed_over_exact_partial_empty_duplicate_unparsable():
 
 
 def test_ee_scores_events_and_arguments_separately():
-    gold = tuples_from_label("EE", [{"event_type": "人生-订婚", "event_trigger": "订婚", "arguments": [
+    gold = read_label("EE", [{"event_type": "人生-订婚", "event_trigger": "订婚", "arguments": [
         {"argument": "向佐", "role": "订婚主体"}, {"argument": "郭碧婷", "role": "订婚主体"}]}])
     pred = json.dumps({"人生-订婚": [{"trigger": "订婚", "arguments": {
         "订婚主体": ["向佐", "某人"], "时间": "NAN"}}]}, ensure_ascii=False)
@@ -121,16 +115,41 @@ def test_ee_scores_events_and_arguments_separately():
     assert (arg["tp"], arg["pred"], arg["gold"]) == (1, 2, 2)  # NAN is not an argument
 
 
-def test_re_kg_eet_eea_tuples():
-    assert tuples_from_result("RE", {"作者": [{"subject": "你的名字", "object": "新海诚"}]}) == \
+def test_deepke_rounding_takes_f1_from_rounded_p_and_r():
+    assert percent(1, 6) == 16.67 and percent(1, 1) == 100.0 and percent(0, 0) == 0.0
+    assert f1_score(16.67, 100.0) == 28.58  # the exact F1 of tp 1, pred 6, gold 1 is 28.57
+    c = PRF(tp=1, pred=6, gold=1)
+    assert c.scores()["F1"] == 28.58
+
+
+def test_answers_read_as_deepke_does():
+    """Changed with the DeepKE parity work: the old tests expected RE subject/object,
+    KG (entity, attribute, value) and flat EEA roles, which DeepKE does not read."""
+    # RE: DeepKE reads head/tail; IEPile's subject/object need --fix re-subject-object
+    rel = {"作者": [{"subject": "你的名字", "object": "新海诚"}]}
+    assert read_answer("RE", rel) == (True, [("", "作者", "")])
+    assert read_answer("RE", rel, ["re-subject-object"]) == (True, [("你的名字", "作者", "新海诚")])
+    assert read_answer("RE", {"作者": [{"head": "你的名字", "tail": "新海诚"}]}) == \
+        (True, [("你的名字", "作者", "新海诚")])
+    assert read_label("RE", '[{"head": "你的名字", "relation": "作者", "tail": "新海诚"}]') == \
         [("你的名字", "作者", "新海诚")]
-    assert tuples_from_label("RE", '[{"head": "你的名字", "relation": "作者", "tail": "新海诚"}]') == \
-        [("你的名字", "作者", "新海诚")]
-    assert sorted(tuples_from_result("KG", {"人物": {"马三立": {"别名": "马桂福", "职业": ["演员", "大师"]}}})) \
-        == [("马三立", "别名", "马桂福"), ("马三立", "职业", "大师"), ("马三立", "职业", "演员")]
-    assert tuples_from_result("EET", {"组织关系-裁员": ["裁员"]}) == [("裁员", "组织关系-裁员")]
-    assert tuples_from_result("EEA", {"辞职": [{"离职者": "张三", "时间": "NAN"}]}) == \
-        [("辞职", "", (("张三", "离职者"),))]
+    # KG: DeepKE's (type, entity, attributes) records, "无"/"nan" dropped; triples with the fix
+    kg = {"人物": {"马三立": {"别名": "马桂福", "职业": ["演员", "大师"], "国籍": "无"}}}
+    assert read_answer("KG", kg) == \
+        (True, [("人物", "马三立", {"别名": "马桂福", "职业": ["演员", "大师"]})])
+    assert sorted(read_answer("KG", kg, ["kg-triples"])[1]) == \
+        [("马三立", "别名", "马桂福"), ("马三立", "职业", "大师"), ("马三立", "职业", "演员")]
+    assert read_answer("EET", {"组织关系-裁员": ["裁员"]}) == (True, [("裁员", "组织关系-裁员")])
+    # EEA: the trigger and "arguments" are read as in EE; the gold trigger is ""
+    eea = {"辞职": [{"trigger": "辞职", "arguments": {"离职者": "张三", "时间": "NAN"}}]}
+    assert read_answer("EEA", eea) == (True, [("辞职", "辞职", (("张三", "离职者"),))])
+    assert read_answer("EEA", {"辞职": [{"离职者": "张三"}]}) == (True, [("辞职", "", ())])
+    assert read_label("EEA", [{"event_type": "辞职", "event_trigger": "辞职", "arguments": [
+        {"argument": "张三", "role": "离职者"}]}]) == [("辞职", "", (("张三", "离职者"),))]
+    # strict JSON: whitespace is fine, fences or a list are not
+    assert read_answer("NER", ' {"人物": ["康有为"]}\n') == (True, [("康有为", "人物")])
+    assert read_answer("NER", '```json\n{"人物": []}\n```') == (False, [])
+    assert read_answer("NER", '["康有为"]') == (False, [])
 
 
 def test_rouge_bleu_hand_computed():
