@@ -50,6 +50,7 @@ class BuildOptions:
     verify: bool = True
     force: bool = False
     tmp_dir: Path | None = None  # where the temporary folder goes (default: RAM or next to output)
+    model_name: str | None = None  # general.name (default: convert's rule, plan.model_name)
 
 
 @dataclass
@@ -143,7 +144,7 @@ def build(opts: BuildOptions, *, convert_progress: Any | None = None,
         convert(ConvertOptions(base=opts.base, output=intermediate, loras=list(opts.loras),
                                diff=opts.diff, tokenizer=opts.tokenizer, template=opts.template,
                                outtype=opts.intermediate, force=True,
-                               model_name=Path(opts.base).name), progress=convert_progress)
+                               model_name=opts.model_name), progress=convert_progress)
         seconds["convert"] = time.perf_counter() - start
         intermediate_bytes = intermediate.stat().st_size
 

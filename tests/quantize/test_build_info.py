@@ -155,3 +155,50 @@ def test_every_libllama_ftype_is_listed_or_explained():
               if n.startswith("LLAMA_FTYPE_") and n != "LLAMA_FTYPE_GUESSED"}
     offered = {t.ftype for t in QUANT_TYPES}
     assert ftypes - offered == {lc.LLAMA_FTYPE_MOSTLY_NVFP4}
+
+
+# ------------------------------------------------------------- general.name
+
+
+def test_build_and_convert_then_quantize_name_the_model_alike(family, tmp_path):
+    """One naming rule: build used to call it 'base', convert 'base+lora+lora'."""
+    from lamina.convert.pipeline import ConvertOptions, convert
+
+    loras = [family.lora_plus, family.lora_alpaca]
+    built = tmp_path / "built.gguf"
+    build(BuildOptions(base=family.base_hf, output=built, qtype="Q8_0", loras=loras,
+                       verify=False))
+    f16 = tmp_path / "f16.gguf"
+    convert(ConvertOptions(base=family.base_hf, output=f16, loras=loras))
+    manual = tmp_path / "manual.gguf"
+    quantize(f16, manual, "Q8_0")
+    expected = "+".join(p.name for p in [family.base_hf, *loras])
+    assert model_info(built).name == model_info(manual).name == model_info(f16).name == expected
+    assert built.read_bytes() == manual.read_bytes()  # nothing else differs either
+
+
+def test_an_explicit_name_wins_in_every_command(family, tmp_path, capsys):
+    from lamina.convert.pipeline import ConvertOptions, convert
+    from tests.convert.test_errors import run_cli
+
+    inputs = [family.base_hf, "--lora", family.lora_plus, "--name", "Chinese Alpaca 7B"]
+    for args in (["build", *inputs, "-q", "Q8_0", "--no-verify", "-o", tmp_path / "b.gguf"],
+                 ["convert", *inputs, "-o", tmp_path / "c.gguf"],
+                 ["merge", *inputs, "-o", tmp_path / "merged"]):
+        code, text = run_cli(args, capsys)
+        assert code == 0, text
+    assert model_info(tmp_path / "b.gguf").name == "Chinese Alpaca 7B"
+    assert model_info(tmp_path / "c.gguf").name == "Chinese Alpaca 7B"
+    prov = json.loads((tmp_path / "merged" / "lamina_provenance.json").read_text())
+    assert prov["name"] == "Chinese Alpaca 7B"
+    convert(ConvertOptions(base=tmp_path / "merged", output=tmp_path / "mc.gguf"))
+    assert model_info(tmp_path / "mc.gguf").name == "Chinese Alpaca 7B"  # the recorded name
+
+
+def test_an_empty_name_is_a_clear_error(family, tmp_path, capsys):
+    from tests.convert.test_errors import assert_fails
+
+    out = tmp_path / "m.gguf"
+    assert_fails(["build", family.base_hf, "-q", "Q8_0", "--name", " ", "-o", out], capsys, out,
+                 "--name is empty")
+    assert list(tmp_path.iterdir()) == []
