@@ -21,7 +21,7 @@ import numpy as np
 
 from lamina.convert.checksums import verify_inputs
 from lamina.convert.llama import permute_qk, qk_heads
-from lamina.convert.plan import MergedTensor, MergePlan, build_plan
+from lamina.convert.plan import PROVENANCE_FILE, MergedTensor, MergePlan, build_plan, model_name
 from lamina.errors import InputError
 from lamina.files import atomic_output_dir, check_output_path
 
@@ -43,6 +43,7 @@ class MergeOptions:
     force: bool = False
     sha256: Path | None = None
     shard_bytes: int = SHARD_BYTES
+    model_name: str | None = None  # recorded in lamina_provenance.json; see plan.model_name
 
 
 @dataclass
@@ -94,7 +95,8 @@ def merge(opts: MergeOptions, progress: Any | None = None) -> MergeReport:
         task = None
         if progress is not None:
             task = progress.add_task(f"Merging to {opts.format}", total=plan.total_bytes)
-        provenance = {**plan.provenance(), "format": opts.format, "dtype": dtype}
+        provenance = {"name": model_name(plan, opts.model_name), **plan.provenance(),
+                      "format": opts.format, "dtype": dtype}
         if verified:
             provenance["sha256_verified"] = verified
         with atomic_output_dir(opts.output, force=opts.force) as tmp:
@@ -103,7 +105,7 @@ def merge(opts: MergeOptions, progress: Any | None = None) -> MergeReport:
             else:
                 files = _write_meta(tmp, plan, dtype, progress, task)
             _write_tokenizer(tmp, plan)
-            (tmp / "lamina_provenance.json").write_text(
+            (tmp / PROVENANCE_FILE).write_text(
                 json.dumps(provenance, indent=2, ensure_ascii=False), encoding="utf-8")
     finally:
         plan.close()

@@ -18,7 +18,7 @@ import numpy as np
 
 from lamina.convert.checksums import verify_inputs
 from lamina.convert.llama import gguf_tensor_name, permute_qk, qk_heads
-from lamina.convert.plan import MergedTensor, MergePlan, build_plan
+from lamina.convert.plan import MergedTensor, MergePlan, build_plan, model_name
 from lamina.convert.writer import OUTTYPES, GGUFMetadata, PlannedTensor, write_gguf
 from lamina.errors import InputError
 from lamina.files import atomic_output, check_output_path
@@ -34,7 +34,7 @@ class ConvertOptions:
     template: str | None = None
     outtype: str = "f16"
     force: bool = False
-    model_name: str | None = None
+    model_name: str | None = None  # general.name; default: plan.model_name's rule
     sha256: Path | None = None  # list of expected SHA-256 sums for the input files
 
 
@@ -116,7 +116,7 @@ def convert(opts: ConvertOptions, progress: Any | None = None) -> ConvertReport:
         if plan.diff is not None and plan.diff.checksums:
             provenance["diff_tensor_checksums"] = True
         gmeta = GGUFMetadata(
-            model_name=opts.model_name or _model_name(plan),
+            model_name=model_name(plan, opts.model_name),
             hparams=plan.hparams,
             vocab=plan.vocab,
             template_name=template_name,
@@ -138,9 +138,3 @@ def convert(opts: ConvertOptions, progress: Any | None = None) -> ConvertReport:
         notes=plan.notes,
     )
 
-
-def _model_name(plan: MergePlan) -> str:
-    parts = [plan.base.folder.name] + [lo.name for lo in plan.loras]
-    if plan.diff is not None:
-        parts.append(plan.diff.folder.name)
-    return "+".join(parts)

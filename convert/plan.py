@@ -15,6 +15,7 @@ LoRA's ``modules_to_save``).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ from lamina.convert.tokenizer import GGUFVocab, load_spm_vocab
 from lamina.errors import ChecksumError, InputError, ShapeMismatchError
 
 VOCAB_TENSORS = ("model.embed_tokens.weight", "lm_head.weight")
+
+#: What ``lamina merge`` writes next to the weights: the inputs, and the model's name.
+PROVENANCE_FILE = "lamina_provenance.json"
 
 
 #: Target size of one streamed row chunk, in float32 elements (32 MiB).
@@ -87,6 +91,54 @@ class MergePlan:
             lo.close()
         if self.diff:
             self.diff.close()
+
+
+def model_name(plan: MergePlan, explicit: str | None = None) -> str:
+    """The model's name (GGUF ``general.name``, ``lamina merge``'s provenance): the one rule.
+
+    ``lamina convert``, ``build`` and ``merge`` all take it from here, so the
+    same inputs carry the same name whichever command wrote them (``build``
+    once named a file after its base alone). An explicit name (``--name``)
+    wins. Otherwise it is the base's name and the patches' folder names, joined
+    by '+': ``llama-7b+chinese-llama-plus-lora-7b+chinese-alpaca-plus-lora-7b``
+    (the diff, if any, last). A base written by ``lamina merge`` is named by
+    the name recorded there, so merging first and converting later names the
+    model as converting at once does.
+    """
+    if explicit is not None:
+        name = explicit.strip()
+        if not name:
+            raise InputError("The model name given with --name is empty.",
+                             hint="Give a name, or leave --name out to name the model after "
+                                  "its inputs (base+lora+...).")
+        return name
+    parts = [_recorded_name(plan.base.folder) or _folder_name(plan.base.folder)]
+    parts += [_folder_name(lo.folder) for lo in plan.loras]
+    if plan.diff is not None:
+        parts.append(_folder_name(plan.diff.folder))
+    return "+".join(parts)
+
+
+def _folder_name(folder: Path) -> str:
+    """A folder's own name, also when it was given as '.' or '..'."""
+    return Path(folder).name or Path(folder).resolve().name
+
+
+def _recorded_name(folder: Path) -> str | None:
+    """The name ``lamina merge`` recorded in ``folder``, if it wrote this folder.
+
+    Provenance is a courtesy, not an input: an unreadable or odd file means
+    "no recorded name", never an error.
+    """
+    path = Path(folder) / PROVENANCE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        return None
+    return name.strip()
 
 
 def _sp_size(path: Path) -> int:

@@ -5,7 +5,11 @@ intermediate float GGUF into a private temporary folder, ``lamina quantize``
 turns it into the requested type, and (unless switched off) ``lamina verify``
 compares the result with the intermediate on the built-in text. The temporary
 folder lives next to the output (same disk, no 13 GB surprise in /tmp) and is
-removed whatever happens: success, error or Ctrl-C.
+removed whatever happens: success, error or Ctrl-C. Only a SIGKILL (or a power
+cut) can leave it behind; its name carries the process id
+(``.OUT.gguf.<pid>-<host>-<random>.build``), and the next build of the same
+output removes such folders, and the output's own ``.part`` leftovers, of
+processes that are gone (``lamina.files.remove_leftovers``).
 
 When the machine has RAM to spare (``/dev/shm`` and MemAvailable both well
 above the intermediate's size), the intermediate goes to ``/dev/shm`` instead:
@@ -18,7 +22,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lamina.errors import InputError
-from lamina.files import check_output_path
+from lamina.files import check_output_path, make_temp, remove_leftovers
 from lamina.quantize.quality import QualityReport
 from lamina.quantize.quantizer import QuantizeReport, TensorCallback, quantize
 from lamina.quantize.types import get_quant_type
@@ -50,6 +53,7 @@ class BuildOptions:
     verify: bool = True
     force: bool = False
     tmp_dir: Path | None = None  # where the temporary folder goes (default: RAM or next to output)
+    model_name: str | None = None  # general.name (default: convert's rule, plan.model_name)
 
 
 @dataclass
@@ -113,6 +117,20 @@ def temp_parent(opts: BuildOptions, out: Path) -> Path:
     return out.parent if str(out.parent) else Path(".")
 
 
+def remove_build_leftovers(out: Path, parent: Path) -> None:
+    """Free what killed builds of ``out`` left: work folders and the output's ``.part``.
+
+    Done before the new work folder is made, so the space is there for it. A
+    work folder may sit in RAM, next to the output or in this run's --tmp-dir
+    (earlier --tmp-dir choices cannot be known); /dev/shm matters most, as a
+    leftover there holds RAM until reboot.
+    """
+    remove_leftovers(out)
+    here = out.parent if str(out.parent) else Path(".")
+    for folder in dict.fromkeys([parent, SHM, here]):
+        remove_leftovers(out, ".build", folder)
+
+
 def build(opts: BuildOptions, *, convert_progress: Any | None = None,
           on_tensor: TensorCallback | None = None,
           on_stage: Callable[[str], None] | None = None,
@@ -129,8 +147,9 @@ def build(opts: BuildOptions, *, convert_progress: Any | None = None,
                          hint="Pass --imatrix FILE, or choose another type such as Q4_K_M.")
     out = check_output_path(opts.output, force=opts.force)
     parent = temp_parent(opts, out)
+    remove_build_leftovers(out, parent)
     try:
-        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=parent))
+        work = make_temp(parent, out.name, ".build", folder=True)
     except OSError as exc:
         raise InputError(f"Cannot create a temporary folder in '{parent}': {exc.strerror}.",
                          hint="Choose a writable location with -o or --tmp-dir.") from exc
@@ -143,7 +162,7 @@ def build(opts: BuildOptions, *, convert_progress: Any | None = None,
         convert(ConvertOptions(base=opts.base, output=intermediate, loras=list(opts.loras),
                                diff=opts.diff, tokenizer=opts.tokenizer, template=opts.template,
                                outtype=opts.intermediate, force=True,
-                               model_name=Path(opts.base).name), progress=convert_progress)
+                               model_name=opts.model_name), progress=convert_progress)
         seconds["convert"] = time.perf_counter() - start
         intermediate_bytes = intermediate.stat().st_size
 

@@ -188,7 +188,8 @@ def quantize(
     start = time.perf_counter()
     with atomic_output(out, force=force) as tmp:  # fails first on a read-only folder
         _check_disk_space(out, n_params, qt, input_bytes)
-        job = {"input": str(src), "output": str(tmp), "ftype": qt.ftype, "only_copy": qt.only_copy,
+        job = {"input": str(src), "output": str(tmp), "parent_pid": os.getpid(),
+               "ftype": qt.ftype, "only_copy": qt.only_copy,
                "nthread": n_threads or 0, "keep_output_f16": keep_output_f16,
                "imatrix": str(imatrix) if imatrix is not None else None}
         error = _run_worker(job, on_tensor)

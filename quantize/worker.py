@@ -11,13 +11,19 @@ stdout, one per line:
     {"event": "done", "rc": 0, "error": null}
 
 The job arrives as one JSON object on stdin (see ``quantizer.WorkerJob``).
+
+If lamina itself is killed (SIGKILL, no chance to stop its child), the worker
+stops too (``_die_with_parent``) instead of finishing a quantization nobody
+waits for, into a temporary file the next run will remove.
 """
 
 from __future__ import annotations
 
 import ctypes
 import json
+import os
 import re
+import signal
 import sys
 from typing import Any
 
@@ -113,13 +119,41 @@ def build_params(job: dict[str, Any], keep: list[Any]) -> Any:
     return params
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int | None) -> None:
+    """Have the kernel kill this process when lamina (``parent``) dies, on Linux.
+
+    Without it an orphaned worker goes on writing a temporary output for
+    minutes (a printed progress line then fails, but inside libllama's log
+    callback, where the error is ignored). Elsewhere ``_orphaned`` is checked
+    on every log line instead.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+    if _orphaned(parent):  # lamina died before prctl took effect
+        os._exit(1)
+
+
+def _orphaned(parent: int | None) -> bool:
+    return parent is not None and os.getppid() != parent
+
+
 def run(job: dict[str, Any]) -> int:
     import llama_cpp.llama_cpp as lc
 
     watcher = _LogWatcher()
+    parent = job.get("parent_pid")
 
     @lc.llama_log_callback
     def on_log(level: int, text: bytes, user_data: Any) -> None:
+        if _orphaned(parent):
+            os._exit(1)
         watcher.feed(text.decode("utf-8", "replace"))
 
     lc.llama_log_set(on_log, ctypes.c_void_p(0))
@@ -136,11 +170,10 @@ def run(job: dict[str, Any]) -> int:
 
 def main() -> None:
     job = json.loads(sys.stdin.read())
+    _die_with_parent(job.get("parent_pid"))
     code = run(job)
     sys.stdout.flush()
     # Skip interpreter teardown: llama.cpp's static destructors are not needed here.
-    import os
-
     os._exit(code)
 
 

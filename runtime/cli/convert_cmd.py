@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from lamina.runtime.cli.options import force_option, json_option, output_option
+from lamina.runtime.cli.options import force_option, json_option, name_option, output_option
 
 _sha256_option = click.option(
     "--sha256", "sha256", type=click.Path(path_type=Path), default=None,
@@ -52,12 +52,13 @@ def _print_notes(notes: list[str]) -> None:
 @click.option("--outtype", type=click.Choice(["f32", "f16", "bf16", "q8_0"]), default="f16",
               show_default=True, help="Tensor type of the output.")
 @_sha256_option
+@name_option
 @output_option
 @force_option
 @json_option
 def convert(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Path | None,
-            template: str | None, outtype: str, sha256: Path | None, output: str, force: bool,
-            as_json: bool) -> None:
+            template: str | None, outtype: str, sha256: Path | None, model_name: str | None,
+            output: str, force: bool, as_json: bool) -> None:
     """Convert an HF/Meta LLaMA (+ LoRA patches or a weight diff) into one GGUF file.
 
     \b
@@ -73,7 +74,7 @@ def convert(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: P
 
     opts = ConvertOptions(base=base, output=Path(output), loras=list(loras), diff=diff,
                           tokenizer=tokenizer, template=template, outtype=outtype, force=force,
-                          sha256=sha256)
+                          sha256=sha256, model_name=model_name)
     with _bytes_progress(as_json) as progress:
         report = run_convert(opts, progress=progress)
     if as_json:
@@ -97,13 +98,14 @@ def convert(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: P
 @click.option("--dtype", type=click.Choice(["float16", "bfloat16", "float32"]), default=None,
               help="Weight dtype of the output (default: the base model's).")
 @_sha256_option
+@name_option
 @click.option("--output", "-o", "output", type=click.Path(path_type=Path), required=True,
               help="Output folder.")
 @force_option
 @json_option
 def merge(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Path | None,
-          fmt: str, dtype: str | None, sha256: Path | None, output: Path, force: bool,
-          as_json: bool) -> None:
+          fmt: str, dtype: str | None, sha256: Path | None, model_name: str | None,
+          output: Path, force: bool, as_json: bool) -> None:
     """Merge LoRA patches (or a diff) into the base and save an HF (or Meta .pth) folder."""
     from lamina.convert.merge import MergeOptions
     from lamina.convert.merge import merge as run_merge
@@ -112,7 +114,8 @@ def merge(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
     check_output_path(output, force=force, is_dir=True)  # before the progress bar starts
 
     opts = MergeOptions(base=base, output=output, loras=list(loras), diff=diff,
-                        tokenizer=tokenizer, format=fmt, dtype=dtype, force=force, sha256=sha256)
+                        tokenizer=tokenizer, format=fmt, dtype=dtype, force=force, sha256=sha256,
+                        model_name=model_name)
     with _bytes_progress(as_json) as progress:
         report = run_merge(opts, progress=progress)
     if as_json:

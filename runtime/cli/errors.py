@@ -30,8 +30,11 @@ def print_error(message: str, hint: str | None = None) -> None:
 def run_cli(group: click.Group, argv: list[str] | None = None) -> Any:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _wants_debug(args)
+    from lamina.runtime.cli.leftovers import leftover_notice
+
     try:
-        return group.main(args=args, prog_name="lamina", standalone_mode=False)
+        with leftover_notice():  # its line comes before an error message, not after
+            return group.main(args=args, prog_name="lamina", standalone_mode=False)
     except click.exceptions.Abort:
         print_error("Interrupted.")
         sys.exit(130)

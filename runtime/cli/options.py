@@ -30,6 +30,11 @@ lora_option = click.option(
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 force_option = click.option("--force", "-f", is_flag=True, help="Overwrite the output if it exists.")
+name_option = click.option(
+    "--name", "model_name", default=None,
+    help="Model name recorded in the output (GGUF general.name); default: the input "
+         "folders' names, base+lora+..., the same for convert, build and merge.",
+)
 output_option = click.option(
     "--output", "-o", "output", type=click.Path(dir_okay=False), required=True,
     help="Output file.",

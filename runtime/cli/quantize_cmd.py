@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from lamina.runtime.cli.options import ctx_option, force_option, json_option, threads_option
+from lamina.runtime.cli.options import (
+    ctx_option,
+    force_option,
+    json_option,
+    name_option,
+    threads_option,
+)
 
 
 def _print_json(data: Any) -> None:
@@ -218,12 +224,13 @@ def verify(model: Path, reference: Path, text_file: Path | None, n_ctx: int | No
 @click.option("--tmp-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the temporary folder goes (default: /dev/shm when RAM clearly "
                    "suffices, else next to the output).")
+@name_option
 @force_option
 @json_option
 def build(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Path | None,
           qtype: str, output: Path, template: str | None, intermediate: str,
           n_threads: int | None, imatrix: Path | None, keep_output_f16: bool, no_verify: bool,
-          tmp_dir: Path | None, force: bool, as_json: bool) -> None:
+          tmp_dir: Path | None, model_name: str | None, force: bool, as_json: bool) -> None:
     """Convert + quantize (+ verify) in one command; intermediate files are always removed."""
     from lamina.console import bytes_progress
     from lamina.quantize.build import BuildOptions
@@ -232,7 +239,8 @@ def build(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
     opts = BuildOptions(base=base, output=output, qtype=qtype, loras=list(loras), diff=diff,
                         tokenizer=tokenizer, template=template, intermediate=intermediate,
                         n_threads=n_threads, imatrix=imatrix, keep_output_f16=keep_output_f16,
-                        verify=not no_verify, force=force, tmp_dir=tmp_dir)
+                        verify=not no_verify, force=force, tmp_dir=tmp_dir,
+                        model_name=model_name)
     qprogress, on_tensor = _tensor_progress("Quantizing")
     vprogress, on_chunk = _chunk_progress("Verifying")
     state: dict[str, Any] = {"active": None}

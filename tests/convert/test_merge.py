@@ -39,10 +39,12 @@ def test_merged_folder_loads_in_transformers_with_peft_logits(merged_hf, family,
 def test_merged_folder_converts_to_the_same_model(merged_hf, tmp_path, family, variant_gguf):
     """merge then convert == convert with LoRAs directly."""
     from lamina.convert.pipeline import ConvertOptions, convert
+    from lamina.quantize.info import model_info
 
     out, _ = merged_hf
     gguf = tmp_path / "m.gguf"
     convert(ConvertOptions(base=out, output=gguf, outtype="f32"))
+    assert model_info(gguf).name == model_info(variant_gguf("plus_alpaca")).name  # one rule
     ids = sp_ids(family.extended_tokenizer, PROMPTS[2])
     a = cpp_logits(llama(gguf), ids)
     b = cpp_logits(llama(variant_gguf("plus_alpaca")), ids)

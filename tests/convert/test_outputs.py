@@ -102,3 +102,18 @@ def test_tied_embeddings_model_converts(family, tmp_path):
     convert(ConvertOptions(base=folder, output=out, outtype="f32"))
     ids = sp_ids(family.base_tokenizer, PROMPTS[3])
     assert np.abs(cpp_logits(llama(out), ids) - hf_logits(model, ids)).max() < 1e-3
+
+
+def test_convert_removes_the_leftover_of_a_killed_run_and_says_so(family, tmp_path, capsys):
+    """The cheapest command writing through atomic_output, end to end through the CLI."""
+    from tests.test_files import kill_writer, start_writer
+
+    out = tmp_path / "m.gguf"
+    proc, leftover = start_writer(out, 2_000_000)
+    kill_writer(proc)
+    code, text = run_cli(["convert", family.base_hf, "-o", out], capsys)
+    assert code == 0, text
+    assert "Removed 1 leftover temporary file (1.91 MB) of earlier interrupted runs." in text
+    assert not leftover.exists() and list(tmp_path.iterdir()) == [out]
+    code, text = run_cli(["convert", family.base_hf, "-o", out, "--force"], capsys)
+    assert code == 0 and "leftover" not in text  # nothing left: nothing said

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -58,7 +63,7 @@ def test_build_removes_its_temporary_folder_on_failure(qfix, tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt):  # default location (RAM or next to the output)
         build(BuildOptions(base=qfix.hf, output=out / "m.gguf", verify=False))
     assert list(out.iterdir()) == []
-    assert not list(build_mod.SHM.glob(".m.gguf.build-*"))
+    assert not list(build_mod.SHM.glob(f".m.gguf.{os.getpid()}-*.build"))
 
 
 def test_intermediate_goes_to_ram_only_when_it_clearly_fits(qfix, tmp_path, monkeypatch):
@@ -155,3 +160,112 @@ def test_every_libllama_ftype_is_listed_or_explained():
               if n.startswith("LLAMA_FTYPE_") and n != "LLAMA_FTYPE_GUESSED"}
     offered = {t.ftype for t in QUANT_TYPES}
     assert ftypes - offered == {lc.LLAMA_FTYPE_MOSTLY_NVFP4}
+
+
+# ------------------------------------------------------------- general.name
+
+
+def test_build_and_convert_then_quantize_name_the_model_alike(family, tmp_path):
+    """One naming rule: build used to call it 'base', convert 'base+lora+lora'."""
+    from lamina.convert.pipeline import ConvertOptions, convert
+
+    loras = [family.lora_plus, family.lora_alpaca]
+    built = tmp_path / "built.gguf"
+    build(BuildOptions(base=family.base_hf, output=built, qtype="Q8_0", loras=loras,
+                       verify=False))
+    f16 = tmp_path / "f16.gguf"
+    convert(ConvertOptions(base=family.base_hf, output=f16, loras=loras))
+    manual = tmp_path / "manual.gguf"
+    quantize(f16, manual, "Q8_0")
+    expected = "+".join(p.name for p in [family.base_hf, *loras])
+    assert model_info(built).name == model_info(manual).name == model_info(f16).name == expected
+    assert built.read_bytes() == manual.read_bytes()  # nothing else differs either
+
+
+def test_an_explicit_name_wins_in_every_command(family, tmp_path, capsys):
+    from lamina.convert.pipeline import ConvertOptions, convert
+    from tests.convert.test_errors import run_cli
+
+    inputs = [family.base_hf, "--lora", family.lora_plus, "--name", "Chinese Alpaca 7B"]
+    for args in (["build", *inputs, "-q", "Q8_0", "--no-verify", "-o", tmp_path / "b.gguf"],
+                 ["convert", *inputs, "-o", tmp_path / "c.gguf"],
+                 ["merge", *inputs, "-o", tmp_path / "merged"]):
+        code, text = run_cli(args, capsys)
+        assert code == 0, text
+    assert model_info(tmp_path / "b.gguf").name == "Chinese Alpaca 7B"
+    assert model_info(tmp_path / "c.gguf").name == "Chinese Alpaca 7B"
+    prov = json.loads((tmp_path / "merged" / "lamina_provenance.json").read_text())
+    assert prov["name"] == "Chinese Alpaca 7B"
+    convert(ConvertOptions(base=tmp_path / "merged", output=tmp_path / "mc.gguf"))
+    assert model_info(tmp_path / "mc.gguf").name == "Chinese Alpaca 7B"  # the recorded name
+
+
+def test_an_empty_name_is_a_clear_error(family, tmp_path, capsys):
+    from tests.convert.test_errors import assert_fails
+
+    out = tmp_path / "m.gguf"
+    assert_fails(["build", family.base_hf, "-q", "Q8_0", "--name", " ", "-o", out], capsys, out,
+                 "--name is empty")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------ leftovers of killed builds
+
+
+def test_build_removes_what_killed_builds_left(family, tmp_path, capsys):
+    """Work folders (here in --tmp-dir) and the output's .part of dead processes go first."""
+    from lamina import files
+    from tests.convert.test_errors import run_cli
+    from tests.test_files import dead_pid, leftover_name
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    out = tmp_path / f"m{os.getpid()}.gguf"  # no other session's leftovers in /dev/shm match
+    pid = dead_pid()
+    part = leftover_name(out, pid)
+    part.write_bytes(b"p" * 1000)
+    work = scratch / leftover_name(out, pid, ".build").name
+    work.mkdir()
+    (work / "model-f16.gguf").write_bytes(b"f" * 3000)
+    (work / f".model-f16.gguf.{pid}-{files._HOST}-89abcdef.part").write_bytes(b"x" * 24)
+    code, text = run_cli(["build", family.base_hf, "-q", "Q8_0", "--no-verify", "--tmp-dir",
+                          scratch, "-o", out], capsys)
+    assert code == 0, text
+    assert "Removed 2 leftover temporary files (3.93 KB) of earlier interrupted runs." in text
+    assert list(scratch.iterdir()) == [] and sorted(tmp_path.iterdir()) == [out, scratch]
+
+
+_ORPHAN = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c",
+    "import os, sys, time; from lamina.quantize.worker import _die_with_parent; "
+    "_die_with_parent(int(sys.argv[1])); print('ready', flush=True); time.sleep(600)",
+    str(__import__("os").getpid())], stdout=subprocess.PIPE, text=True)
+assert child.stdout.readline().strip() == "ready"
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:  # a zombie nobody reaps is gone too
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_quantize_worker_dies_with_a_killed_lamina():
+    """Else an orphaned worker writes a temporary output for minutes after lamina is gone."""
+    parent = subprocess.Popen([sys.executable, "-c", _ORPHAN], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    worker = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while not _gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not _gone(worker):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its parent")
