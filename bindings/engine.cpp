@@ -41,7 +41,9 @@ BatchEngine::BatchEngine(const llama_model* model, const EngineConfig& cfg) : cf
     if (cfg_.n_threads <= 0) {
         cfg_.n_threads = static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
     }
-    // Every generating sequence needs one output row per step.
+    // Prompts are evaluated in chunks of the sequential context's n_batch (see
+    // step()); the batch itself must also hold one row per generating sequence.
+    n_chunk_ = cfg_.n_batch;
     cfg_.n_batch = std::max(cfg_.n_batch, cfg_.n_seq_max);
 
     model_ = model;
@@ -175,19 +177,22 @@ int32_t BatchEngine::set_prefix(const std::vector<llama_token>& prefix) {
             throw std::invalid_argument("token id " + str(t) + " is outside the vocabulary");
         }
     }
+    // Only whole chunks can be shared (see admit()); the tail is of no use.
+    const std::vector<llama_token> whole(
+        prefix.begin(), prefix.begin() + (static_cast<int64_t>(prefix.size()) / n_chunk_) * n_chunk_);
     std::lock_guard<std::mutex> lock(mu_);
     check_open();
-    if (prefix == prefix_) return 0;
+    if (whole == prefix_) return 0;
     // Running sequences keep their own tags on the old cells; only the
     // holder's tags go.
     llama_memory_seq_rm(mem_, prefix_seq_, -1, -1);
     prefix_.clear();
     int32_t done = 0;
-    const int32_t n = static_cast<int32_t>(prefix.size());
+    const int32_t n = static_cast<int32_t>(whole.size());
     while (done < n) {
-        const int32_t k = std::min(cfg_.n_batch, n - done);
+        const int32_t k = std::min(n_chunk_, n - done);
         batch_.n_tokens = 0;
-        for (int32_t i = 0; i < k; ++i) add_token(prefix[done + i], done + i, prefix_seq_, false);
+        for (int32_t i = 0; i < k; ++i) add_token(whole[done + i], done + i, prefix_seq_, false);
         const int32_t rc = llama_decode(ctx_, batch_);
         stats_.decode_calls++;
         if (rc != 0) {
@@ -197,7 +202,7 @@ int32_t BatchEngine::set_prefix(const std::vector<llama_token>& prefix) {
         }
         done += k;
     }
-    prefix_ = prefix;
+    prefix_ = whole;
     stats_.prompt_evaluated += n;
     stats_.prefix_evaluated += n;
     return n;
@@ -224,6 +229,9 @@ void BatchEngine::admit(Request& r, int32_t slot) {
         while (static_cast<size_t>(shared) < n && prefix_[shared] == r.prompt[shared]) ++shared;
         // The last prompt token is always evaluated: its logits start generation.
         shared = std::min<int32_t>(shared, static_cast<int32_t>(r.prompt.size()) - 1);
+        // Only whole chunks: the rest of the prompt is then evaluated exactly as
+        // a from-scratch evaluation would (same chunk boundaries).
+        shared -= shared % n_chunk_;
     }
     if (shared > 0) {
         if (cfg_.kv_unified) {
@@ -276,39 +284,59 @@ std::vector<Event> BatchEngine::step() {
         admit(*requests_.at(id), s);
     }
 
-    // Requests in submission order (ids grow), so older prompts fill first.
-    std::vector<Request*> active;
+    // Generating sequences decode one token each, in slot order: llama.cpp
+    // splits a multi-stream batch into ubatches of consecutive sequence ids,
+    // so slot order keeps them in as few ubatches (weight passes) as possible.
+    std::vector<Request*> generating;
+    std::vector<Request*> prefilling;  // in submission order (ids grow)
     for (auto& kv : requests_) {
-        if (kv.second->state != State::Queued) active.push_back(kv.second.get());
+        Request* r = kv.second.get();
+        if (r->state == State::Generating) generating.push_back(r);
+        if (r->state == State::Prefill) prefilling.push_back(r);
     }
-    if (active.empty()) return events;
+    std::sort(generating.begin(), generating.end(),
+              [](const Request* a, const Request* b) { return a->slot < b->slot; });
 
-    batch_.n_tokens = 0;
-    for (Request* r : active) {
-        r->batch_idx = -1;
-        if (r->state == State::Generating) {
+    if (!generating.empty()) {
+        batch_.n_tokens = 0;
+        for (Request* r : generating) {
             r->batch_idx = batch_.n_tokens;
             add_token(r->last, r->n_past, r->slot, true);
             r->n_past++;
         }
+        decode_and_sample(generating, 0, events);
     }
-    int32_t n_prompt = 0;
-    for (Request* r : active) {
-        if (r->state != State::Prefill) continue;
-        const int32_t budget = cfg_.n_batch - batch_.n_tokens;
+
+    // Prompts are evaluated as a plain llama.cpp loop evaluates them: chunks of
+    // n_chunk tokens from position 0, each chunk alone in its llama_decode.
+    // Packing a chunk with other sequences' tokens would let llama.cpp split
+    // it into smaller ubatches, and how a prompt is cut changes its logits in
+    // the last bits (the tokens of a document would then depend on its batch
+    // companions). Up to n_chunk prompt tokens per step (at least one chunk),
+    // so a long prompt does not hold up the running streams for long.
+    int32_t budget = n_chunk_;
+    for (Request* r : prefilling) {
         if (budget <= 0) break;
-        const int32_t left = static_cast<int32_t>(r->prompt.size()) - r->n_fed;
-        const int32_t k = std::min(budget, left);
+        const int32_t n = static_cast<int32_t>(r->prompt.size());
+        const int32_t k = std::min(n_chunk_ - r->n_fed % n_chunk_, n - r->n_fed);
+        batch_.n_tokens = 0;
+        r->batch_idx = -1;
         for (int32_t i = 0; i < k; ++i) {
-            const bool last = (r->n_fed + i + 1 == static_cast<int32_t>(r->prompt.size()));
+            const bool last = (r->n_fed + i + 1 == n);
             if (last) r->batch_idx = batch_.n_tokens;
             add_token(r->prompt[r->n_fed + i], r->n_past + i, r->slot, last);
         }
         r->n_fed += k;
         r->n_past += k;
-        n_prompt += k;
+        budget -= k;
+        std::vector<Request*> one{r};
+        decode_and_sample(one, k, events);
     }
+    return events;
+}
 
+void BatchEngine::decode_and_sample(std::vector<Request*>& active, int32_t n_prompt,
+                                    std::vector<Event>& events) {
     const auto t_decode = std::chrono::steady_clock::now();
     const int32_t rc = llama_decode(ctx_, batch_);
     stats_.decode_seconds += seconds_since(t_decode);
@@ -384,7 +412,6 @@ std::vector<Event> BatchEngine::step() {
     }
     stats_.sample_seconds += seconds_since(t_sample);
     for (int64_t id : done) finish(id, "", false);
-    return events;
 }
 
 bool BatchEngine::has_work() {

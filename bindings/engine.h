@@ -33,7 +33,7 @@ struct EngineConfig {
     int32_t n_seq_max = 4;
     int32_t n_ctx_per_seq = 2048;
     int32_t n_threads = 0;  // <= 0: hardware concurrency
-    int32_t n_batch = 512;
+    int32_t n_batch = 512;   // prompt chunk size: the sequential context's n_batch
     int32_t flash_attn = 0;  // llama_flash_attn_type: -1 auto, 0 off, 1 on
     int32_t type_k = 1;      // ggml_type of the KV cache (1 = f16)
     int32_t type_v = 1;
@@ -129,6 +129,10 @@ private:
     void admit(Request& r, int32_t slot);
     void finish(int64_t id, const std::string& reason, bool report);
     void add_token(llama_token tok, llama_pos pos, llama_seq_id seq, bool output);
+    // llama_decode the prepared batch_, then sample every request of `active`
+    // that has an output row and record what happened in `events`.
+    void decode_and_sample(std::vector<Request*>& active, int32_t n_prompt,
+                           std::vector<Event>& events);
 
     EngineConfig cfg_;
     const llama_model* model_ = nullptr;
@@ -138,6 +142,7 @@ private:
     llama_memory_t mem_ = nullptr;
     llama_batch batch_{};
     uint32_t n_ctx_total_ = 0;
+    int32_t n_chunk_ = 512;  // prompt chunk: the sequential context's n_batch
     llama_seq_id prefix_seq_ = 0;  // the holder sequence id (= n_seq_max)
 
     std::mutex mu_;

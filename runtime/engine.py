@@ -227,18 +227,22 @@ class BatchEngine:
 
     # ---- requests
 
-    def tokens_of(self, prompt: str | Sequence[int], add_bos: bool = True) -> list[int]:
-        """Prompt tokens exactly as ``Model.generate`` makes them."""
+    def tokens_of(self, prompt: str | Sequence[int]) -> list[int]:
+        """Prompt tokens exactly as ``Model.generate`` makes them (the vocabulary's
+        BOS rule for text; token ids as given)."""
         if isinstance(prompt, str):
-            return self.model.tokenize(prompt, add_bos=add_bos, special=True)
+            return self.model.tokenize(prompt)
         return [int(t) for t in prompt]
 
-    def set_prefix(self, prompt: str | Sequence[int], add_bos: bool = True) -> int:
+    def set_prefix(self, prompt: str | Sequence[int]) -> int:
         """Evaluate a shared prefix once; requests starting with it reuse its KV cells.
 
-        Returns the number of tokens evaluated (0 if it was already the prefix).
+        Only whole prompt chunks (``model.n_batch`` tokens) are kept and shared,
+        so a request's remaining tokens are evaluated with the chunk boundaries
+        a from-scratch evaluation has and its answer does not change. Returns
+        the number of tokens evaluated (0 if it was already the prefix).
         """
-        tokens = self.tokens_of(prompt, add_bos)
+        tokens = self.tokens_of(prompt)
         try:
             with self._turn():
                 return int(self._raw.set_prefix(tokens))
@@ -248,11 +252,11 @@ class BatchEngine:
             raise EngineError(f"The batch engine failed: {exc}.") from exc
 
     def submit(self, prompt: str | Sequence[int], params: SamplingParams | None = None, *,
-               grammar: str | None = None, add_bos: bool = True,
+               grammar: str | None = None,
                stop: Sequence[str] | None = None) -> EngineRequest:
         """Queue one request; it joins the batch at the next step with a free slot."""
         p = params if params is not None else self.model.default_params
-        tokens = self.tokens_of(prompt, add_bos)
+        tokens = self.tokens_of(prompt)
         sc = native_config(_native(), p)
         stops = tuple(p.stop) if stop is None else tuple(stop)
         # Registered under the lock in the same breath as the native submit, so
@@ -391,14 +395,14 @@ class BatchEngine:
                     self._requests.clear()
 
     def stream(self, prompt: str | Sequence[int], params: SamplingParams | None = None, *,
-               grammar: str | None = None, add_bos: bool = True,
+               grammar: str | None = None,
                stop: Sequence[str] | None = None) -> Iterator[str]:
         """Text pieces of one request as they are decoded (needs :meth:`start`).
 
         Closing the iterator early cancels the request and frees its slot.
         """
         self.start()
-        req = self.submit(prompt, params, grammar=grammar, add_bos=add_bos, stop=stop)
+        req = self.submit(prompt, params, grammar=grammar, stop=stop)
         try:
             while True:
                 piece = req.pieces.get()
@@ -446,17 +450,6 @@ def _model_pointer(model: Model) -> int:
     import ctypes
 
     return int(ctypes.cast(handle, ctypes.c_void_p).value or 0)
-
-
-def _prompt_tokens(model: Model, prompt: str | Sequence[int], add_bos: bool | None) -> list[int]:
-    if not isinstance(prompt, str):
-        return [int(t) for t in prompt]
-    if add_bos is None:
-        bare = model.tokenize(prompt, add_bos=False, special=True)
-        if bare and bare[0] == model.llama.token_bos():
-            return bare
-        add_bos = True
-    return model.tokenize(prompt, add_bos=add_bos, special=True)
 
 
 def _common_prefix(token_lists: Sequence[Sequence[int]]) -> list[int]:
@@ -512,59 +505,106 @@ def cached_engine(model: Model) -> BatchEngine | None:
     return cached[0] if cached is not None else None
 
 
-def generate_many(model: Model, prompts: Sequence[str | Sequence[int]],
+@dataclass
+class Completion:
+    """One prompt's answer from :func:`complete_many`, or why it has none."""
+
+    text: str
+    finish_reason: str  # "stop" | "length" | "error"
+    error: str | None = None
+    tokens: list[int] = field(default_factory=list)
+
+
+def complete_many(model: Model, prompts: Sequence[str | Sequence[int]],
                   params: SamplingParams | None = None,
                   grammars: Sequence[str | None] | str | None = None, *,
                   n_seq: int | None = None, shared_prefix: bool = True,
-                  add_bos: bool | None = None,
-                  on_done: Callable[[int, str], Any] | None = None) -> list[str]:
-    """Complete every prompt in batches; the texts come back in prompt order.
+                  ) -> Iterator[tuple[int, Completion]]:
+    """Complete every prompt on the batch engine, yielding ``(index, Completion)``
+    as each one finishes (not in prompt order).
 
-    With greedy params the results equal ``[model.generate(p, params, grammar=g)
-    for p, g in ...]`` (same tokenization, sampler chain and stop handling).
-    ``shared_prefix`` evaluates the prompts' common token prefix only once;
-    ``add_bos=None`` adds BOS unless a text prompt already starts with it (a
-    template's literal "<s>"); token-id prompts are used as given.
-    ``on_done(index, text)`` is called as each prompt finishes (progress bars).
+    With greedy params each answer's tokens equal ``model.generate``'s for that
+    prompt alone, whatever ``n_seq``, the other prompts or the thread count:
+    prompts are evaluated with the sequential path's chunk boundaries and only
+    whole chunks of a shared prefix are reused (see bindings/engine.cpp).
+    A prompt that cannot run (empty, longer than the context, a grammar that
+    does not parse) gets a Completion with ``finish_reason="error"``; the
+    others are not affected.
     """
     if not prompts:
-        return []
+        return
     p = params if params is not None else model.default_params
     gs = _normalise_grammars(grammars, len(prompts))
-    token_lists = [_prompt_tokens(model, x, add_bos) for x in prompts]
-    for i, toks in enumerate(token_lists):
+    token_lists: dict[int, list[int]] = {}
+    for i, x in enumerate(prompts):
+        toks = model.tokenize(x) if isinstance(x, str) else [int(t) for t in x]
         if not toks:
-            raise InputError(f"Prompt {i + 1} is empty.", hint="Give some text to continue.")
-        if len(toks) >= model.n_ctx:
-            raise InputError(
-                f"Prompt {i + 1} is {len(toks)} tokens, but the context holds {model.n_ctx}.",
-                hint="Shorten the prompt or load the model with a larger context (--ctx).")
+            yield i, Completion("", "error", "the prompt is empty")
+        elif len(toks) >= model.n_ctx:
+            yield i, Completion("", "error", f"the prompt is {len(toks)} tokens, but the "
+                                             f"context holds {model.n_ctx}")
+        else:
+            token_lists[i] = toks
+    if not token_lists:
+        return
     # As much room as the longest request can use, never more than the model's context.
-    per_seq = min(model.n_ctx, max(len(t) for t in token_lists) + p.max_tokens)
+    per_seq = min(model.n_ctx, max(len(t) for t in token_lists.values()) + p.max_tokens)
     per_seq = max(per_seq, 8)
-    n = min(len(prompts), n_seq or default_n_seq(model, per_seq))
+    n = min(len(token_lists), n_seq or default_n_seq(model, per_seq))
     eng, lock = engine_for(model, max(1, n), per_seq)
     with lock:
         if shared_prefix and len(token_lists) > 1:
-            prefix = _common_prefix(token_lists)
-            if len(prefix) >= MIN_SHARED_PREFIX:
+            prefix = _common_prefix(list(token_lists.values()))
+            if len(prefix) >= max(MIN_SHARED_PREFIX, model.n_batch):
                 eng.set_prefix(prefix)
+        index: dict[int, int] = {}
         reqs: list[EngineRequest] = []
         try:
-            for toks, g in zip(token_lists, gs, strict=True):
-                reqs.append(eng.submit(toks, p, grammar=g))
-            index = {r.id: i for i, r in enumerate(reqs)}
-            callback = None
-            if on_done is not None:
-                def callback(r: EngineRequest) -> None:
-                    on_done(index[r.id], r.text)
-            eng.run(reqs, on_finish=callback)
+            for i, toks in token_lists.items():
+                try:
+                    req = eng.submit(toks, p, grammar=gs[i])
+                except LaminaError as exc:
+                    yield i, Completion("", "error", exc.message)
+                    continue
+                reqs.append(req)
+                index[req.id] = i
+            while not all(r.done for r in reqs):
+                for req in eng.step():
+                    if req.id in index:
+                        yield index[req.id], _completion(req)
         except BaseException:
             for r in reqs:
                 if not r.done:
                     eng.cancel(r)
             raise
-    failed = [i + 1 for i, r in enumerate(reqs) if r.finish_reason == "error"]
+
+
+def _completion(req: EngineRequest) -> Completion:
+    if req.finish_reason == "error":
+        return Completion(req.text, "error", "the batch engine could not finish this prompt",
+                          list(req.tokens))
+    reason = "length" if req.finish_reason == "length" else "stop"
+    return Completion(req.text, reason, None, list(req.tokens))
+
+
+def generate_many(model: Model, prompts: Sequence[str | Sequence[int]],
+                  params: SamplingParams | None = None,
+                  grammars: Sequence[str | None] | str | None = None, *,
+                  n_seq: int | None = None, shared_prefix: bool = True,
+                  on_done: Callable[[int, str], Any] | None = None) -> list[str]:
+    """Texts of :func:`complete_many` in prompt order; an EngineError names the
+    prompts that failed. ``on_done(index, text)`` is called as each finishes."""
+    texts: list[str | None] = [None] * len(prompts)
+    failed: list[str] = []
+    for i, c in complete_many(model, prompts, params, grammars, n_seq=n_seq,
+                              shared_prefix=shared_prefix):
+        texts[i] = c.text
+        if c.error is not None:
+            failed.append(f"{i + 1} ({c.error})")
+        elif on_done is not None:
+            on_done(i, c.text)
     if failed:
-        raise EngineError(f"The batch engine could not finish prompt(s) {failed}.")
-    return [r.text for r in reqs]
+        raise EngineError(f"The batch engine could not finish prompt(s) {', '.join(failed)}.",
+                          hint="Shorten the prompt or load the model with a larger context "
+                               "(--ctx).")
+    return [t or "" for t in texts]

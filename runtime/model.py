@@ -14,7 +14,9 @@ with ``model.llama`` calls stays consistent.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
+import dataclasses
 import os
 import struct
 import threading
@@ -211,14 +213,16 @@ def load(path: str | os.PathLike[str], *, n_ctx: int | None = None, n_threads: i
     _LOG_TAIL.clear()
     threads = n_threads or _physical_cores()
     try:
-        llama = llama_cpp.Llama(
-            str(model_path), n_ctx=n_ctx, n_batch=min(512, n_ctx), n_threads=threads,
-            n_threads_batch=threads, n_gpu_layers=n_gpu_layers, embedding=embedding,
-            pooling_type=(llama_cpp.LLAMA_POOLING_TYPE_MEAN if embedding
-                          else llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED),
-            seed=seed if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
-            verbose=verbose,
-        )
+        with _pinned_kernels():
+            llama = llama_cpp.Llama(
+                str(model_path), n_ctx=n_ctx, n_batch=min(512, n_ctx),
+                n_ubatch=min(512, n_ctx), n_threads=threads, n_threads_batch=threads,
+                n_gpu_layers=n_gpu_layers, embedding=embedding, flash_attn=False,
+                pooling_type=(llama_cpp.LLAMA_POOLING_TYPE_MEAN if embedding
+                              else llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED),
+                seed=seed if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
+                verbose=verbose,
+            )
     except (ValueError, RuntimeError) as exc:
         detail = _last_log_error() or str(exc)
         raise ModelLoadError(
@@ -233,6 +237,54 @@ def load(path: str | os.PathLike[str], *, n_ctx: int | None = None, n_threads: i
         model.close()
         raise
     return model
+
+
+_REPACK_LOCK = threading.Lock()
+
+#: ggml's tiled K-quant matmul (on by default) takes over for batches of 8 or
+#: more rows; lamina turns it off unless the user set the variable (see below).
+TILED_MM_ENV = "GGML_CPU_TILED_MM"
+
+
+@contextlib.contextmanager
+def _pinned_kernels() -> Iterator[None]:
+    """Load weights so that a sequence's logits do not depend on its batch.
+
+    Two ggml CPU kernels give a row a result that depends on the other rows of
+    its batch, and lamina turns both off (llama.cpp's own switches):
+
+    * weight repacking (``--no-repack``): repacked Q4_K/Q6_K/Q4_0 weights are
+      multiplied by a 4-row GEMM for full groups of four rows and a GEMV for
+      the rest, which round differently;
+    * the tiled K-quant matmul (``GGML_CPU_TILED_MM=0``), used for 8 rows or
+      more: measured on Gemma-3 270M Q4_K, 3 of 8 sequences decoded together
+      got logits up to 0.7 away from the same sequence decoded alone.
+
+    With both off, every row goes through the same dot product: the logits of
+    a sequence were bitwise identical for 1 to 64 sequences per step, for any
+    split of its prompt into ubatches, and for 1 or 2 threads, on Gemma-3 270M
+    Q4_K_M and SmolLM2-135M Q4_1 (tests/realmodels). The speed cost is in
+    docs/engine.md. A user who sets GGML_CPU_TILED_MM=1 gets the tiled kernel
+    back, and results that depend on the batch. ``llama_cpp.Llama`` has no
+    switch for repacking, so its model-parameter defaults are wrapped while it
+    loads.
+    """
+    import llama_cpp.llama_cpp as low
+
+    os.environ.setdefault(TILED_MM_ENV, "0")  # read once, at ggml's first matmul
+    original = low.llama_model_default_params
+
+    def defaults() -> Any:
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    with _REPACK_LOCK:
+        low.llama_model_default_params = defaults
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = original
 
 
 def _set_loras(llama: Any, paths: Sequence[Path], model_path: Path) -> None:
@@ -294,11 +346,14 @@ class Model:
         self._ctx = llama._ctx.ctx
         self._vocab = lib.llama_model_get_vocab(llama._model.model)
         self._mem = lib.llama_get_memory(self._ctx)
-        bos_id, eos_id = llama.token_bos(), llama.token_eos()
-        bos = llama._model.token_get_text(bos_id) if bos_id >= 0 else ""
-        eos = llama._model.token_get_text(eos_id) if eos_id >= 0 else ""
-        self.template = template or detect_template(self.metadata, bos_token=bos or "<s>",
-                                                    eos_token=eos or "</s>")
+        # The vocabulary's own BOS/EOS rule (tokenizer.ggml.add_bos_token and
+        # add_eos_token), as llama.cpp applies it: see _add_specials.
+        self.bos_id, self.eos_id = llama.token_bos(), llama.token_eos()
+        self.add_bos = bool(lib.llama_vocab_get_add_bos(self._vocab)) and self.bos_id >= 0
+        self.add_eos = bool(lib.llama_vocab_get_add_eos(self._vocab)) and self.eos_id >= 0
+        self.bos_text = llama._model.token_get_text(self.bos_id) if self.bos_id >= 0 else ""
+        self.eos_text = llama._model.token_get_text(self.eos_id) if self.eos_id >= 0 else ""
+        self.template = self.bind_template(template or detect_template(self.metadata))
         self.last_stats = GenerationStats()
         self.loras: list[Path] = []
         self._pieces: dict[int, bytes] = {}
@@ -344,9 +399,34 @@ class Model:
 
     # ---- tokens
 
+    def bind_template(self, template: ChatTemplate | str) -> ChatTemplate:
+        """``template`` (or the built-in of that name) rendering this vocabulary's own
+        BOS/EOS text, so a template's ``bos_token`` is this model's BOS token."""
+        t = get_template(template) if isinstance(template, str) else template
+        return dataclasses.replace(t, bos_token=self.bos_text or t.bos_token,
+                                   eos_token=self.eos_text or t.eos_token)
+
     def tokenize(self, text: str, add_bos: bool = True, special: bool = True) -> list[int]:
-        """Token ids of ``text``; ``special`` parses "<s>"-style markers as special tokens."""
-        return list(self.llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special))
+        """Token ids of a prompt ``text``.
+
+        ``add_bos`` applies the vocabulary's BOS/EOS rule (:meth:`_add_specials`);
+        ``False`` tokenizes a fragment that continues other tokens (nothing added).
+        ``special`` parses "<s>"-style markers as special tokens.
+        """
+        tokens = list(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=special))
+        return self._add_specials(tokens) if add_bos else tokens
+
+    def _add_specials(self, tokens: list[int]) -> list[int]:
+        """The one BOS/EOS rule for every path (generate, chat, extraction, engine,
+        server, Ray): the vocabulary's add_bos/add_eos flags decide, as in
+        llama.cpp's tokenizer; a prompt whose text already starts with the BOS
+        token (a template that renders ``bos_token``) or ends with EOS does not
+        get a second one, as llama.cpp's chat formatting strips them."""
+        if self.add_bos and (not tokens or tokens[0] != self.bos_id):
+            tokens.insert(0, self.bos_id)
+        if self.add_eos and (not tokens or tokens[-1] != self.eos_id):
+            tokens.append(self.eos_id)
+        return tokens
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         """Text of ``tokens`` (invalid UTF-8 shown as U+FFFD)."""
@@ -373,8 +453,18 @@ class Model:
         self.llama.input_ids[start:end] = tokens
         self.llama.n_tokens = end
 
-    def _evaluate_prompt(self, tokens: Sequence[int], stats: GenerationStats) -> None:
-        """Bring the KV cache to exactly ``tokens``, evaluating only what differs."""
+    def _evaluate_prompt(self, tokens: Sequence[int], stats: GenerationStats,
+                         reuse_any: bool = False) -> None:
+        """Bring the KV cache to exactly ``tokens``, evaluating only what differs.
+
+        The prompt is evaluated in ``n_batch`` chunks from position 0, as a plain
+        llama.cpp loop does, and the cache is reused only in whole chunks: how
+        a prompt is cut into ubatches changes its logits in the last bits
+        (measured on Gemma-3 270M), so reusing an arbitrary cached prefix would
+        make a document's answer depend on the document before it.
+        ``reuse_any`` (multi-turn chat) reuses the whole common prefix instead,
+        like llama-server's cache_prompt and llama-cli's conversation mode.
+        """
         lib = self._lib
         n = len(tokens)
         if n == 0:
@@ -390,6 +480,8 @@ class Model:
         while common < limit and cached[common] == tokens[common]:
             common += 1
         common = min(common, n - 1)  # the last prompt token must be evaluated for its logits
+        if not reuse_any:
+            common -= common % self.n_batch
         lib.llama_memory_seq_rm(self._mem, -1, common, -1)
         self.llama.n_tokens = common
         stats.prompt_tokens, stats.cached_tokens, stats.evaluated_tokens = n, common, n - common
@@ -431,7 +523,7 @@ class Model:
 
     def _stream_tokens(self, tokens: Sequence[int], params: SamplingParams,
                        grammar: str | None, stop: Sequence[str],
-                       lstrip: bool = False) -> Iterator[str]:
+                       lstrip: bool = False, reuse_any: bool = False) -> Iterator[str]:
         """The one generation loop: evaluate ``tokens`` then sample and decode.
 
         A text piece is yielded before its token is decoded, so a consumer that
@@ -445,7 +537,7 @@ class Model:
         self._acquire()
         try:
             self.last_stats = stats
-            self._evaluate_prompt(tokens, stats)
+            self._evaluate_prompt(tokens, stats, reuse_any)
             text = TextStream(stop)
             ctx, vocab, n_ctx = self._ctx, self._vocab, self.n_ctx
             decode, is_eog = lib.llama_decode, lib.llama_vocab_is_eog
@@ -513,11 +605,12 @@ class Model:
         return pieces if stream else "".join(pieces)
 
     def generate(self, prompt: str | Sequence[int], params: SamplingParams | None = None, *,
-                 stream: bool = False, grammar: str | None = None, add_bos: bool = True,
+                 stream: bool = False, grammar: str | None = None,
                  **overrides: Any) -> str | Iterator[str]:
-        """Continue ``prompt`` (text, or token ids used as-is); ``grammar`` is GBNF text."""
+        """Continue ``prompt`` (text with the vocabulary's BOS rule applied, or token ids
+        used as-is); ``grammar`` is GBNF text."""
         p = self._params(params, overrides)
-        tokens = (self.tokenize(prompt, add_bos=add_bos, special=True) if isinstance(prompt, str)
+        tokens = (self.tokenize(prompt) if isinstance(prompt, str)
                   else [int(t) for t in prompt])
         return self._run(tokens, p, grammar, p.stop, stream)
 
@@ -531,9 +624,10 @@ class Model:
 
     def chat_tokens(self, messages: list[dict[str, str]],
                     template: ChatTemplate | None = None) -> list[int]:
-        """Prompt tokens for ``messages`` (template text with literal BOS/EOS markers)."""
+        """Prompt tokens for ``messages``: the template's text (which may render the
+        BOS/EOS markers itself) with the vocabulary's BOS rule applied."""
         text = (template or self.template).render(messages, add_generation_prompt=True)
-        return self.tokenize(text, add_bos=False, special=True)
+        return self.tokenize(text)
 
     def session(self, system: str | None = None, template: str | None = None) -> ChatSession:
         """A multi-turn conversation that reuses the KV cache between turns."""
@@ -565,12 +659,13 @@ class Model:
             if self.llama.context_params.embeddings:
                 self._embedder = _Borrowed(self.llama)
             else:
-                self._embedder = llama_cpp.Llama(
-                    str(self.path), n_ctx=min(self.n_ctx, 2048), n_batch=min(2048, self.n_ctx),
-                    n_ubatch=min(2048, self.n_ctx), n_threads=self.n_threads,
-                    n_threads_batch=self.n_threads, embedding=True,
-                    pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, verbose=False,
-                )
+                with _pinned_kernels():
+                    self._embedder = llama_cpp.Llama(
+                        str(self.path), n_ctx=min(self.n_ctx, 2048), n_batch=min(2048, self.n_ctx),
+                        n_ubatch=min(2048, self.n_ctx), n_threads=self.n_threads,
+                        n_threads_batch=self.n_threads, embedding=True,
+                        pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, verbose=False,
+                    )
                 _set_loras(self._embedder, self.loras, self.path)
         return self._embedder
 

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from lamina.errors import FormatError, InputError, LaminaError
 from lamina.files import atomic_output, require_file
 from lamina.runtime.sampling import SamplingParams
-from lamina.runtime.templates import get_template
 
 if TYPE_CHECKING:  # pragma: no cover
     from lamina.runtime.model import GenerationStats, Model
@@ -36,7 +35,7 @@ class ChatSession:
                  params: SamplingParams | None = None,
                  on_notice: Callable[[str], None] | None = None) -> None:
         self.model = model
-        self.template = get_template(template) if template else model.template
+        self.template = model.bind_template(template) if template else model.template
         self.system = system
         self.params = params or model.default_params.replace(
             **dict(self.template.sampling_defaults))
@@ -112,7 +111,7 @@ class ChatSession:
             raise
         self.last_prompt_tokens = tokens
         pieces = self.model._stream_tokens(tokens, p, None, tuple(p.stop) + self.template.stop,
-                                           lstrip=True)
+                                           lstrip=True, reuse_any=True)
         it = self._collect(pieces, text, tokens)
         if stream:
             return it
@@ -182,7 +181,7 @@ class ChatSession:
         kept = list(self.messages)
         while True:
             text = self.template.render(head + kept, add_generation_prompt=True)
-            tokens = self.model.tokenize(text, add_bos=False, special=True)
+            tokens = self.model.tokenize(text)
             if len(tokens) + reserve <= n_ctx:
                 break
             if len(kept) <= 1:
@@ -236,7 +235,7 @@ class ChatSession:
         template = data.get("template")
         if isinstance(template, str) and template != self.template.name:
             try:
-                self.template = get_template(template)
+                self.template = self.model.bind_template(template)
             except LaminaError:
                 pass  # a file's own Jinja template: keep the current one
         params = data.get("params")

@@ -11,8 +11,10 @@ Rendering always happens in Jinja's ``ImmutableSandboxedEnvironment``: a GGUF
 downloaded from the internet carries its own template text, and that text must
 not be able to reach Python objects or run code.
 
-BOS/EOS appear literally as ``<s>``/``</s>`` in the rendered text, so callers
-tokenize with ``add_bos=False, special=True``.
+A template may render the BOS/EOS markers itself (``bos_token``/``eos_token``,
+bound to the model's own token texts by ``Model.bind_template``); the prompt is
+then tokenized with special-token parsing and the vocabulary's BOS rule, which
+never doubles a BOS the text already starts with (``Model._add_specials``).
 """
 
 from __future__ import annotations
@@ -89,8 +91,8 @@ _CHATML_JINJA = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
+# No bos_token: whether a raw prompt starts with BOS is the vocabulary's call.
 _RAW_JINJA = (
-    "{{ bos_token }}"
     "{% for m in messages %}{{ m['content'] }}{% if not loop.last %}{{ '\\n' }}{% endif %}"
     "{% endfor %}"
 )

@@ -28,7 +28,11 @@ from lamina.runtime.cli.options import ctx_option, template_option, threads_opti
               help="Language of the task instruction.")
 @click.option("--split-num", type=int, default=None,
               help="Schema items per prompt (default per task: NER 6, RE/EE/EET/EEA 4, KG 1; -1 = no split).")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run of the same --output.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run of the same --output (failed documents are "
+                   "tried again).")
+@click.option("--keep-failed", is_flag=True,
+              help="With --resume: keep the failed records instead of trying them again.")
 @click.option("--force", "-f", is_flag=True, help="Overwrite --output if it exists.")
 @click.option("--no-grammar", is_flag=True,
               help="Free decoding; answers are parsed leniently and failures counted.")
@@ -38,6 +42,10 @@ from lamina.runtime.cli.options import ctx_option, template_option, threads_opti
                    "the engine is not built).")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True,
               help="Answer length limit per prompt, in tokens.")
+@click.option("--max-input-tokens", type=click.IntRange(min=1), default=None,
+              help="Cut a document whose prompt is longer than this many tokens (seed 002's "
+                   "cutoff_len; the record says it was cut). Default: what fits the context "
+                   "after --max-tokens.")
 @click.option("--max-items", type=click.IntRange(min=1), default=16, show_default=True,
               help="Grammar bound: entries per list.")
 @click.option("--max-chars", type=click.IntRange(min=1), default=48, show_default=True,
@@ -53,8 +61,9 @@ from lamina.runtime.cli.options import ctx_option, template_option, threads_opti
 @ctx_option
 @template_option
 def extract(model: Path, text: str | None, input_path: Path | None, task: str, schema: str | None,
-            output: Path | None, lang: str, split_num: int | None, resume: bool, force: bool,
-            no_grammar: bool, batch: int | None, max_tokens: int, max_items: int, max_chars: int,
+            output: Path | None, lang: str, split_num: int | None, resume: bool,
+            keep_failed: bool, force: bool, no_grammar: bool, batch: int | None,
+            max_tokens: int, max_input_tokens: int | None, max_items: int, max_chars: int,
             style: str, ray_address: str | None, workers: int, n_threads: int | None,
             n_ctx: int | None, template: str | None) -> None:
     """Extract entities, relations, events or KG facts as JSON (IEPile/OneKE format)."""
@@ -68,6 +77,8 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str, s
                          hint="lamina extract MODEL.gguf --schema '[\"人物\"]' \"康有为是广东人。\"")
     if resume and output is None:
         raise InputError("--resume needs --output (the file of the run to continue).")
+    if keep_failed and not resume:
+        raise InputError("--keep-failed only applies with --resume.")
     limits = GrammarLimits(max_items, max_chars)
     # Validate task and schema before the (slow) model load.
     Extractor(_NoModel(), task=task, schema=schema, lang=lang, split_num=split_num,
@@ -79,9 +90,10 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str, s
             model=model, input_path=input_path, text=text, output=output, address=ray_address,
             workers=workers, resume=resume, force=force, options=dict(
                 task=task, schema=schema, lang=lang, split_num=split_num,
-                use_grammar=not no_grammar, limits=limits, style=style),
+                use_grammar=not no_grammar, limits=limits, style=style,
+                max_input_tokens=max_input_tokens),
             batch=batch, max_tokens=max_tokens, n_threads=n_threads, n_ctx=n_ctx,
-            template=template)
+            template=template, keep_failed=keep_failed)
     items: list[Any] = list(read_inputs(input_path)) if input_path else [{"id": "1", "text": text}]
     if not items:
         raise InputError(f"The input file '{input_path}' holds no documents.",
@@ -89,44 +101,58 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str, s
     if schema is None and not any(isinstance(i, dict) and "instruction" in i for i in items):
         raise InputError("No --schema given: say what to extract.",
                          hint='For example --schema \'["人物","地理位置","组织机构"]\'.')
-    _run(model, items, output, resume, force, dict(
+    _run(model, items, output, resume, keep_failed, force, dict(
         task=task, schema=schema, lang=lang, split_num=split_num, use_grammar=not no_grammar,
-        limits=limits, style=style), batch, max_tokens, n_threads, n_ctx, template)
+        limits=limits, style=style, max_input_tokens=max_input_tokens), batch, max_tokens,
+        n_threads, n_ctx, template)
 
 
 class _NoModel:
     template = None
 
 
-def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool, force: bool,
-         opts: dict[str, Any], batch: int | None, max_tokens: int, n_threads: int | None,
-         n_ctx: int | None, template: str | None) -> None:
+def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool,
+         keep_failed: bool, force: bool, opts: dict[str, Any], batch: int | None,
+         max_tokens: int, n_threads: int | None, n_ctx: int | None,
+         template: str | None) -> None:
     import lamina
     from lamina.console import err_console, escape, items_progress
-    from lamina.runtime.ie.api import extract_many
+    from lamina.runtime.ie.api import extract_iter, extract_many
     from lamina.runtime.ie.io import BadLine, DoneIndex, ResumableJsonl, errors_path
     from lamina.runtime.sampling import SamplingParams
 
     out = err = None
     done = DoneIndex([])
     bad_done: set[int] = set()
+    retried = 0
     if output is not None:
         out = ResumableJsonl(output)
         err = ResumableJsonl(errors_path(output))
         out.start(resume=resume, force=force or resume)
         err.start(resume=resume, force=True)
+        if not keep_failed:
+            retried = out.drop_existing(lambda r: "error" in r)
         done = DoneIndex(out.existing)
         bad_done = {int(r.get("line", -1)) for r in err.existing}
-    todo, bad = [], 0
-    for item in items:
+    todo, todo_pos, skipped_pos, bad = [], [], {}, 0
+    for pos, item in enumerate(items):
         if isinstance(item, BadLine):
             bad += 1
             if err is not None and item.line not in bad_done:
                 err.write(item.as_record())
             elif err is None:
                 err_console.print(f"[yellow]Skipped:[/] {escape(item.reason)}")
-        elif not done.skip(str(item["id"])):
+        elif done.skip(str(item["id"])):
+            skipped_pos.setdefault(str(item["id"]), []).append(pos)
+        else:
             todo.append(item)
+            todo_pos.append(pos)
+    # Sort keys of the records in the output, in the order they are written:
+    # the published file is in input order although records are written as
+    # documents finish.
+    order = [skipped_pos.get(str(r.get("id")), [len(items)]).pop(0)
+             if skipped_pos.get(str(r.get("id"))) else len(items) for r in out.existing] \
+        if out is not None else []
     skipped = len(items) - bad - len(todo)
     failed = written = cut = 0
     start = time.perf_counter()
@@ -139,12 +165,17 @@ def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool, 
             batch = default_n_seq(llm) if native_available() else 1
         with items_progress("docs") as progress:
             task_id = progress.add_task("extracting", total=len(todo))
-            for rec in extract_many(llm, todo, batch=batch, params=params, **opts):
+            if out is not None:
+                records = extract_iter(llm, todo, batch=batch, params=params, **opts)
+            else:  # stdout cannot be reordered afterwards: input order as we go
+                records = enumerate(extract_many(llm, todo, batch=batch, params=params, **opts))
+            for index, rec in records:
                 failed += int("error" in rec)
-                cut += int("max_tokens" in rec.get("error", ""))
+                cut += int(rec.get("finish_reason") == "length")
                 written += 1
                 if out is not None:
                     out.write(rec)
+                    order.append(todo_pos[index])
                 else:
                     sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
                     sys.stdout.flush()
@@ -158,13 +189,15 @@ def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool, 
                                   "command with --resume to continue.[/]")
         raise
     if out is not None and err is not None:
-        out.finish()
+        out.finish(order=order)
         err.finish(keep_empty=False)
     seconds = time.perf_counter() - start
     rate = written / seconds if seconds > 0 else 0.0
     parts = [f"{written} docs in {seconds:.1f} s ({rate:.2f} docs/s)"]
     if skipped:
         parts.append(f"{skipped} already done")
+    if retried:
+        parts.append(f"{retried} failed before, tried again")
     if failed:
         parts.append(f"[red]{failed} failed[/] (see their 'error' field)")
     if bad:

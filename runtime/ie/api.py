@@ -62,6 +62,8 @@ class Job:
     chunks: list[Any]
     instruction: str | None = None
     errors: list[str] = field(default_factory=list)
+    #: Set when the document was cut to fit the token budget (see Extractor.fit).
+    truncated: dict[str, int] | None = None
 
 
 @lru_cache(maxsize=256)
@@ -74,8 +76,11 @@ class Extractor:
 
     def __init__(self, model: Any, *, task: str = "NER", schema: Any = None, lang: str = "zh",
                  split_num: int | None = None, use_grammar: bool = True,
-                 limits: GrammarLimits | None = None, style: str = "iepile") -> None:
+                 limits: GrammarLimits | None = None, style: str = "iepile",
+                 max_input_tokens: int | None = None) -> None:
         self.model = model
+        #: Most prompt tokens a document's prompt may have; None: no cut (see fit).
+        self.max_input_tokens = max_input_tokens
         self.spec = get_task(task)
         self.lang = check_lang(lang)
         if style not in STYLES:
@@ -100,26 +105,82 @@ class Extractor:
                         self.limits.max_items, self.limits.max_chars)
 
     def job(self, text: str, instruction: str | None = None) -> Job:
-        """Prompts for one document; a ready-made IEPile ``instruction`` is used as is."""
-        template = self.model.template
+        """Prompts for one document; a ready-made IEPile ``instruction`` is used as is
+        (only its input is cut when the prompt is over the token budget)."""
         if instruction is not None:
             data = parse_instruction(instruction)
             chunk = normalize_schema(self.spec, data["schema"])
-            return Job(str(data["input"]), [render_prompt(template, instruction)],
-                       [self._grammar_for(chunk)], [chunk], instruction=instruction)
+
+            def users_of(doc: str) -> list[str]:
+                if doc == data["input"]:
+                    return [instruction]
+                return [json.dumps({**data, "input": doc}, ensure_ascii=False)]
+
+            doc, prompts, cut = self.fit(str(data["input"]), users_of)
+            return Job(doc, prompts, [self._grammar_for(chunk)], [chunk],
+                       instruction=instruction, truncated=cut)
         if self.schema is None:
             raise SchemaError("No schema given: say what to extract.",
                               hint='For example --schema \'["人物","地理位置"]\'.')
         if not isinstance(text, str) or not text.strip():
             raise SchemaError("The text to extract from is empty.")
         if self.style == "pairs":
-            users = [pair_user_turn(list(self.schema), text)]  # never split: one answer
-            chunks = [list(self.schema)]
+            schema = list(self.schema)
+            chunks = [schema]  # never split: one answer
+
+            def users_of(doc: str) -> list[str]:
+                return [pair_user_turn(schema, doc)]
         else:
-            users = [build_instruction(self.spec.name, c, text, self.lang) for c in self.chunks]
             chunks = self.chunks
-        return Job(text, [render_prompt(template, u) for u in users],
-                   [self._grammar_for(c) for c in chunks], list(chunks))
+
+            def users_of(doc: str) -> list[str]:
+                return [build_instruction(self.spec.name, c, doc, self.lang) for c in chunks]
+        doc, prompts, cut = self.fit(text, users_of)
+        return Job(doc, prompts, [self._grammar_for(c) for c in chunks], list(chunks),
+                   truncated=cut)
+
+    def fit(self, text: str, users_of: Any) -> tuple[str, list[str], dict[str, int] | None]:
+        """The document, its prompts, and how it was cut: the longest prompt keeps to
+        ``max_input_tokens`` (seed 002's cutoff_len) by cutting the end of the
+        document, never the instruction or the template around it.
+
+        A document whose instruction alone is over the budget cannot be cut to fit
+        and fails (alone) with a SchemaError naming both numbers.
+        """
+        template = self.model.template
+
+        def prompts_of(doc: str) -> list[str]:
+            return [render_prompt(template, u) for u in users_of(doc)]
+
+        prompts = prompts_of(text)
+        budget = self.max_input_tokens
+        if budget is None:
+            return text, prompts, None
+        count = self.model.tokenize
+
+        def longest(ps: list[str]) -> int:
+            return max(len(count(p)) for p in ps)
+
+        n = longest(prompts)
+        if n <= budget:
+            return text, prompts, None
+        bare = longest(prompts_of(""))
+        if bare > budget:
+            raise SchemaError(
+                f"The prompt is {n} tokens and its instruction alone {bare}, but at most "
+                f"{budget} fit (--max-input-tokens, default: the context after --max-tokens).",
+                hint="Load the model with a larger --ctx, lower --max-tokens, or split the "
+                     "schema further (--split-num).")
+        lo, hi = 0, len(text)  # the most characters whose prompts fit
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if longest(prompts_of(text[:mid])) <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        kept = text[:lo]
+        return kept, prompts_of(kept), {"kept_chars": lo, "input_chars": len(text),
+                                        "prompt_tokens": n, "max_input_tokens": budget}
 
     # ---- answers
 
@@ -150,7 +211,10 @@ class Extractor:
             output = answers[0].text.strip() if answers else ""
         else:
             output = json.dumps(result, ensure_ascii=False)
-        record: dict[str, Any] = {"output": output, "result": result}
+        finish = "length" if any(a.finish_reason == "length" for a in answers) else "stop"
+        record: dict[str, Any] = {"output": output, "result": result, "finish_reason": finish}
+        if job.truncated is not None:
+            record["truncated"] = dict(job.truncated)
         if errors:
             record["error"] = "; ".join(dict.fromkeys(errors))
         return record
@@ -168,23 +232,28 @@ def _default_params(params: Any) -> Any:
 
 
 def _generate(model: Any, prompt: str, params: Any, grammar: str | None) -> Answer:
-    text = model.generate(prompt, params, grammar=grammar, add_bos=not prompt.startswith("<s>"))
+    text = model.generate(prompt, params, grammar=grammar)
     stats = getattr(model, "last_stats", None)
-    return Answer(str(text), getattr(stats, "finish_reason", "stop") or "stop")
+    reason = getattr(stats, "finish_reason", "stop")
+    return Answer(str(text), "length" if reason == "length" else "stop")
 
 
 def extract(model: Any, text: str, *, task: str = "NER", schema: Any = None, lang: str = "zh",
             split_num: int | None = None, use_grammar: bool = True, params: Any = None,
-            limits: GrammarLimits | None = None, style: str = "iepile") -> dict[str, Any]:
+            limits: GrammarLimits | None = None, style: str = "iepile",
+            max_input_tokens: int | None = None) -> dict[str, Any]:
     """Extract from one text; returns the result ``{schema key: value}`` in schema order.
 
     Raises ExtractionError (with the full record attached) when an answer could
-    not be read, which with grammar decoding happens only at max_tokens.
+    not be read, which with grammar decoding happens only at max_tokens. A text
+    too long for the context is cut as in :func:`extract_iter`.
     """
-    ex = Extractor(model, task=task, schema=schema, lang=lang, split_num=split_num,
-                   use_grammar=use_grammar, limits=limits, style=style)
-    job = ex.job(text)
     p = _default_params(params)
+    ex = Extractor(model, task=task, schema=schema, lang=lang, split_num=split_num,
+                   use_grammar=use_grammar, limits=limits, style=style,
+                   max_input_tokens=max_input_tokens if max_input_tokens is not None
+                   else default_max_input_tokens(model, p.max_tokens))
+    job = ex.job(text)
     record = ex.finish(job, [_generate(model, pr, p, g) for pr, g in zip(job.prompts, job.grammars, strict=True)])
     if "error" in record:
         raise ExtractionError(f"Extraction failed: {record['error']}.", record)
@@ -215,45 +284,73 @@ def _make_record(item: Mapping[str, Any], job: Job | None) -> dict[str, Any]:
     return rec
 
 
-#: Documents per engine call, in units of --batch (records are written per call).
+def _failed(rec: dict[str, Any], error: str) -> dict[str, Any]:
+    rec.update({"output": "", "result": {}, "finish_reason": "error", "error": error})
+    return rec
+
+
+#: Documents per engine call, in units of --batch.
 ENGINE_GROUP_BATCHES = 4
 
 
-def extract_many(model: Any, items: Iterable[Any], *, batch: int = 1, task: str = "NER",
+def default_max_input_tokens(model: Any, max_tokens: int) -> int:
+    """Prompt tokens that fit the context with room for a ``max_tokens`` answer."""
+    return max(1, int(model.n_ctx) - int(max_tokens))
+
+
+def extract_iter(model: Any, items: Iterable[Any], *, batch: int = 1, task: str = "NER",
                  schema: Any = None, lang: str = "zh", split_num: int | None = None,
                  use_grammar: bool = True, params: Any = None,
                  limits: GrammarLimits | None = None, style: str = "iepile",
-                 ) -> Iterator[dict[str, Any]]:
-    """Extract from many items, yielding one output record per item, in order.
+                 max_input_tokens: int | None = None,
+                 ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Extract from many items, yielding ``(item index, record)`` as each document
+    is done (with ``batch > 1`` not in input order), so a caller can write every
+    record at once and an interrupted run loses only the documents in flight.
 
-    Items are strings or dicts (``text``/``input``, optional ``id``, or an
-    IEPile ``instruction``). A record has ``id``, ``input``, ``output`` (the
-    answer as JSON text, IEPile style), ``result`` (parsed, schema order), and
-    ``error`` when it failed; a bad item yields a record with ``error`` and the
-    run goes on. ``batch > 1`` uses the native batched engine when available.
+    A record has ``id``, ``input``, ``output`` (the answer as JSON text, IEPile
+    style), ``result`` (parsed, schema order), ``finish_reason`` ("stop",
+    "length" when an answer hit max_tokens, "error"), ``truncated`` when the
+    document was cut to ``max_input_tokens`` (default: what fits the context
+    after max_tokens), and ``error`` when it failed. Any document's failure is
+    its own: the others are decoded as if it were not there.
     """
-    ex = Extractor(model, task=task, schema=schema, lang=lang, split_num=split_num,
-                   use_grammar=use_grammar, limits=limits, style=style)
     p = _default_params(params)
+    budget = max_input_tokens if max_input_tokens is not None else \
+        default_max_input_tokens(model, p.max_tokens)
+    ex = Extractor(model, task=task, schema=schema, lang=lang, split_num=split_num,
+                   use_grammar=use_grammar, limits=limits, style=style,
+                   max_input_tokens=budget)
     engine = _engine() if batch > 1 else None
     # The engine batches continuously inside one call: hand it several batches'
     # worth of documents so slots do not sit idle while a group's last ones finish.
     group = max(1, batch) * ENGINE_GROUP_BATCHES if engine is not None else 1
-    pending: list[tuple[dict[str, Any], Job | None, str | None]] = []
+    pending: list[tuple[int, dict[str, Any], Job | None, str | None]] = []
     for index, raw in enumerate(items):
         try:
             item = as_item(raw, index)
             text = item.get("text", item.get("input"))
             job = ex.job(text if isinstance(text, str) else "", item.get("instruction"))
-            pending.append((item, job, None))
+            pending.append((index, item, job, None))
         except LaminaError as exc:
             item = raw if isinstance(raw, Mapping) else {"id": str(index + 1), "text": raw}
-            pending.append((dict(item), None, exc.message))
+            pending.append((index, dict(item), None, exc.message))
         if len(pending) >= group:
             yield from _run_pending(ex, model, pending, p, engine, batch)
             pending = []
     if pending:
         yield from _run_pending(ex, model, pending, p, engine, batch)
+
+
+def extract_many(model: Any, items: Iterable[Any], **kw: Any) -> Iterator[dict[str, Any]]:
+    """:func:`extract_iter`'s records in input order (one per item)."""
+    held: dict[int, dict[str, Any]] = {}
+    nxt = 0
+    for index, rec in extract_iter(model, items, **kw):
+        held[index] = rec
+        while nxt in held:
+            yield held.pop(nxt)
+            nxt += 1
 
 
 def _engine() -> Any:
@@ -267,39 +364,56 @@ def _engine() -> Any:
         return None
 
 
-def _run_pending(ex: Extractor, model: Any, pending: list[tuple[dict[str, Any], Job | None,
-                 str | None]], params: Any, engine: Any, batch: int) -> Iterator[dict[str, Any]]:
-    answers: dict[int, list[Answer]] = {}
-    jobs = [(i, job) for i, (_, job, _) in enumerate(pending) if job is not None]
-    if engine is not None and len(jobs) > 1:
-        prompts = [pr for _, job in jobs for pr in job.prompts]
-        grammars = [g for _, job in jobs for g in job.grammars]
-        try:
-            texts = engine.generate_many(model, prompts, params, grammars, n_seq=batch)
-        except LaminaError as exc:
-            texts = None
-            for _, job in jobs:
-                job.errors.append(exc.message)
-        if texts is not None:
-            pos = 0
-            for i, job in jobs:
-                n = len(job.prompts)
-                answers[i] = [Answer(t, "stop") for t in texts[pos:pos + n]]
-                pos += n
-    for i, (item, job, error) in enumerate(pending):
-        rec = _make_record(item, job)
+def _run_pending(ex: Extractor, model: Any,
+                 pending: list[tuple[int, dict[str, Any], Job | None, str | None]],
+                 params: Any, engine: Any, batch: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    runnable = []
+    for index, item, job, error in pending:
         if job is None:
-            rec.update({"output": "", "result": {}, "error": error})
-            yield rec
-            continue
-        if i not in answers and not job.errors:
-            try:
-                answers[i] = [_generate(model, pr, params, g)
-                              for pr, g in zip(job.prompts, job.grammars, strict=True)]
-            except LaminaError as exc:
-                job.errors.append(exc.message)
-        if i not in answers:
-            rec.update({"output": "", "result": {}, "error": "; ".join(job.errors)})
+            yield index, _failed(_make_record(item, None), error or "unreadable item")
         else:
-            rec.update(ex.finish(job, answers[i]))
-        yield rec
+            runnable.append((index, item, job))
+    if engine is not None and len(runnable) > 1:
+        yield from _run_on_engine(ex, model, runnable, params, engine, batch)
+        return
+    for index, item, job in runnable:
+        rec = _make_record(item, job)
+        try:
+            answers = [_generate(model, pr, params, g)
+                       for pr, g in zip(job.prompts, job.grammars, strict=True)]
+        except LaminaError as exc:
+            yield index, _failed(rec, exc.message)
+            continue
+        rec.update(ex.finish(job, answers))
+        yield index, rec
+
+
+def _run_on_engine(ex: Extractor, model: Any, runnable: list[tuple[int, dict[str, Any], Job]],
+                   params: Any, engine: Any, batch: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """All chunk prompts of the documents on the engine; a document's record is
+    yielded as soon as its last chunk is answered."""
+    prompts, grammars, owner = [], [], []
+    for d, (_, _, job) in enumerate(runnable):
+        prompts += job.prompts
+        grammars += job.grammars
+        owner += [d] * len(job.prompts)
+    first = [0] * len(runnable)
+    for i in range(len(owner) - 1, -1, -1):
+        first[owner[i]] = i
+    answers: list[list[Answer | None]] = [[None] * len(job.prompts) for _, _, job in runnable]
+    errors: list[list[str]] = [[] for _ in runnable]
+    left = [len(job.prompts) for _, _, job in runnable]
+    for i, c in engine.complete_many(model, prompts, params, grammars, n_seq=batch):
+        d = owner[i]
+        answers[d][i - first[d]] = Answer(c.text, c.finish_reason)
+        if c.error is not None:
+            errors[d].append(c.error)
+        left[d] -= 1
+        if left[d] == 0:
+            index, item, job = runnable[d]
+            rec = _make_record(item, job)
+            if errors[d]:
+                yield index, _failed(rec, "; ".join(dict.fromkeys(errors[d])))
+            else:
+                rec.update(ex.finish(job, [a for a in answers[d] if a is not None]))
+                yield index, rec

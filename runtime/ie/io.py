@@ -159,6 +159,29 @@ class ResumableJsonl:
                 fh.truncate(keep)
         return good
 
+    def drop_existing(self, unwanted: Any) -> int:
+        """Remove the records of a previous run for which ``unwanted(record)`` is true
+        (failed ones, so ``--resume`` retries them); returns how many went."""
+        keep = [r for r in self.existing if not unwanted(r)]
+        gone = len(self.existing) - len(keep)
+        if gone:
+            self._rewrite(keep)
+            self.existing = keep
+            self.count = len(keep)
+        return gone
+
+    def _rewrite(self, records: list[dict[str, Any]]) -> None:
+        """Replace ``.part`` with ``records`` (temp file + rename: a crash keeps the old)."""
+        reopen = self._fh is not None
+        self.close()
+        tmp = self.part.with_name(self.part.name + f".{os.getpid()}.tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        os.replace(tmp, self.part)
+        if reopen:
+            self._fh = self.part.open("a", encoding="utf-8")
+
     def write(self, record: dict[str, Any]) -> None:
         assert self._fh is not None
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -170,9 +193,19 @@ class ResumableJsonl:
             self._fh.close()
             self._fh = None
 
-    def finish(self, keep_empty: bool = True) -> None:
-        """Close and publish: rename ``.part`` over the final name (or drop it if empty)."""
+    def finish(self, keep_empty: bool = True, order: list[int] | None = None) -> None:
+        """Close and publish: rename ``.part`` over the final name (or drop it if empty).
+
+        ``order`` gives each record's sort key, in the order the records were
+        written (records are written as documents finish, not in input order);
+        the published file is then sorted by it.
+        """
         self.close()
+        if order is not None and order != sorted(order):
+            records = self._read_back()
+            if len(records) == len(order):
+                ranked = sorted(range(len(records)), key=order.__getitem__)
+                self._rewrite([records[i] for i in ranked])
         if self.count == 0 and not keep_empty:
             self.part.unlink(missing_ok=True)
             self.path.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ def run_from_cli(*, model: Path, input_path: Path | str | None, text: str | None
                  output: Path | None, address: str, workers: int, resume: bool, force: bool,
                  options: dict[str, Any], batch: int | None, max_tokens: int,
                  n_threads: int | None,
-                 n_ctx: int | None, template: str | None) -> None:
+                 n_ctx: int | None, template: str | None, keep_failed: bool = False) -> None:
     """Run ``lamina extract ... --ray [ADDRESS]`` and print the records-in check."""
     from lamina.console import err_console, escape
     from lamina.runtime.ie.schema_split import load_schema

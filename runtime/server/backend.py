@@ -79,7 +79,7 @@ class EngineBackend(Backend):
 
     def complete(self, prompt: str, grammar: str | None,
                  overrides: dict[str, Any]) -> Iterator[str]:
-        return self._stream(self.model.tokenize(prompt, add_bos=True, special=True), grammar,
+        return self._stream(self.model.tokenize(prompt), grammar,
                             overrides)
 
     def usage(self, it: Iterator[str]) -> Usage:
