@@ -44,7 +44,8 @@ BatchEngine::BatchEngine(const llama_model* model, const EngineConfig& cfg) : cf
     // Prompts are evaluated in chunks of the sequential context's n_batch (see
     // step()); the batch itself must also hold one row per generating sequence.
     n_chunk_ = cfg_.n_batch;
-    cfg_.n_batch = std::max(cfg_.n_batch, cfg_.n_seq_max);
+    cfg_.n_batch = cfg_.exact_decode ? std::max(cfg_.n_batch, cfg_.n_seq_max)
+                                     : cfg_.n_batch + cfg_.n_seq_max;
 
     model_ = model;
     vocab_ = llama_model_get_vocab(model);
@@ -177,9 +178,11 @@ int32_t BatchEngine::set_prefix(const std::vector<llama_token>& prefix) {
             throw std::invalid_argument("token id " + str(t) + " is outside the vocabulary");
         }
     }
-    // Only whole chunks can be shared (see admit()); the tail is of no use.
-    const std::vector<llama_token> whole(
-        prefix.begin(), prefix.begin() + (static_cast<int64_t>(prefix.size()) / n_chunk_) * n_chunk_);
+    // The holder's last chunk must be a tiled-size one (or empty) for its
+    // rows to be in the class a plain evaluation gives them (see shareable()).
+    int64_t keep = static_cast<int64_t>(prefix.size());
+    if (keep % n_chunk_ < cfg_.tiled_rows) keep -= keep % n_chunk_;
+    const std::vector<llama_token> whole(prefix.begin(), prefix.begin() + keep);
     std::lock_guard<std::mutex> lock(mu_);
     check_open();
     if (whole == prefix_) return 0;
@@ -229,9 +232,7 @@ void BatchEngine::admit(Request& r, int32_t slot) {
         while (static_cast<size_t>(shared) < n && prefix_[shared] == r.prompt[shared]) ++shared;
         // The last prompt token is always evaluated: its logits start generation.
         shared = std::min<int32_t>(shared, static_cast<int32_t>(r.prompt.size()) - 1);
-        // Only whole chunks: the rest of the prompt is then evaluated exactly as
-        // a from-scratch evaluation would (same chunk boundaries).
-        shared -= shared % n_chunk_;
+        shared = shareable(shared, static_cast<int32_t>(r.prompt.size()));
     }
     if (shared > 0) {
         if (cfg_.kv_unified) {
@@ -246,6 +247,20 @@ void BatchEngine::admit(Request& r, int32_t slot) {
     }
     r.n_past = shared;
     r.n_fed = shared;
+}
+
+int32_t BatchEngine::shareable(int32_t p, int32_t n) const {
+    // A plain loop evaluates chunk [c0, c1) in one call; its rows take the tiled
+    // kernel when the chunk has tiled_rows or more rows. Sharing the prefix up
+    // to p splits that chunk into [c0, p) (evaluated in the holder, whose last
+    // chunk has tiled_rows or more rows) and [p, c1): both parts must keep the
+    // class of the whole chunk.
+    const int32_t c0 = p - p % n_chunk_;
+    if (p == c0) return p;
+    const int32_t c1 = std::min(c0 + n_chunk_, n);
+    if (c1 - c0 < cfg_.tiled_rows) return p;  // every part is small: dot product all along
+    p = std::min(p, c1 - cfg_.tiled_rows);
+    return p - c0 >= cfg_.tiled_rows ? p : c0;
 }
 
 void BatchEngine::finish(int64_t id, const std::string& reason, bool report) {
@@ -297,14 +312,22 @@ std::vector<Event> BatchEngine::step() {
     std::sort(generating.begin(), generating.end(),
               [](const Request* a, const Request* b) { return a->slot < b->slot; });
 
-    if (!generating.empty()) {
+    // A plain loop decodes one token per call, which ggml computes with its
+    // row-by-row dot product; a call of tiled_rows or more K-quant rows would
+    // take the tiled matmul, which rounds differently. So generating rows go
+    // in calls of at most tiled_rows - 1 (exact_decode), or all in one call.
+    if (!cfg_.exact_decode) return step_packed(generating, prefilling, events);
+    const size_t group = static_cast<size_t>(std::max(1, cfg_.tiled_rows - 1));
+    for (size_t g0 = 0; g0 < generating.size(); g0 += group) {
+        std::vector<Request*> part(generating.begin() + g0,
+                                   generating.begin() + std::min(generating.size(), g0 + group));
         batch_.n_tokens = 0;
-        for (Request* r : generating) {
+        for (Request* r : part) {
             r->batch_idx = batch_.n_tokens;
             add_token(r->last, r->n_past, r->slot, true);
             r->n_past++;
         }
-        decode_and_sample(generating, 0, events);
+        decode_and_sample(part, 0, events);
     }
 
     // Prompts are evaluated as a plain llama.cpp loop evaluates them: chunks of
@@ -332,6 +355,41 @@ std::vector<Event> BatchEngine::step() {
         std::vector<Request*> one{r};
         decode_and_sample(one, k, events);
     }
+    return events;
+}
+
+std::vector<Event> BatchEngine::step_packed(std::vector<Request*>& generating,
+                                            std::vector<Request*>& prefilling,
+                                            std::vector<Event>& events) {
+    // One llama_decode for everything: the generating rows, then whole prompt
+    // chunks while they fit. llama.cpp may cut the chunks into smaller ubatches
+    // and computes large batches with its fastest kernels, which changes no
+    // row's result when the model has no tiled-kernel weights, and can for a
+    // K-quant model (the caller chose speed).
+    std::vector<Request*> active(generating);
+    batch_.n_tokens = 0;
+    for (Request* r : generating) {
+        r->batch_idx = batch_.n_tokens;
+        add_token(r->last, r->n_past, r->slot, true);
+        r->n_past++;
+    }
+    int32_t n_prompt = 0;
+    for (Request* r : prefilling) {
+        const int32_t n = static_cast<int32_t>(r->prompt.size());
+        const int32_t k = std::min(n_chunk_ - r->n_fed % n_chunk_, n - r->n_fed);
+        if (batch_.n_tokens + k > cfg_.n_batch && batch_.n_tokens > 0) break;
+        r->batch_idx = -1;
+        for (int32_t i = 0; i < k; ++i) {
+            const bool last = (r->n_fed + i + 1 == n);
+            if (last) r->batch_idx = batch_.n_tokens;
+            add_token(r->prompt[r->n_fed + i], r->n_past + i, r->slot, last);
+        }
+        r->n_fed += k;
+        r->n_past += k;
+        n_prompt += k;
+        active.push_back(r);
+    }
+    if (!active.empty()) decode_and_sample(active, n_prompt, events);
     return events;
 }
 

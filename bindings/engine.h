@@ -42,6 +42,15 @@ struct EngineConfig {
     // streams are the default: with a unified cache every token attends over
     // the cells of all sequences, which costs more than copying a prefix.
     bool kv_unified = false;
+    // ggml computes K-quant products of this many rows or more with its tiled
+    // matmul, fewer with the row-by-row dot product (ggml-cpu/tiled).
+    int32_t tiled_rows = 8;
+    // Keep every row in the kernel class a one-sequence loop gives it: decode
+    // in calls of fewer than tiled_rows rows, each prompt chunk alone (answers
+    // independent of the batch). false: generating rows and prompt chunks in
+    // one call, which is as exact when the model has no tiled-kernel weights
+    // (BatchEngine in runtime/engine.py decides) and faster on K-quants.
+    bool exact_decode = true;
 };
 
 // One thing that happened to a request during a step. token < 0 means "no
@@ -129,6 +138,12 @@ private:
     void admit(Request& r, int32_t slot);
     void finish(int64_t id, const std::string& reason, bool report);
     void add_token(llama_token tok, llama_pos pos, llama_seq_id seq, bool output);
+    // How much of a matching prefix of length p a prompt of n tokens may take
+    // from the holder without changing any row's kernel class.
+    int32_t shareable(int32_t p, int32_t n) const;
+    // step() without exact_decode: generating rows and prompt chunks in one call.
+    std::vector<Event> step_packed(std::vector<Request*>& generating,
+                                   std::vector<Request*>& prefilling, std::vector<Event>& events);
     // llama_decode the prepared batch_, then sample every request of `active`
     // that has an output row and record what happened in `events`.
     void decode_and_sample(std::vector<Request*>& active, int32_t n_prompt,

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lamina.errors import InputError, LaminaError
+from lamina.runtime.model import TILED_MIN_ROWS
 from lamina.runtime.sampling import SamplingParams, native_config, unparsable_grammar
 from lamina.runtime.stream import TextStream
 
@@ -146,11 +147,19 @@ class BatchEngine:
     to it too. ``kv_unified`` puts all sequences in one KV stream (a shared
     prefix is then tagged, not copied, but every token attends over the cells
     of all sequences: slower on CPU for more than a few sequences).
+
+    ``exact`` (the default) decodes in calls of fewer than ``TILED_MIN_ROWS``
+    sequences, so every token is computed with the kernel a one-sequence
+    llama.cpp loop uses and greedy answers do not depend on the batch;
+    ``exact=False`` decodes all sequences in one call, which ggml computes
+    with its tiled K-quant matmul: faster on K-quant models (see
+    docs/engine.md), but a document's answer can then change in the last bits
+    with its batch companions.
     """
 
     def __init__(self, model: Model, n_seq_max: int = 4, n_ctx_per_seq: int | None = None,
                  n_threads: int | None = None, n_batch: int | None = None,
-                 kv_unified: bool = False) -> None:
+                 kv_unified: bool = False, exact: bool = True) -> None:
         native = _native()
         self.model = model
         llama = model.llama
@@ -167,7 +176,8 @@ class BatchEngine:
             self._raw = native.BatchEngine(
                 ptr, n_seq_max, n_ctx_per_seq, int(n_threads or model.n_threads),
                 int(n_batch or model.n_batch), int(cp.flash_attn_type), int(cp.type_k),
-                int(cp.type_v), bool(kv_unified))
+                int(cp.type_v), bool(kv_unified), bool(exact) and model.uses_tiled_kernel,
+                TILED_MIN_ROWS)
         except ValueError as exc:
             raise InputError(f"Cannot create the batch engine: {exc}.") from exc
         except RuntimeError as exc:
@@ -177,6 +187,7 @@ class BatchEngine:
         if refs is not None:
             arr, scales = refs
             self._raw.set_adapters([int(a) for a in arr], [float(s) for s in scales])
+        self.exact = bool(exact)
         self._requests: dict[int, EngineRequest] = {}
         self._lock = threading.Lock()  # guards _requests and every call into _raw
         self._wake = threading.Condition(self._lock)
@@ -237,10 +248,10 @@ class BatchEngine:
     def set_prefix(self, prompt: str | Sequence[int]) -> int:
         """Evaluate a shared prefix once; requests starting with it reuse its KV cells.
 
-        Only whole prompt chunks (``model.n_batch`` tokens) are kept and shared,
-        so a request's remaining tokens are evaluated with the chunk boundaries
-        a from-scratch evaluation has and its answer does not change. Returns
-        the number of tokens evaluated (0 if it was already the prefix).
+        A request shares only as much of it as keeps each of its rows in the
+        kernel class a from-scratch evaluation gives it (bindings/engine.cpp:
+        shareable), so its answer does not change. Returns the number of tokens
+        evaluated (0 if it was already the prefix).
         """
         tokens = self.tokens_of(prompt)
         try:
@@ -480,7 +491,8 @@ _CACHE_ATTR = "_lamina_batch_engine"
 _ENGINES_LOCK = threading.Lock()
 
 
-def engine_for(model: Model, n_seq: int, n_ctx_per_seq: int) -> tuple[BatchEngine, threading.Lock]:
+def engine_for(model: Model, n_seq: int, n_ctx_per_seq: int,
+               exact: bool = True) -> tuple[BatchEngine, threading.Lock]:
     """A cached engine on ``model`` with exactly ``n_seq`` slots and at least
     ``n_ctx_per_seq`` tokens each (creating a context costs more than a batch
     of short prompts), and the lock its user must hold."""
@@ -489,11 +501,11 @@ def engine_for(model: Model, n_seq: int, n_ctx_per_seq: int) -> tuple[BatchEngin
         if cached is not None:
             eng, lock = cached
             if eng.n_seq_max == n_seq and eng.n_ctx_per_seq >= n_ctx_per_seq \
-                    and eng._thread is None and not eng._closing:
+                    and eng.exact == exact and eng._thread is None and not eng._closing:
                 return cached
             with lock:
                 eng.close()
-        eng = BatchEngine(model, n_seq, n_ctx_per_seq)
+        eng = BatchEngine(model, n_seq, n_ctx_per_seq, exact=exact)
         cached = (eng, threading.Lock())
         setattr(model, _CACHE_ATTR, cached)
         return cached
@@ -518,15 +530,15 @@ class Completion:
 def complete_many(model: Model, prompts: Sequence[str | Sequence[int]],
                   params: SamplingParams | None = None,
                   grammars: Sequence[str | None] | str | None = None, *,
-                  n_seq: int | None = None, shared_prefix: bool = True,
+                  n_seq: int | None = None, shared_prefix: bool = True, exact: bool = True,
                   ) -> Iterator[tuple[int, Completion]]:
     """Complete every prompt on the batch engine, yielding ``(index, Completion)``
     as each one finishes (not in prompt order).
 
     With greedy params each answer's tokens equal ``model.generate``'s for that
     prompt alone, whatever ``n_seq``, the other prompts or the thread count:
-    prompts are evaluated with the sequential path's chunk boundaries and only
-    whole chunks of a shared prefix are reused (see bindings/engine.cpp).
+    every row is computed with the kernel a plain one-sequence loop gives it
+    (see ``BatchEngine``; ``exact=False`` trades that for speed).
     A prompt that cannot run (empty, longer than the context, a grammar that
     does not parse) gets a Completion with ``finish_reason="error"``; the
     others are not affected.
@@ -551,11 +563,11 @@ def complete_many(model: Model, prompts: Sequence[str | Sequence[int]],
     per_seq = min(model.n_ctx, max(len(t) for t in token_lists.values()) + p.max_tokens)
     per_seq = max(per_seq, 8)
     n = min(len(token_lists), n_seq or default_n_seq(model, per_seq))
-    eng, lock = engine_for(model, max(1, n), per_seq)
+    eng, lock = engine_for(model, max(1, n), per_seq, exact)
     with lock:
         if shared_prefix and len(token_lists) > 1:
             prefix = _common_prefix(list(token_lists.values()))
-            if len(prefix) >= max(MIN_SHARED_PREFIX, model.n_batch):
+            if len(prefix) >= MIN_SHARED_PREFIX:
                 eng.set_prefix(prefix)
         index: dict[int, int] = {}
         reqs: list[EngineRequest] = []
@@ -590,14 +602,14 @@ def _completion(req: EngineRequest) -> Completion:
 def generate_many(model: Model, prompts: Sequence[str | Sequence[int]],
                   params: SamplingParams | None = None,
                   grammars: Sequence[str | None] | str | None = None, *,
-                  n_seq: int | None = None, shared_prefix: bool = True,
+                  n_seq: int | None = None, shared_prefix: bool = True, exact: bool = True,
                   on_done: Callable[[int, str], Any] | None = None) -> list[str]:
     """Texts of :func:`complete_many` in prompt order; an EngineError names the
     prompts that failed. ``on_done(index, text)`` is called as each finishes."""
     texts: list[str | None] = [None] * len(prompts)
     failed: list[str] = []
     for i, c in complete_many(model, prompts, params, grammars, n_seq=n_seq,
-                              shared_prefix=shared_prefix):
+                              shared_prefix=shared_prefix, exact=exact):
         texts[i] = c.text
         if c.error is not None:
             failed.append(f"{i + 1} ({c.error})")

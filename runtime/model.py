@@ -17,6 +17,7 @@ import collections
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import os
 import struct
 import threading
@@ -54,6 +55,8 @@ class GenerationStats:
     finish_reason: str = "stop"  # "stop" | "length" | "cancelled"
     prompt_seconds: float = 0.0
     decode_seconds: float = 0.0
+    #: The generated token ids (what tests compare with a plain llama.cpp loop).
+    tokens: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def decode_tokens_per_second(self) -> float:
@@ -109,8 +112,19 @@ def read_gguf_header(path: Path, keys: Sequence[str] = ()) -> dict[str, Any]:
     pick a default context length, without paying for a full metadata parse
     (the tokenizer arrays of a 50k vocabulary are skipped without decoding).
     """
+    return _scan_gguf(path, keys, tensor_types=False)[0]
+
+
+def gguf_tensor_types(path: Path) -> set[int]:
+    """The ggml type ids of a GGUF's tensors, read from the header alone."""
+    return _scan_gguf(path, (), tensor_types=True)[1]
+
+
+def _scan_gguf(path: Path, keys: Sequence[str], tensor_types: bool
+               ) -> tuple[dict[str, Any], set[int]]:
     wanted = set(keys)
     found: dict[str, Any] = {}
+    types: set[int] = set()
     scalar = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
               10: "<Q", 11: "<q", 12: "<d"}
     try:
@@ -146,7 +160,7 @@ def read_gguf_header(path: Path, keys: Sequence[str] = ()) -> dict[str, Any]:
                 raise FormatError(f"'{path}' has a corrupt GGUF header (value type {vtype}).")
 
             for _ in range(n_kv):
-                if wanted and wanted <= found.keys():
+                if wanted and wanted <= found.keys() and not tensor_types:
                     break
                 key = read_str().decode("utf-8", errors="replace")
                 (vtype,) = struct.unpack("<I", f.read(4))
@@ -154,10 +168,26 @@ def read_gguf_header(path: Path, keys: Sequence[str] = ()) -> dict[str, Any]:
                 if key in wanted:
                     found[key] = value.decode("utf-8", errors="replace") \
                         if isinstance(value, bytes) else value
+            for _ in range(_n_tensors if tensor_types else 0):
+                read_str()  # name
+                (n_dims,) = struct.unpack("<I", f.read(4))
+                f.seek(8 * n_dims, os.SEEK_CUR)
+                ttype, _offset = struct.unpack("<IQ", f.read(12))
+                types.add(ttype)
     except struct.error as exc:
         raise FormatError(f"'{path}' is truncated or not a valid GGUF file.",
                           hint="Re-download or re-convert the model.") from exc
-    return found
+    return found, types
+
+
+def uses_tiled_kernel(path: Path) -> bool:
+    """Whether ggml computes some of this model's weights with its tiled K-quant
+    matmul for large batches (K-quants and i-quants; see TILED_MIN_ROWS)."""
+    from gguf import GGMLQuantizationType as Q
+
+    tiled = {Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.IQ4_XS, Q.IQ2_XXS, Q.IQ2_XS,
+             Q.IQ2_S, Q.IQ3_XXS, Q.IQ3_S, Q.IQ1_S, Q.IQ1_M}
+    return bool(gguf_tensor_types(path) & {int(t) for t in tiled})
 
 
 def _check_gguf(path: str | os.PathLike[str], what: str) -> Path:
@@ -241,37 +271,32 @@ def load(path: str | os.PathLike[str], *, n_ctx: int | None = None, n_threads: i
 
 _REPACK_LOCK = threading.Lock()
 
-#: ggml's tiled K-quant matmul (on by default) takes over for batches of 8 or
-#: more rows; lamina turns it off unless the user set the variable (see below).
-TILED_MM_ENV = "GGML_CPU_TILED_MM"
+#: ggml's tiled K-quant matmul computes a matrix product this way only for
+#: batches of at least this many rows (ggml-cpu/tiled); smaller batches, and
+#: every other weight type, go through the row-by-row dot product.
+TILED_MIN_ROWS = 8
 
 
 @contextlib.contextmanager
 def _pinned_kernels() -> Iterator[None]:
-    """Load weights so that a sequence's logits do not depend on its batch.
+    """Load weights without ggml's CPU weight repacking (llama.cpp's ``--no-repack``).
 
-    Two ggml CPU kernels give a row a result that depends on the other rows of
-    its batch, and lamina turns both off (llama.cpp's own switches):
-
-    * weight repacking (``--no-repack``): repacked Q4_K/Q6_K/Q4_0 weights are
-      multiplied by a 4-row GEMM for full groups of four rows and a GEMV for
-      the rest, which round differently;
-    * the tiled K-quant matmul (``GGML_CPU_TILED_MM=0``), used for 8 rows or
-      more: measured on Gemma-3 270M Q4_K, 3 of 8 sequences decoded together
-      got logits up to 0.7 away from the same sequence decoded alone.
-
-    With both off, every row goes through the same dot product: the logits of
-    a sequence were bitwise identical for 1 to 64 sequences per step, for any
-    split of its prompt into ubatches, and for 1 or 2 threads, on Gemma-3 270M
-    Q4_K_M and SmolLM2-135M Q4_1 (tests/realmodels). The speed cost is in
-    docs/engine.md. A user who sets GGML_CPU_TILED_MM=1 gets the tiled kernel
-    back, and results that depend on the batch. ``llama_cpp.Llama`` has no
-    switch for repacking, so its model-parameter defaults are wrapped while it
-    loads.
+    Why: a row's result must not depend on the other rows of its batch, or a
+    document's answer depends on --batch and on its batch companions.
+    Repacked Q4_K/Q6_K/Q4_0 weights are multiplied by a 4-row GEMM for full
+    groups of four rows and by a GEMV for the rest, which round differently
+    (measured on Gemma-3 270M Q4_K_M: 3 of 4 prompts diverged within 16
+    tokens). Without repacking two kernel classes remain, each exact row by
+    row: the dot product (any weight type, batches under TILED_MIN_ROWS rows)
+    and the tiled K-quant matmul (K-quants, batches of TILED_MIN_ROWS or more).
+    A plain llama.cpp loop evaluates prompt chunks with the second and decodes
+    one token at a time with the first; the engine and the KV-cache reuse keep
+    every row in the class that loop gives it (see bindings/engine.cpp), so the
+    answers equal that loop's bit for bit. ``llama_cpp.Llama`` has no switch
+    for repacking, so its model-parameter defaults are wrapped while it loads.
     """
     import llama_cpp.llama_cpp as low
 
-    os.environ.setdefault(TILED_MM_ENV, "0")  # read once, at ggml's first matmul
     original = low.llama_model_default_params
 
     def defaults() -> Any:
@@ -355,6 +380,7 @@ class Model:
         self.eos_text = llama._model.token_get_text(self.eos_id) if self.eos_id >= 0 else ""
         self.template = self.bind_template(template or detect_template(self.metadata))
         self.last_stats = GenerationStats()
+        self._plain_prefix = 0  # see _evaluate_prompt
         self.loras: list[Path] = []
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
@@ -371,6 +397,11 @@ class Model:
         """SamplingParams with the template's recommended values (and the seed given
         to :func:`load`) applied."""
         return SamplingParams(seed=self.seed).replace(**dict(self.template.sampling_defaults))
+
+    @functools.cached_property
+    def uses_tiled_kernel(self) -> bool:
+        """See :func:`uses_tiled_kernel`: the batch engine needs its exact mode only then."""
+        return uses_tiled_kernel(self.path)
 
     @property
     def n_cached(self) -> int:
@@ -447,6 +478,7 @@ class Model:
         """Forget the KV cache (another user of ``model.llama``'s context changed it)."""
         self._lib.llama_memory_clear(self._mem, True)
         self.llama.n_tokens = 0
+        self._plain_prefix = 0
 
     def _record(self, tokens: Sequence[int], start: int) -> None:
         end = start + len(tokens)
@@ -458,12 +490,13 @@ class Model:
         """Bring the KV cache to exactly ``tokens``, evaluating only what differs.
 
         The prompt is evaluated in ``n_batch`` chunks from position 0, as a plain
-        llama.cpp loop does, and the cache is reused only in whole chunks: how
-        a prompt is cut into ubatches changes its logits in the last bits
-        (measured on Gemma-3 270M), so reusing an arbitrary cached prefix would
-        make a document's answer depend on the document before it.
-        ``reuse_any`` (multi-turn chat) reuses the whole common prefix instead,
-        like llama-server's cache_prompt and llama-cli's conversation mode.
+        llama.cpp loop does, and the cache is reused only in whole chunks of an
+        earlier prompt: a row's kernel depends on the size of the chunk it was
+        evaluated in (see _pinned_kernels), so reusing an arbitrary cached
+        prefix, or generated tokens, would make a document's answer depend on
+        the one before it. ``reuse_any`` (multi-turn chat) reuses the whole
+        common prefix instead, like llama-server's cache_prompt and llama-cli's
+        conversation mode.
         """
         lib = self._lib
         n = len(tokens)
@@ -481,7 +514,10 @@ class Model:
             common += 1
         common = min(common, n - 1)  # the last prompt token must be evaluated for its logits
         if not reuse_any:
+            common = min(common, self._plain_prefix)
             common -= common % self.n_batch
+        # Cached tokens below this count were evaluated as plain prompt chunks.
+        self._plain_prefix = n if not reuse_any else min(self._plain_prefix, common)
         lib.llama_memory_seq_rm(self._mem, -1, common, -1)
         self.llama.n_tokens = common
         stats.prompt_tokens, stats.cached_tokens, stats.evaluated_tokens = n, common, n - common
@@ -566,6 +602,7 @@ class Model:
                     finish = "stop"
                     break
                 stats.completion_tokens += 1
+                stats.tokens.append(token)
                 piece = text.push(self._piece(token))
                 if lstrip and piece:
                     piece = piece.lstrip()

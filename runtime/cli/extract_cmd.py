@@ -40,6 +40,10 @@ from lamina.runtime.cli.options import ctx_option, template_option, threads_opti
               help="Documents decoded together on the native batched engine (default: as many "
                    "as fit a KV-cache budget of min(2 GiB, 1/4 of free memory), 2 to 64; 1 when "
                    "the engine is not built).")
+@click.option("--fast-batch", is_flag=True,
+              help="Decode a batch's documents in one kernel call: faster on K-quant models "
+                   "(Q4_K_M...), but an answer may then change in the last bits with --batch "
+                   "and its batch companions (see docs/engine.md).")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True,
               help="Answer length limit per prompt, in tokens.")
 @click.option("--max-input-tokens", type=click.IntRange(min=1), default=None,
@@ -63,7 +67,7 @@ from lamina.runtime.cli.options import ctx_option, template_option, threads_opti
 def extract(model: Path, text: str | None, input_path: Path | None, task: str, schema: str | None,
             output: Path | None, lang: str, split_num: int | None, resume: bool,
             keep_failed: bool, force: bool, no_grammar: bool, batch: int | None,
-            max_tokens: int, max_input_tokens: int | None, max_items: int, max_chars: int,
+            fast_batch: bool, max_tokens: int, max_input_tokens: int | None, max_items: int, max_chars: int,
             style: str, ray_address: str | None, workers: int, n_threads: int | None,
             n_ctx: int | None, template: str | None) -> None:
     """Extract entities, relations, events or KG facts as JSON (IEPile/OneKE format)."""
@@ -91,7 +95,7 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str, s
             workers=workers, resume=resume, force=force, options=dict(
                 task=task, schema=schema, lang=lang, split_num=split_num,
                 use_grammar=not no_grammar, limits=limits, style=style,
-                max_input_tokens=max_input_tokens),
+                max_input_tokens=max_input_tokens, exact=not fast_batch),
             batch=batch, max_tokens=max_tokens, n_threads=n_threads, n_ctx=n_ctx,
             template=template, keep_failed=keep_failed)
     items: list[Any] = list(read_inputs(input_path)) if input_path else [{"id": "1", "text": text}]
@@ -103,7 +107,8 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str, s
                          hint='For example --schema \'["人物","地理位置","组织机构"]\'.')
     _run(model, items, output, resume, keep_failed, force, dict(
         task=task, schema=schema, lang=lang, split_num=split_num, use_grammar=not no_grammar,
-        limits=limits, style=style, max_input_tokens=max_input_tokens), batch, max_tokens,
+        limits=limits, style=style, max_input_tokens=max_input_tokens, exact=not fast_batch),
+        batch, max_tokens,
         n_threads, n_ctx, template)
 
 

@@ -302,7 +302,7 @@ def extract_iter(model: Any, items: Iterable[Any], *, batch: int = 1, task: str 
                  schema: Any = None, lang: str = "zh", split_num: int | None = None,
                  use_grammar: bool = True, params: Any = None,
                  limits: GrammarLimits | None = None, style: str = "iepile",
-                 max_input_tokens: int | None = None,
+                 max_input_tokens: int | None = None, exact: bool = True,
                  ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Extract from many items, yielding ``(item index, record)`` as each document
     is done (with ``batch > 1`` not in input order), so a caller can write every
@@ -313,7 +313,10 @@ def extract_iter(model: Any, items: Iterable[Any], *, batch: int = 1, task: str 
     "length" when an answer hit max_tokens, "error"), ``truncated`` when the
     document was cut to ``max_input_tokens`` (default: what fits the context
     after max_tokens), and ``error`` when it failed. Any document's failure is
-    its own: the others are decoded as if it were not there.
+    its own: the others are decoded as if it were not there. Greedy answers do
+    not depend on ``batch``; ``exact=False`` lets the engine decode all
+    documents in one kernel call (faster on K-quant models, but the answers
+    may then change in the last bits with the batch, see BatchEngine).
     """
     p = _default_params(params)
     budget = max_input_tokens if max_input_tokens is not None else \
@@ -336,10 +339,10 @@ def extract_iter(model: Any, items: Iterable[Any], *, batch: int = 1, task: str 
             item = raw if isinstance(raw, Mapping) else {"id": str(index + 1), "text": raw}
             pending.append((index, dict(item), None, exc.message))
         if len(pending) >= group:
-            yield from _run_pending(ex, model, pending, p, engine, batch)
+            yield from _run_pending(ex, model, pending, p, engine, batch, exact)
             pending = []
     if pending:
-        yield from _run_pending(ex, model, pending, p, engine, batch)
+        yield from _run_pending(ex, model, pending, p, engine, batch, exact)
 
 
 def extract_many(model: Any, items: Iterable[Any], **kw: Any) -> Iterator[dict[str, Any]]:
@@ -366,7 +369,8 @@ def _engine() -> Any:
 
 def _run_pending(ex: Extractor, model: Any,
                  pending: list[tuple[int, dict[str, Any], Job | None, str | None]],
-                 params: Any, engine: Any, batch: int) -> Iterator[tuple[int, dict[str, Any]]]:
+                 params: Any, engine: Any, batch: int,
+                 exact: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
     runnable = []
     for index, item, job, error in pending:
         if job is None:
@@ -374,7 +378,7 @@ def _run_pending(ex: Extractor, model: Any,
         else:
             runnable.append((index, item, job))
     if engine is not None and len(runnable) > 1:
-        yield from _run_on_engine(ex, model, runnable, params, engine, batch)
+        yield from _run_on_engine(ex, model, runnable, params, engine, batch, exact)
         return
     for index, item, job in runnable:
         rec = _make_record(item, job)
@@ -389,7 +393,8 @@ def _run_pending(ex: Extractor, model: Any,
 
 
 def _run_on_engine(ex: Extractor, model: Any, runnable: list[tuple[int, dict[str, Any], Job]],
-                   params: Any, engine: Any, batch: int) -> Iterator[tuple[int, dict[str, Any]]]:
+                   params: Any, engine: Any, batch: int,
+                   exact: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
     """All chunk prompts of the documents on the engine; a document's record is
     yielded as soon as its last chunk is answered."""
     prompts, grammars, owner = [], [], []
@@ -403,7 +408,8 @@ def _run_on_engine(ex: Extractor, model: Any, runnable: list[tuple[int, dict[str
     answers: list[list[Answer | None]] = [[None] * len(job.prompts) for _, _, job in runnable]
     errors: list[list[str]] = [[] for _ in runnable]
     left = [len(job.prompts) for _, _, job in runnable]
-    for i, c in engine.complete_many(model, prompts, params, grammars, n_seq=batch):
+    for i, c in engine.complete_many(model, prompts, params, grammars, n_seq=batch,
+                                     exact=exact):
         d = owner[i]
         answers[d][i - first[d]] = Answer(c.text, c.finish_reason)
         if c.error is not None:
