@@ -181,7 +181,7 @@ int32_t BatchEngine::set_prefix(const std::vector<llama_token>& prefix) {
     // The holder's last chunk must be a tiled-size one (or empty) for its
     // rows to be in the class a plain evaluation gives them (see shareable()).
     int64_t keep = static_cast<int64_t>(prefix.size());
-    if (keep % n_chunk_ < cfg_.tiled_rows) keep -= keep % n_chunk_;
+    if (cfg_.exact_decode && keep % n_chunk_ < cfg_.tiled_rows) keep -= keep % n_chunk_;
     const std::vector<llama_token> whole(prefix.begin(), prefix.begin() + keep);
     std::lock_guard<std::mutex> lock(mu_);
     check_open();
@@ -255,6 +255,7 @@ int32_t BatchEngine::shareable(int32_t p, int32_t n) const {
     // to p splits that chunk into [c0, p) (evaluated in the holder, whose last
     // chunk has tiled_rows or more rows) and [p, c1): both parts must keep the
     // class of the whole chunk.
+    if (!cfg_.exact_decode) return p;  // no tiled-kernel weights (or speed chosen)
     const int32_t c0 = p - p % n_chunk_;
     if (p == c0) return p;
     const int32_t c1 = std::min(c0 + n_chunk_, n);

@@ -33,7 +33,12 @@ from typing import TYPE_CHECKING, Any
 
 from lamina.errors import InputError, LaminaError
 from lamina.runtime.model import TILED_MIN_ROWS
-from lamina.runtime.sampling import SamplingParams, native_config, unparsable_grammar
+from lamina.runtime.sampling import (
+    GrammarError,
+    SamplingParams,
+    native_config,
+    unparsable_grammar,
+)
 from lamina.runtime.stream import TextStream
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -575,6 +580,8 @@ def complete_many(model: Model, prompts: Sequence[str | Sequence[int]],
             for i, toks in token_lists.items():
                 try:
                     req = eng.submit(toks, p, grammar=gs[i])
+                except GrammarError:
+                    raise  # the caller's grammar, not this document: every prompt would fail
                 except LaminaError as exc:
                     yield i, Completion("", "error", exc.message)
                     continue
@@ -612,11 +619,12 @@ def generate_many(model: Model, prompts: Sequence[str | Sequence[int]],
                               shared_prefix=shared_prefix, exact=exact):
         texts[i] = c.text
         if c.error is not None:
-            failed.append(f"{i + 1} ({c.error})")
+            failed.append(f"{i + 1}: {c.error}")
         elif on_done is not None:
             on_done(i, c.text)
     if failed:
-        raise EngineError(f"The batch engine could not finish prompt(s) {', '.join(failed)}.",
-                          hint="Shorten the prompt or load the model with a larger context "
-                               "(--ctx).")
+        raise InputError(f"Prompt {failed[0]}" + (f" (and {len(failed) - 1} more)"
+                                                   if len(failed) > 1 else "") + ".",
+                         hint="Shorten the prompt or load the model with a larger context "
+                              "(--ctx).")
     return [t or "" for t in texts]

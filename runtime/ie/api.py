@@ -294,8 +294,11 @@ ENGINE_GROUP_BATCHES = 4
 
 
 def default_max_input_tokens(model: Any, max_tokens: int) -> int:
-    """Prompt tokens that fit the context with room for a ``max_tokens`` answer."""
-    return max(1, int(model.n_ctx) - int(max_tokens))
+    """Prompt tokens that fit the context with room for a ``max_tokens`` answer; at
+    least half the context when ``max_tokens`` asks for more than the context can
+    give (the answer is then cut at the context's end, finish_reason "length")."""
+    n_ctx = int(model.n_ctx)
+    return max(n_ctx - int(max_tokens), n_ctx // 2, 1)
 
 
 def extract_iter(model: Any, items: Iterable[Any], *, batch: int = 1, task: str = "NER",

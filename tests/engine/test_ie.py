@@ -35,13 +35,13 @@ def test_batched_extraction_equals_sequential_and_parses(model, task, monkeypatc
     seq = list(extract_many(model, docs, task=task, schema=SCHEMAS[task], params=p,
                             limits=limits))
     calls: list[int] = []
-    real = engine.generate_many
+    real = engine.complete_many
 
     def spy(*args, **kw):
         calls.append(len(args[1]))
         return real(*args, **kw)
 
-    monkeypatch.setattr(engine, "generate_many", spy)
+    monkeypatch.setattr(engine, "complete_many", spy)
     batched = list(extract_many(model, docs, task=task, schema=SCHEMAS[task], params=p,
                                 limits=limits, batch=8))
     assert calls == [n]  # one schema chunk per document, all on the engine

@@ -125,13 +125,31 @@ def test_stop_strings_cut_the_answer_and_never_leak(model):
     assert streamed == cut
 
 
-def test_identical_prompt_reuses_the_cache(model):
-    prompt = "北京是中国的首都。" * 3
-    model.generate(prompt, GREEDY)
-    n = model.last_stats.prompt_tokens
-    model.generate(prompt, GREEDY)
-    assert model.last_stats.cached_tokens == n - 1
-    assert model.last_stats.evaluated_tokens == 1
+def test_the_cache_is_reused_in_whole_prompt_chunks_only(model):
+    """A row's kernel depends on the size of the chunk it was evaluated in, so only
+    whole n_batch chunks of an earlier prompt are reused: the answer is then the
+    one a cold cache gives, bit for bit (test below)."""
+    import lamina
+
+    short = "北京是中国的首都。" * 3
+    model.generate(short, GREEDY)
+    model.generate(short, GREEDY)
+    assert model.last_stats.cached_tokens == 0  # under one chunk: evaluated again
+    with lamina.load(model.path, n_ctx=1024, n_threads=1) as big:
+        assert big.n_batch == 512
+        long = "北京是中国的首都，也是一座历史悠久的城市。" * 30
+        n = len(big.tokenize(long))
+        assert 512 < n < 1000
+        cold = big.generate(long, GREEDY.replace(max_tokens=8))
+        assert big.last_stats.cached_tokens == 0
+        warm = big.generate(long, GREEDY.replace(max_tokens=8))
+        assert big.last_stats.cached_tokens == 512
+        assert big.last_stats.evaluated_tokens == n - 512
+        assert warm == cold
+        # generated tokens are never reused: a prompt that continues the last
+        # answer evaluates from the last whole chunk of the earlier prompt
+        big.generate(long + warm, GREEDY.replace(max_tokens=4))
+        assert big.last_stats.cached_tokens == 512
 
 
 def test_kv_reuse_gives_the_same_answer_as_a_cold_cache(model):

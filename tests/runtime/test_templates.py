@@ -39,7 +39,7 @@ EXPECTED = {
         "<|im_start|>user\n你好<|im_end|>\n<|im_start|>assistant\n你好！<|im_end|>\n"
         "<|im_start|>user\n介绍一下北京<|im_end|>\n<|im_start|>assistant\n"
     ),
-    "raw": "<s>你好\n你好！\n介绍一下北京",
+    "raw": "你好\n你好！\n介绍一下北京",
 }
 
 EXPECTED_SYSTEM = {
@@ -48,7 +48,7 @@ EXPECTED_SYSTEM = {
     "llama2": "<s>[INST] <<SYS>>\nSYS\n<</SYS>>\n\n你好 [/INST]",
     "llama2-zh": "<s>System: SYS\n</s><s>Human: 你好\n</s>",
     "chatml": "<|im_start|>system\nSYS<|im_end|>\n<|im_start|>user\n你好",
-    "raw": "<s>SYS\n你好\n",
+    "raw": "SYS\n你好\n",
 }
 
 
@@ -128,16 +128,16 @@ def test_detect_prefers_lamina_name_then_jinja():
 
 
 def test_rendered_markers_become_bos_eos_tokens(model):
-    """Templates are tokenized with add_bos=False, special=True: '<s>'/'</s>' must be the
-    real BOS/EOS ids, and only where the format has them."""
+    """Rendered '<s>'/'</s>' are the real BOS/EOS ids; the vocabulary (add_bos on
+    here) adds a BOS to a prompt that does not render one, and never a second."""
     bos, eos = model.llama.token_bos(), model.llama.token_eos()
-    for name, n_bos, n_eos in (("alpaca2", 2, 1), ("llama2-zh", 4, 3), ("chatml", 0, 0),
-                               ("alpaca", 1, 1)):
+    assert model.add_bos and not model.add_eos
+    for name, n_bos, n_eos in (("alpaca2", 2, 1), ("llama2-zh", 4, 3), ("chatml", 1, 0),
+                               ("alpaca", 1, 1), ("raw", 1, 0)):
         toks = model.chat_tokens(TWO_TURNS, get_template(name))
         assert toks.count(bos) == n_bos, name
         assert toks.count(eos) == n_eos, name
-        if n_bos:
-            assert toks[0] == bos
+        assert toks[0] == bos, name
     toks = model.chat_tokens(TWO_TURNS, get_template("llama2-zh"))
     first_turn = get_template("llama2-zh").render(TWO_TURNS[:1], add_generation_prompt=False)
     first = model.tokenize(first_turn, add_bos=False)
