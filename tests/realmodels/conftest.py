@@ -47,8 +47,16 @@ def model_file(name: str) -> Path:
 
 
 @pytest.fixture(scope="session", params=MODELS)
-def real(request: pytest.FixtureRequest) -> RealModel:
+def real(request: pytest.FixtureRequest, _close_real_models: None) -> RealModel:
     return _real(request.param)
+
+
+@pytest.fixture(scope="session")
+def _close_real_models():
+    yield
+    for loaded in _LOADED.values():
+        loaded.model.close()
+    _LOADED.clear()
 
 
 class RealModel:
@@ -73,7 +81,7 @@ def _real(name: str) -> RealModel:
 
 
 @pytest.fixture(scope="session")
-def gemma() -> RealModel:
+def gemma(_close_real_models: None) -> RealModel:
     return _real("gemma3")
 
 

@@ -61,7 +61,17 @@ class Reference:
         for t in tokens:
             n = self.lib.llama_token_to_piece(self.vocab, t, buf, 256, 0, False)
             out += buf.raw[:n]
-        return out.decode("utf-8", "replace")
+        # An answer cut at max_tokens can end inside a character; lamina, like a
+        # streaming UI must, leaves that partial character out instead of showing "�".
+        cut = len(out)
+        for back in range(1, min(4, len(out)) + 1):
+            byte = out[-back]
+            if byte & 0xC0 != 0x80:  # the lead byte of the last character
+                need = 4 if byte >= 0xF0 else 3 if byte >= 0xE0 else 2 if byte >= 0xC0 else 1
+                if back < need:
+                    cut = len(out) - back
+                break
+        return out[:cut].decode("utf-8", "replace")
 
     def greedy(self, prompt: list[int], max_tokens: int) -> list[int]:
         """Greedy continuation of ``prompt`` (token ids), EOG not included."""
