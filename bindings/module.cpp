@@ -5,12 +5,16 @@
 // (std::invalid_argument) or RuntimeError (std::runtime_error).
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
 #include <cstdint>
+#include <deque>
+#include <mutex>
 #include <new>
+#include <utility>
 
 #include "engine.h"
 #include "sampler.h"
@@ -21,11 +25,39 @@ using lamina::BatchEngine;
 using lamina::EngineConfig;
 using lamina::SamplingConfig;
 
+namespace {
+
+// llama.cpp's log, kept in C++: a Python (ctypes) log callback runs on every
+// log line, and a Ctrl-C that lands in it is printed and dropped by ctypes, so
+// a batch job would not stop. Only warnings and errors are kept, for messages.
+std::mutex log_mu;
+std::deque<std::pair<int, std::string>> log_tail;
+
+void keep_log(ggml_log_level level, const char* text, void*) {
+    if (level != GGML_LOG_LEVEL_WARN && level != GGML_LOG_LEVEL_ERROR) return;
+    std::lock_guard<std::mutex> lock(log_mu);
+    log_tail.emplace_back(static_cast<int>(level), text ? text : "");
+    if (log_tail.size() > 20) log_tail.pop_front();
+}
+
+}  // namespace
+
 NB_MODULE(_native, m) {
     m.doc() = "lamina's batched llama.cpp decoding engine (C++).";
     // Engines left alive at interpreter exit are fine; the warning only confuses users.
     nb::set_leak_warnings(false);
 
+    m.def("quiet_logs", []() { llama_log_set(keep_log, nullptr); },
+          "Send llama.cpp's log to a small C++ buffer instead of stderr.");
+    m.def("log_tail", []() {
+              std::lock_guard<std::mutex> lock(log_mu);
+              return std::vector<std::pair<int, std::string>>(log_tail.begin(), log_tail.end());
+          },
+          "The last warning and error lines of llama.cpp's log: (level, text).");
+    m.def("clear_log_tail", []() {
+              std::lock_guard<std::mutex> lock(log_mu);
+              log_tail.clear();
+          });
     m.def("llama_system_info", []() { return std::string(llama_print_system_info()); },
           "The llama.cpp build features this module is linked against.");
     m.def("max_parallel_sequences",

@@ -72,17 +72,31 @@ class GenerationStats:
 _LOG_TAIL: collections.deque[tuple[int, str]] = collections.deque(maxlen=20)
 _GGML_WARN, _GGML_ERROR = 3, 4  # enum ggml_log_level
 _LOG_CALLBACK: Any = None
+_NATIVE_LOG: Any = None
 
 
 def _quiet_llama_logs() -> None:
     """Route llama.cpp's log to a small buffer instead of stderr.
 
-    The last lines are kept so load failures can say what llama.cpp saw.
+    The last lines are kept so load failures can say what llama.cpp saw. The
+    buffer lives in lamina's native module when it is built: a Python log
+    callback runs for every log line, and a Ctrl-C landing in it is dropped by
+    ctypes ("Exception ignored on calling ctypes callback"), so an extraction
+    run did not stop. The ctypes callback is the fallback without the module.
     """
-    global _LOG_CALLBACK
-    if _LOG_CALLBACK is not None:
+    global _LOG_CALLBACK, _NATIVE_LOG
+    if _LOG_CALLBACK is not None or _NATIVE_LOG is not None:
         return
     import llama_cpp
+
+    try:
+        from lamina import _native
+    except ImportError:
+        _native = None
+    if _native is not None:
+        _native.quiet_logs()
+        _NATIVE_LOG = _native
+        return
 
     @llama_cpp.llama_log_callback
     def _callback(level: int, text: bytes, user_data: Any) -> None:
@@ -93,10 +107,23 @@ def _quiet_llama_logs() -> None:
     llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
 
 
+def _log_lines() -> list[tuple[int, str]]:
+    if _NATIVE_LOG is not None:
+        return [(level, text.strip()) for level, text in _NATIVE_LOG.log_tail()]
+    return list(_LOG_TAIL)
+
+
+def _clear_log() -> None:
+    _LOG_TAIL.clear()
+    if _NATIVE_LOG is not None:
+        _NATIVE_LOG.clear_log_tail()
+
+
 def _last_log_error() -> str:
     """llama.cpp's first error line (the specific one) without its function-name prefix ('' if none)."""
+    lines = _log_lines()
     for wanted in (_GGML_ERROR, _GGML_WARN):
-        for level, line in _LOG_TAIL:
+        for level, line in lines:
             if level == wanted and line:
                 return line.split(": ", 1)[-1]
     return ""
@@ -240,7 +267,7 @@ def load(path: str | os.PathLike[str], *, n_ctx: int | None = None, n_threads: i
 
     if not verbose:
         _quiet_llama_logs()
-    _LOG_TAIL.clear()
+    _clear_log()
     threads = n_threads or _physical_cores()
     try:
         with _pinned_kernels():
@@ -320,7 +347,7 @@ def _set_loras(llama: Any, paths: Sequence[Path], model_path: Path) -> None:
 
     adapters = []
     for p in paths:
-        _LOG_TAIL.clear()
+        _clear_log()
         adapter = lib.llama_adapter_lora_init(llama._model.model, str(p).encode("utf-8"))
         if not adapter:
             detail = _last_log_error()
