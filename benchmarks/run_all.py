@@ -3,8 +3,9 @@
 Each benchmark script prints its own Rich table and saves it to
 benchmarks/results/<name>.json (benchmarks/common.save_result); this script
 runs them in turn, then renders all saved tables into one Markdown report with
-the machine, library versions and date, so the README's tables come from a
-single run. ``--only convert,decode`` runs a subset; ``--render`` only renders.
+the machine, library versions and date. The docs pages render the same JSON
+through cog (benchmarks/tables.py is the renderer for both), so after a run,
+``cog -r docs/*.md README.md`` brings their tables and quoted numbers up to date. ``--only convert,decode`` runs a subset; ``--render`` only renders.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from common import RESULTS, machine_info  # noqa: E402
+from tables import markdown  # noqa: E402
 
 #: benchmark name -> (script, extra args). Order: cheap dependencies first.
 BENCHMARKS: dict[str, tuple[str, list[str]]] = {
@@ -66,11 +68,7 @@ def render(out: Path) -> None:
         lines.append("")
         lines.append(f"_run {data.get('date', '?')}_")
         lines.append("")
-        cols = data["columns"]
-        lines.append("| " + " | ".join(cols) + " |")
-        lines.append("|" + "---|" * len(cols))
-        for row in data["rows"]:
-            lines.append("| " + " | ".join(row) + " |")
+        lines += markdown(data)
         if data.get("notes"):
             lines.append("")
             lines.append(data["notes"])

@@ -1,9 +1,11 @@
-"""`lamina demo` end to end, and every README example that runs on the demo model.
+"""`lamina demo` end to end, and every documented example that runs on the demo model.
 
-The README's `console` blocks are the documentation users copy from; this test
-reads them and runs each `$ lamina ...` line that uses the demo folder, so the
-README cannot go stale. Long-running commands (`lamina serve`) are skipped:
-the server has its own tests.
+The `console` blocks of README.md and docs/*.md are the documentation users copy
+from; this test reads them and runs each `$ lamina ...` line that uses the demo
+folder, so the docs cannot go stale. The README's lines run first, then each
+docs page's in file-name order, all in one folder; a page's examples may use
+what its own earlier examples wrote, but not another page's. Long-running
+commands (`lamina serve`) are skipped: the server has its own tests.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
+DOCS = REPO / "docs"
 DEMO_DIR = "lamina-demo"
 
 
@@ -25,9 +28,14 @@ def lamina_cmd() -> list[str]:
     return [sys.executable, "-m", "lamina"]
 
 
-def readme_examples() -> list[str]:
+def doc_pages() -> list[Path]:
+    """README.md, then docs/*.md by name."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def readme_examples(page: Path = README) -> list[str]:
     """Shell lines `$ lamina ...` (or `$ echo ... | lamina ...`) from ```console blocks."""
-    text = README.read_text(encoding="utf-8")
+    text = page.read_text(encoding="utf-8")
     lines: list[str] = []
     for block in re.findall(r"```console\n(.*?)```", text, flags=re.S):
         for line in block.splitlines():
@@ -66,17 +74,19 @@ def test_demo_builds_model_and_prints_tables(demo_run: tuple[Path, subprocess.Co
 def test_readme_examples_run_on_demo_model(demo_run: tuple[Path, subprocess.CompletedProcess]) -> None:
     cwd, proc = demo_run
     assert proc.returncode == 0
-    examples = readme_examples()
-    assert len(examples) >= 8, "README lost its runnable examples"
+    examples = [(page, line) for page in doc_pages() for line in readme_examples(page)]
+    assert len(readme_examples()) >= 4, "README lost its runnable tour"
+    assert len(examples) >= 8, "the docs lost their runnable examples"
     # the `lamina` script next to this interpreter, as a user's shell would find it
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {**os.environ, "COLUMNS": "120", "PYTHONIOENCODING": "utf-8", "PATH": path}
     failures = []
-    for line in examples:
+    for page, line in examples:
         if re.search(r"\blamina serve\b", line):
             continue  # runs until stopped; covered by tests/server
         result = subprocess.run(line, shell=True, cwd=cwd, capture_output=True, text=True, env=env,
                                 timeout=300)
         if result.returncode != 0:
-            failures.append(f"{line}\n  exit {result.returncode}: {result.stderr[-800:]}")
-    assert not failures, "README examples failed:\n" + "\n".join(failures)
+            failures.append(f"{page.relative_to(REPO)}: {line}\n"
+                            f"  exit {result.returncode}: {result.stderr[-800:]}")
+    assert not failures, "documented examples failed:\n" + "\n".join(failures)

@@ -1,0 +1,111 @@
+"""What cog writes into the docs: the CLI reference and the benchmark numbers.
+
+The docs pages hold cog blocks (``<!-- [[[cog ... ]]] -->`` ... ``<!-- [[[end]]] -->``)
+that call the functions below. Regenerate everything with
+
+    cog -r docs/*.md README.md
+
+from the repository root, in a venv where lamina is installed (the CLI help is
+read from the installed click group). ``.ci/run`` runs ``cog --check`` on the
+same files, so a changed option or benchmark JSON without regenerated docs fails CI.
+cog puts the folder of the file it processes on sys.path, so docs pages
+``import _gen``; README.md (in the root) imports ``docs._gen``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: width the help text is wrapped at (click otherwise uses the terminal's)
+HELP_WIDTH = 100
+
+#: docs page that explains each command (commands not listed get no link)
+PAGES = {
+    "convert": "convert.md", "merge": "convert.md", "checksum": "convert.md",
+    "quantize": "quantize.md", "build": "quantize.md", "verify": "quantize.md",
+    "info": "quantize.md",
+    "chat": "chat.md", "generate": "chat.md", "templates": "chat.md",
+    "extract": "extract.md", "eval": "eval.md", "serve": "serve.md", "demo": "../README.md",
+}
+
+
+def _tables():
+    spec = importlib.util.spec_from_file_location("_lamina_bench_tables",
+                                                  ROOT / "benchmarks" / "tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_t = _tables()
+#: the benchmark tables: section(name), cell(name, row, column), extra(name, *keys)
+section, cell, extra, load = _t.section, _t.cell, _t.extra, _t.load
+
+
+def _help(args: list[str]) -> str:
+    from click.testing import CliRunner
+
+    from lamina.runtime.cli import cli
+
+    result = CliRunner().invoke(cli, [*args, "--help"], prog_name="lamina",
+                                terminal_width=HELP_WIDTH, catch_exceptions=False)
+    if result.exit_code != 0:
+        raise RuntimeError(f"lamina {' '.join(args)} --help exited {result.exit_code}")
+    return result.output.rstrip() + "\n"
+
+
+def cli_reference() -> str:
+    """Every command's ``--help``, in the order of ``lamina --help``."""
+    import click
+
+    from lamina.runtime.cli import cli
+
+    ctx = click.Context(cli, info_name="lamina")
+    names = cli.list_commands(ctx)
+    out = ["Commands: " + ", ".join(f"[`{n}`](#lamina-{n})" for n in names) + ".", ""]
+    out += ["## `lamina`", "", "```text", "$ lamina --help", _help([]) + "```", ""]
+    for name in names:
+        out += [f"## `lamina {name}`", ""]
+        if name in PAGES:
+            out += [f"Explained in [{PAGES[name].removeprefix('../')}]({PAGES[name]}).", ""]
+        out += ["```text", f"$ lamina {name} --help", _help([name]) + "```", ""]
+    return "\n".join(out)
+
+
+def summary() -> str:
+    """The README's one-table digest of the benchmarks, every number from the JSON."""
+    lc = "lamina convert --lora"
+    lb = "lamina build"
+    rows = [
+        ("convert + merge a LoRA", "convert.md#speed-one-streamed-pass-vs-the-seed-projects-two-steps",
+         f"{cell('convert', lc, 'speed vs seed path')}, peak RAM "
+         f"{cell('convert', lc, 'RSS / model size')} of the model size "
+         f"(seed: {cell('convert', 'seed path total', 'RSS / model size')})",
+         "peft merge_and_unload, then convert_hf_to_gguf.py"),
+        ("build a Q4_K_M file", "quantize.md#speed-lamina-build-vs-the-seed-path",
+         cell("quantize", lb, "vs seed path"),
+         "convert_hf_to_gguf.py, then llama_model_quantize"),
+        ("decode", "chat.md#speed",
+         f"{cell('decode', 'decode (tokens/s)', 'lamina / plain')} the tokens/s",
+         "a plain llama-cpp-python loop"),
+        ("extract with the grammar", "extract.md#speed",
+         f"{cell('extract', 'lamina extract (grammar)', 'valid JSON, schema keys in order')} "
+         f"valid JSON, {cell('extract', 'lamina extract (grammar)', 'speed vs plain')} the speed "
+         f"(plain: {cell('extract', 'llama-cpp-python', 'valid JSON, schema keys in order')})",
+         "llama-cpp-python create_chat_completion"),
+        ("extract on the batched engine", "engine.md#speed",
+         f"{cell('engine', 'lamina engine', 'vs plain')} the docs/s, answers "
+         f"{cell('engine', 'lamina engine', 'results')} to one-at-a-time lamina",
+         "llama-cpp-python per document, same grammar"),
+        ("serve", "serve.md#speed",
+         f"+{extra('serve', 'overhead_ms', 'non-stream'):.1f} ms per request, "
+         f"{cell('serve', ('lamina serve', '1'), 'req/s vs API')} the req/s (1 client)",
+         "Model.chat in-process"),
+    ]
+    out = ["| what | lamina | against | details |", "|---|---|---|---|"]
+    for what, link, measured, baseline in rows:
+        out.append(f"| {what} | {measured} | {baseline} | [docs/{link.split('#')[0]}](docs/{link}) |")
+    return "\n".join(out) + "\n"
