@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "decode": ("decode.py", []),
     "extract": ("extract.py", []),
     "engine": ("engine.py", []),
+    "agreement": ("agreement.py", []),
     "extract_ray": ("extract_ray.py", []),
     "serve": ("serve.py", []),
 }

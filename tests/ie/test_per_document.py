@@ -94,6 +94,7 @@ def test_records_come_out_as_documents_finish(ie_model):
     seen = []
     for index, rec in extract_iter(ie_model, docs, batch=4, schema=json.loads(SCHEMA),
                                    params=SamplingParams.greedy(max_tokens=200)):
+        assert "error" not in rec, rec
         seen.append((index, cached_engine(ie_model).stats()["requests_finished"]))
     assert sorted(i for i, _ in seen) == list(range(24))
     first_at = seen[0][1]
