@@ -1,9 +1,12 @@
 // lamina's batched decoding engine: many sequences share one llama_context.
 //
 // Why: llama-cpp-python decodes one sequence at a time, which leaves most of a
-// CPU's matrix throughput idle. Here every step feeds one llama_decode call
-// with the next token of every generating sequence plus chunks of waiting
-// prompts (continuous batching), and a common prompt prefix (an extraction
+// CPU's matrix throughput idle. Here every step decodes the next token of
+// every generating sequence and evaluates chunks of waiting prompts
+// (continuous batching): in one llama_decode call, or, for models with
+// K-quant weights, in calls that keep each row in the ggml kernel a
+// one-sequence loop gives it (exact_decode, see step()), and a common prompt
+// prefix (an extraction
 // instruction, a system prompt) is evaluated once into a holder sequence and
 // shared with every request by copying its KV cells (llama_memory_seq_cp on a
 // unified cache only tags the cells; nothing is recomputed or duplicated).

@@ -2,14 +2,16 @@
 
 ``Model.generate`` decodes one sequence at a time, which leaves most of a CPU's
 matrix throughput idle. The C++ engine keeps up to ``n_seq`` sequences in one
-llama.cpp context and advances all of them with one ``llama_decode`` per step;
-finished sequences free their slot for queued ones (continuous batching), and
-a prompt prefix common to all requests (the extraction instruction, a system
-prompt) is evaluated once and shared through the KV cache.
+llama.cpp context and advances all of them every step; finished sequences free
+their slot for queued ones (continuous batching), and a prompt prefix common to
+all requests (the extraction instruction, a system prompt) is evaluated once and
+shared through the KV cache.
 
-The engine samples with the same chain as the sequential path and this module
-turns tokens into text with the same :class:`~lamina.runtime.stream.TextStream`
-(stop strings, UTF-8), so greedy results equal ``Model.generate``'s.
+The engine samples with the same chain as the sequential path, keeps every row
+in the ggml kernel a one-sequence loop gives it (see ``BatchEngine``), and this
+module turns tokens into text with the same
+:class:`~lamina.runtime.stream.TextStream` (stop strings, UTF-8), so greedy
+results equal ``Model.generate``'s, token for token, whatever the batch.
 
 Two ways to drive it:
 
