@@ -155,9 +155,10 @@ def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool,
     # Sort keys of the records in the output, in the order they are written:
     # the published file is in input order although records are written as
     # documents finish.
-    order = [skipped_pos.get(str(r.get("id")), [len(items)]).pop(0)
-             if skipped_pos.get(str(r.get("id"))) else len(items) for r in out.existing] \
-        if out is not None else []
+    order: list[int] = []
+    for rec in out.existing if out is not None else []:
+        positions = skipped_pos.get(str(rec.get("id")))
+        order.append(positions.pop(0) if positions else len(items))
     skipped = len(items) - bad - len(todo)
     failed = written = cut = 0
     start = time.perf_counter()
