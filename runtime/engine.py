@@ -248,9 +248,7 @@ class BatchEngine:
     def tokens_of(self, prompt: str | Sequence[int]) -> list[int]:
         """Prompt tokens exactly as ``Model.generate`` makes them (the vocabulary's
         BOS rule for text; token ids as given)."""
-        if isinstance(prompt, str):
-            return self.model.tokenize(prompt)
-        return [int(t) for t in prompt]
+        return _prompt_tokens(self.model, prompt)
 
     def set_prefix(self, prompt: str | Sequence[int]) -> int:
         """Evaluate a shared prefix once; requests starting with it reuse its KV cells.
@@ -470,6 +468,12 @@ def _model_pointer(model: Model) -> int:
     return int(ctypes.cast(handle, ctypes.c_void_p).value or 0)
 
 
+def _prompt_tokens(model: Model, prompt: str | Sequence[int]) -> list[int]:
+    if isinstance(prompt, str):
+        return model.tokenize(prompt)
+    return [int(t) for t in prompt]
+
+
 def _common_prefix(token_lists: Sequence[Sequence[int]]) -> list[int]:
     first = token_lists[0]
     n = len(first)
@@ -556,7 +560,7 @@ def complete_many(model: Model, prompts: Sequence[str | Sequence[int]],
     gs = _normalise_grammars(grammars, len(prompts))
     token_lists: dict[int, list[int]] = {}
     for i, x in enumerate(prompts):
-        toks = model.tokenize(x) if isinstance(x, str) else [int(t) for t in x]
+        toks = _prompt_tokens(model, x)
         if not toks:
             yield i, Completion("", "error", "the prompt is empty")
         elif len(toks) >= model.n_ctx:

@@ -400,14 +400,12 @@ def _run_on_engine(ex: Extractor, model: Any, runnable: list[tuple[int, dict[str
                    exact: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
     """All chunk prompts of the documents on the engine; a document's record is
     yielded as soon as its last chunk is answered."""
-    prompts, grammars, owner = [], [], []
+    prompts, grammars, owner, first = [], [], [], []
     for d, (_, _, job) in enumerate(runnable):
+        first.append(len(prompts))  # index of the document's first chunk prompt
         prompts += job.prompts
         grammars += job.grammars
         owner += [d] * len(job.prompts)
-    first = [0] * len(runnable)
-    for i in range(len(owner) - 1, -1, -1):
-        first[owner[i]] = i
     answers: list[list[Answer | None]] = [[None] * len(job.prompts) for _, _, job in runnable]
     errors: list[list[str]] = [[] for _ in runnable]
     left = [len(job.prompts) for _, _, job in runnable]

@@ -103,10 +103,15 @@ def test_extract_file_writes_records_and_errors_file(chat_gguf, tmp_path: Path):
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
+def write_docs(path: Path, n: int) -> Path:
+    """``n`` one-line news documents (id = line number)."""
+    path.write_text("".join(f"第{i}篇：郭碧婷于{i % 28 + 1}日在北京宣布订婚。\n" for i in range(n)),
+                    encoding="utf-8")
+    return path
+
+
 def test_resume_after_kill_gives_the_same_file_as_an_uninterrupted_run(chat_gguf, tmp_path: Path):
-    src = tmp_path / "docs.txt"
-    src.write_text("".join(f"第{i}篇：郭碧婷于{i % 28 + 1}日在北京宣布订婚。\n" for i in range(24)),
-                   encoding="utf-8")
+    src = write_docs(tmp_path / "docs.txt", 24)
     # A small batch, so records reach the file group by group (8 documents at a time).
     args = ["extract", str(chat_gguf), "--schema", SCHEMA, "-i", str(src), *SMALL_ARGS,
             "--batch", "2"]

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.ie.test_cli import SCHEMA, SMALL_ARGS, lamina
+from tests.ie.test_cli import SCHEMA, SMALL_ARGS, lamina, write_docs
 
 DOCS = [f"第{i}篇：郭碧婷于{i % 28 + 1}日在北京宣布订婚。" for i in range(5)]
 LONG = "康有为是广东南海人，1895年在北京参加会试，与梁启超等人发起公车上书。" * 60
@@ -103,9 +103,7 @@ def test_records_come_out_as_documents_finish(ie_model):
 
 def test_ctrl_c_keeps_the_finished_records_and_resume_completes_them(chat_gguf,
                                                                      tmp_path: Path):
-    src = tmp_path / "docs.txt"
-    src.write_text("".join(f"第{i}篇：郭碧婷于{i % 28 + 1}日在北京宣布订婚。\n" for i in range(800)),
-                   encoding="utf-8")
+    src = write_docs(tmp_path / "docs.txt", 800)
     args = ["extract", str(chat_gguf), "--schema", SCHEMA, "-i", str(src), *SMALL_ARGS,
             "--batch", "16"]
     full = tmp_path / "full.jsonl"
