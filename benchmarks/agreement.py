@@ -32,7 +32,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import lamina
-    from lamina.runtime.ie.api import extract_many
+    from lamina.ie.api import extract_many
     from lamina.runtime.sampling import SamplingParams
     from tests.realmodels.conftest import NEWS, SCHEMA, model_file
 

@@ -69,7 +69,7 @@ def _random(rng: np.random.Generator, shape: tuple[int, ...], name: str) -> np.n
 def _write_base(folder: Path, spec: dict, seed: int = 0) -> None:
     from safetensors.numpy import save_file
 
-    from lamina.convert.synthetic import write_hf_tokenizer_files
+    from lamina.demo.checkpoints import write_hf_tokenizer_files
 
     rng = np.random.default_rng(seed)
     shapes = _tensor_shapes(spec)
@@ -118,7 +118,7 @@ def full_vocab_tokenizer(out_dir: Path, vocab_size: int) -> Path:
     """
     from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
-    from lamina.convert.synthetic import extend_tokenizer, train_tokenizer
+    from lamina.demo.checkpoints import extend_tokenizer, train_tokenizer
 
     base = train_tokenizer(out_dir / "bpe", 1024)
     proto = sp_pb2.ModelProto()

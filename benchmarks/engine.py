@@ -106,8 +106,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import lamina
+    from lamina.ie.api import Extractor, extract_many
     from lamina.runtime.engine import cached_engine, default_n_seq
-    from lamina.runtime.ie.api import Extractor, extract_many
     from lamina.runtime.sampling import SamplingParams
 
     path = ensure_model(WORK)
@@ -203,7 +203,7 @@ def main() -> None:
 
 
 def _answer(text: str) -> Any:
-    from lamina.runtime.ie.api import Answer
+    from lamina.ie.api import Answer
 
     return Answer(text, "stop")
 

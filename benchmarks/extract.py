@@ -55,7 +55,7 @@ def run_plain(path: Path, docs: list[str], threads: int, n_ctx: int, max_tokens:
     """llama-cpp-python alone: the chat template from the GGUF, one call per document."""
     import llama_cpp
 
-    from lamina.runtime.ie.instructions import build_instruction
+    from lamina.ie.instructions import build_instruction
 
     llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                           verbose=False)
@@ -84,8 +84,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import lamina
-    from lamina.runtime.ie.api import extract_many
-    from lamina.runtime.ie.grammar import GrammarLimits
+    from lamina.ie.api import extract_many
+    from lamina.ie.grammar import GrammarLimits
     from lamina.runtime.sampling import SamplingParams
 
     path = ensure_model(WORK)

@@ -59,8 +59,8 @@ def run_local(model: Path, docs: Path, out: Path, schema: list[str], batch: int,
 def _local_only(args: argparse.Namespace) -> None:
     """Child side of ``run_local``: time load + extract_many, print docs/s as JSON."""
     import lamina
-    from lamina.runtime.ie.api import extract_many
-    from lamina.runtime.ie.io import read_inputs
+    from lamina.ie.api import extract_many
+    from lamina.ie.io import read_inputs
     from lamina.runtime.sampling import SamplingParams
 
     items = list(read_inputs(args.input))
@@ -76,8 +76,8 @@ def _local_only(args: argparse.Namespace) -> None:
 def run_ray(model: Path, docs: Path, out: Path, schema: list[str], *, workers: int,
             threads: int, batch: int, max_tokens: int) -> Any:
     """One ``lamina extract --ray`` run on a fresh local Ray instance; its report."""
-    from lamina.runtime.ray.runner import RayExtractOptions, run_extract
-    from lamina.runtime.ray.worker import ExtractSettings
+    from lamina.ray.runner import RayExtractOptions, run_extract
+    from lamina.ray.worker import ExtractSettings
 
     report = run_extract(RayExtractOptions(
         model=model, input=str(docs), output=out, workers=workers, threads=threads,
@@ -122,8 +122,8 @@ def ray_results(model: Path, docs: list[str], schema: list[str], *, threads: int
     Seconds are the extraction phase (workers loading the model included, Ray
     start-up excluded), so the docs/s compare with the in-process arms.
     """
-    from lamina.runtime.ray.runner import RayExtractOptions, run_extract
-    from lamina.runtime.ray.worker import ExtractSettings
+    from lamina.ray.runner import RayExtractOptions, run_extract
+    from lamina.ray.worker import ExtractSettings
 
     src = write_docs(docs, work / "docs.jsonl")
     results = []

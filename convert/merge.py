@@ -205,7 +205,7 @@ def _write_meta(folder: Path, plan: MergePlan, dtype: str, progress: Any | None,
 
 
 def _write_tokenizer(folder: Path, plan: MergePlan) -> None:
-    from lamina.convert.synthetic import write_hf_tokenizer_files
+    from lamina.demo.checkpoints import write_hf_tokenizer_files
 
     src = plan.tokenizer_model.parent
     extras = ("tokenizer_config.json", "special_tokens_map.json")

@@ -55,7 +55,7 @@ def resolve_template(name: str | None) -> tuple[str | None, str | None]:
     if name is None:
         return None, None
     try:
-        from lamina.runtime.templates import get_template
+        from lamina.templates import get_template
     except ModuleNotFoundError:  # runtime area not installed in this build: name only
         return name, None
     template = get_template(name)  # raises TemplateError naming the valid choices

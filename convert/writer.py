@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lamina import __version__, gguf_keys
+from lamina import __version__, gguf_io
 from lamina.convert.llama import LlamaHParams
 from lamina.convert.tokenizer import GGUFVocab
 
@@ -186,10 +186,10 @@ def write_gguf(
     if meta.template_jinja:
         writer.add_chat_template(meta.template_jinja)
     if meta.template_name:
-        writer.add_string(gguf_keys.TEMPLATE_NAME, meta.template_name)
-    writer.add_string(gguf_keys.WRITER_VERSION, __version__)
+        writer.add_string(gguf_io.TEMPLATE_NAME, meta.template_name)
+    writer.add_string(gguf_io.WRITER_VERSION, __version__)
     if meta.provenance:
-        writer.add_string(gguf_keys.PROVENANCE, json.dumps(meta.provenance, ensure_ascii=False))
+        writer.add_string(gguf_io.PROVENANCE, json.dumps(meta.provenance, ensure_ascii=False))
 
     types = []
     histogram: dict[str, int] = {}

@@ -48,7 +48,7 @@ section, cell, extra, load = _t.section, _t.cell, _t.extra, _t.load
 def _help(args: list[str]) -> str:
     from click.testing import CliRunner
 
-    from lamina.runtime.cli import cli
+    from lamina.cli import cli
 
     result = CliRunner().invoke(cli, [*args, "--help"], prog_name="lamina",
                                 terminal_width=HELP_WIDTH, catch_exceptions=False)
@@ -61,7 +61,7 @@ def cli_reference() -> str:
     """Every command's ``--help``, in the order of ``lamina --help``."""
     import click
 
-    from lamina.runtime.cli import cli
+    from lamina.cli import cli
 
     ctx = click.Context(cli, info_name="lamina")
     names = cli.list_commands(ctx)

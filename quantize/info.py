@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamina import gguf_keys
+from lamina import gguf_io
 from lamina.errors import FormatError
 from lamina.files import require_file
 from lamina.quantize.types import ftype_name
@@ -154,7 +154,7 @@ def model_info(path: str | Path) -> ModelInfo:
         text = token_list[tid] if 0 <= int(tid) < len(token_list) else None
         special[role] = {"id": int(tid), "text": text}
 
-    provenance_text = field_value(reader, gguf_keys.PROVENANCE)
+    provenance_text = field_value(reader, gguf_io.PROVENANCE)
     provenance: dict[str, Any] | None = None
     if provenance_text:
         try:
@@ -187,10 +187,10 @@ def model_info(path: str | Path) -> ModelInfo:
         tokenizer_model=field_value(reader, "tokenizer.ggml.model"),
         special_tokens=special,
         add_bos=field_value(reader, "tokenizer.ggml.add_bos_token"),
-        chat_template_name=field_value(reader, gguf_keys.TEMPLATE_NAME),
-        chat_template=field_value(reader, gguf_keys.CHAT_TEMPLATE_JINJA),
+        chat_template_name=field_value(reader, gguf_io.TEMPLATE_NAME),
+        chat_template=field_value(reader, gguf_io.CHAT_TEMPLATE_JINJA),
         provenance=provenance,
-        lamina_version=field_value(reader, gguf_keys.WRITER_VERSION),
+        lamina_version=field_value(reader, gguf_io.WRITER_VERSION),
         quantization_version=field_value(reader, "general.quantization_version"),
         metadata_keys=[k for k in reader.fields if not k.startswith("GGUF.")],
     )

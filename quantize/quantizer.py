@@ -99,7 +99,7 @@ def _check_disk_space(output: Path, n_params: int, qt: QuantType, input_bytes: i
     parent = output.parent if str(output.parent) else Path(".")
     free = shutil.disk_usage(parent).free
     if estimate > free:
-        from lamina.console import human_bytes
+        from lamina.ui.console import human_bytes
 
         raise InputError(
             f"Not enough disk space for '{output}': about {human_bytes(estimate)} needed, "

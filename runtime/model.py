@@ -31,7 +31,7 @@ from lamina.errors import FormatError, InputError, LaminaError, ModelLoadError
 from lamina.files import require_file
 from lamina.runtime.sampling import SamplingParams, build_sampler, greedy_grammar_sampler
 from lamina.runtime.stream import TextStream
-from lamina.runtime.templates import ChatTemplate, detect_template, get_template
+from lamina.templates import ChatTemplate, detect_template, get_template
 
 if TYPE_CHECKING:  # pragma: no cover
     import llama_cpp
@@ -735,14 +735,14 @@ class Model:
 
     def extract(self, text: str, task: str = "NER", schema: Sequence[Any] | None = None,
                 lang: str = "zh", **kw: Any) -> dict:
-        """Information extraction (IEPile/OneKE style); see lamina.runtime.ie.api."""
-        from lamina.runtime.ie.api import extract
+        """Information extraction (IEPile/OneKE style); see lamina.ie.api."""
+        from lamina.ie.api import extract
 
         return extract(self, text, task=task, schema=schema, lang=lang, **kw)
 
     def extract_many(self, items: Iterable[Any], **kw: Any) -> Iterator[dict]:
-        """Extraction over many records; see lamina.runtime.ie.api.extract_many."""
-        from lamina.runtime.ie.api import extract_many
+        """Extraction over many records; see lamina.ie.api.extract_many."""
+        from lamina.ie.api import extract_many
 
         return extract_many(self, items, **kw)
 

@@ -1,5 +1,5 @@
 """``python -m lamina`` is the same as the ``lamina`` command."""
 
-from lamina.runtime.cli import main
+from lamina.cli import main
 
 main()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lamina.runtime.cli import main
+from lamina.cli import main
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str]:
@@ -45,7 +45,7 @@ class Evil:
 @pytest.fixture(scope="module")
 def other_base_lora(family, tmp_path_factory):
     """A LoRA made with peft for a differently sized LLaMA (hidden 32 instead of 64)."""
-    from lamina.convert.synthetic import TinyLlamaSpec, make_lora, random_llama, sp_vocab_size
+    from lamina.demo.checkpoints import TinyLlamaSpec, make_lora, random_llama, sp_vocab_size
 
     spec = TinyLlamaSpec(hidden_size=32, intermediate_size=96, num_attention_heads=2,
                          num_key_value_heads=1)

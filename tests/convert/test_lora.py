@@ -106,7 +106,7 @@ def test_config_variants_match_peft_merge(family, references, tmp_path):
     from peft import get_peft_model
 
     from lamina.convert.pipeline import ConvertOptions, convert
-    from lamina.convert.synthetic import _randomize_lora, merged_with
+    from lamina.demo.checkpoints import _randomize_lora, merged_with
     from tests.convert.conftest import PROMPTS, cpp_logits, hf_logits, llama, sp_ids
 
     base = references["get"]("base")

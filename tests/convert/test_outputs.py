@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from lamina import gguf_keys
+from lamina import gguf_io
 from tests.convert.conftest import PROMPTS, cpp_logits, llama, sp_ids
 from tests.convert.test_errors import run_cli
 
@@ -21,14 +21,14 @@ def test_chat_gguf_is_self_contained(chat_gguf, family):
     """The shared fixture: template name + Jinja, full tokenizer, provenance."""
     from gguf import GGUFReader
 
-    from lamina.runtime.templates import get_template
+    from lamina.templates import get_template
 
     r = GGUFReader(chat_gguf)
-    assert _field(r, gguf_keys.TEMPLATE_NAME) == "alpaca2"
-    assert _field(r, gguf_keys.CHAT_TEMPLATE_JINJA) == get_template("alpaca2").jinja
-    prov = json.loads(_field(r, gguf_keys.PROVENANCE))
+    assert _field(r, gguf_io.TEMPLATE_NAME) == "alpaca2"
+    assert _field(r, gguf_io.CHAT_TEMPLATE_JINJA) == get_template("alpaca2").jinja
+    prov = json.loads(_field(r, gguf_io.PROVENANCE))
     assert [p.rsplit("/", 1)[-1] for p in prov["loras"]] == ["lora_plus", "lora_alpaca"]
-    from lamina.convert.synthetic import sp_vocab_size
+    from lamina.demo.checkpoints import sp_vocab_size
 
     assert len(r.fields["tokenizer.ggml.tokens"].data) == sp_vocab_size(family.extended_tokenizer)
     assert _field(r, "tokenizer.ggml.add_bos_token") is True
@@ -52,7 +52,7 @@ def test_smaller_outtypes_stay_close_to_f32(outtype, tol, family, variant_gguf, 
 def test_tokenizer_option_overrides_the_last_lora(family, tmp_path, capsys):
     from gguf import GGUFReader
 
-    from lamina.convert.synthetic import sp_vocab_size
+    from lamina.demo.checkpoints import sp_vocab_size
 
     out = tmp_path / "t.gguf"
     code, text = run_cli(["convert", family.base_hf, "--tokenizer", family.extended_tokenizer.parent,
@@ -73,7 +73,7 @@ def test_pytorch_bin_base_gives_the_same_tensors_as_safetensors(family, variant_
     from gguf import GGUFReader
 
     from lamina.convert.pipeline import ConvertOptions, convert
-    from lamina.convert.synthetic import load_hf
+    from lamina.demo.checkpoints import load_hf
 
     folder = tmp_path / "bin_base"
     folder.mkdir()
@@ -92,7 +92,7 @@ def test_pytorch_bin_base_gives_the_same_tensors_as_safetensors(family, variant_
 def test_tied_embeddings_model_converts(family, tmp_path):
     """No lm_head tensor: llama.cpp reuses token_embd, logits still match transformers."""
     from lamina.convert.pipeline import ConvertOptions, convert
-    from lamina.convert.synthetic import TinyLlamaSpec, random_llama, save_hf, sp_vocab_size
+    from lamina.demo.checkpoints import TinyLlamaSpec, random_llama, save_hf, sp_vocab_size
     from tests.convert.conftest import hf_logits
 
     model = random_llama(TinyLlamaSpec(tie_word_embeddings=True, seed=3),

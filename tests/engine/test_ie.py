@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from lamina.ie.api import extract_many
+from lamina.ie.grammar import GrammarLimits
 from lamina.runtime import engine
-from lamina.runtime.ie.api import extract_many
-from lamina.runtime.ie.grammar import GrammarLimits
 from lamina.runtime.sampling import SamplingParams
 
 SCHEMAS = {

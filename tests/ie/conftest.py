@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lamina.runtime.ie.grammar import GrammarLimits
+from lamina.ie.grammar import GrammarLimits
 
 #: Bounds that keep a random model's answers short (fast tests, no max_tokens cut-offs).
 SMALL = GrammarLimits(max_items=2, max_chars=3)

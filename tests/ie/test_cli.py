@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lamina.runtime.ie.io import BadLine, DoneIndex, ResumableJsonl, read_inputs
+from lamina.ie.io import BadLine, DoneIndex, ResumableJsonl, read_inputs
 
 SCHEMA = '["人物","地理位置"]'
 SMALL_ARGS = ["--max-items", "2", "--max-chars", "3", "--max-tokens", "200", "--threads", "1"]
@@ -215,9 +215,9 @@ def test_eval_pairs_rouge_bleu(tmp_path: Path):
 def test_iepile_test_file_flows_through_extract_and_eval(ie_model, tmp_path: Path):
     """DeepKE test files hold one line per schema chunk with the same id; the
     instruction is used as is, the label travels along, eval pools the chunks."""
-    from lamina.runtime.ie.api import extract_many
-    from lamina.runtime.ie.evaluate import evaluate_files
-    from lamina.runtime.ie.instructions import build_instruction
+    from lamina.ie.api import extract_many
+    from lamina.ie.evaluate import evaluate_files
+    from lamina.ie.instructions import build_instruction
     from tests.ie.conftest import SMALL
 
     text = "郭碧婷与向佐在台北订婚。"

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from lamina.errors import LaminaError
-from lamina.runtime.ie.evaluate import evaluate_files
-from lamina.runtime.ie.fixes import FIXES, parse_fixes
-from lamina.runtime.ie.readers import read_answer
+from lamina.ie.evaluate import evaluate_files
+from lamina.ie.fixes import FIXES, parse_fixes
+from lamina.ie.readers import read_answer
 
 DATA = json.loads((Path(__file__).parent / "data" / "deepke_eval_cases.json")
                   .read_text(encoding="utf-8"))

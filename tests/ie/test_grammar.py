@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from lamina.runtime.ie.api import extract_many
-from lamina.runtime.ie.grammar import GrammarLimits, build_grammar, build_pair_grammar, gbnf_literal
-from lamina.runtime.ie.schema_split import normalize_schema, schema_keys
+from lamina.ie.api import extract_many
+from lamina.ie.grammar import GrammarLimits, build_grammar, build_pair_grammar, gbnf_literal
+from lamina.ie.schema_split import normalize_schema, schema_keys
 from lamina.runtime.sampling import SamplingParams
 from tests.ie.conftest import SCHEMAS, SMALL
 
@@ -139,7 +139,7 @@ def test_batched_engine_gives_the_sequential_results(wild_model):
 
 def test_api_extract_result_errors_and_bad_items(ie_model):
     from lamina.errors import SchemaError
-    from lamina.runtime.ie.api import ExtractionError, extract
+    from lamina.ie.api import ExtractionError, extract
 
     result = ie_model.extract("郭碧婷与向佐订婚。", task="NER", schema=["人物", "地点"], limits=SMALL)
     assert list(result) == ["人物", "地点"]

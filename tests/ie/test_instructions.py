@@ -7,14 +7,14 @@ import json
 import pytest
 
 from lamina.errors import SchemaError
-from lamina.runtime.ie.instructions import build_instruction, build_pair_instruction
-from lamina.runtime.ie.schema_split import (
+from lamina.ie.instructions import build_instruction, build_pair_instruction
+from lamina.ie.schema_split import (
     merge_results,
     normalize_schema,
     schema_keys,
     split_schema,
 )
-from lamina.runtime.ie.tasks import DESCRIPTIONS, TASKS, description, get_task
+from lamina.ie.tasks import DESCRIPTIONS, TASKS, description, get_task
 
 # The three data instances of seed 002 (the "instruction" field, as stored there).
 SEED_NER = "{\"instruction\": \"你是专门进行实体抽取的专家。请从input中抽取出符合schema定义的实体，不存在的实体类型返回空列表。请按照JSON字符串的格式回答。\", \"schema\": [\"组织机构\", \"地理位置\", \"人物\"], \"input\": \"对于康有为、梁启超、谭嗣同、严复这些从旧文化营垒中走来的年轻“布衣”，他们背负着沉重的历史包袱，能够挣脱旧传统的束缚，为拯救民族的危亡而献身，实在是中华民族的脊梁。\"}"

@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from lamina.runtime.ie.metrics import PRF, f1_score, percent, rouge_bleu, score_f1
-from lamina.runtime.ie.parse import parse_answer, parse_pairs
-from lamina.runtime.ie.readers import read_answer, read_label
-from lamina.runtime.ie.schema_split import normalize_schema
+from lamina.ie.metrics import PRF, f1_score, percent, rouge_bleu, score_f1
+from lamina.ie.parse import parse_answer, parse_pairs
+from lamina.ie.readers import read_answer, read_label
+from lamina.ie.schema_split import normalize_schema
 
 NER = ["人物", "地点"]
 

@@ -85,8 +85,8 @@ def test_a_document_that_cannot_fit_fails_alone_and_resume_retries_it(chat_gguf,
 def test_records_come_out_as_documents_finish(ie_model):
     """24 documents on the engine in one call: the first record must come out while
     most of the others are still being decoded, not after the whole group."""
+    from lamina.ie.api import extract_iter
     from lamina.runtime.engine import cached_engine
-    from lamina.runtime.ie.api import extract_iter
     from lamina.runtime.sampling import SamplingParams
 
     docs = [f"第{i}篇：郭碧婷于{i % 28 + 1}日在北京宣布订婚。" + "会后接受采访。" * (i % 5)

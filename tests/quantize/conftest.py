@@ -35,14 +35,14 @@ def _bigram_llama(root: Path) -> Path:
     import sentencepiece as spm
     import torch
 
-    from lamina.convert.corpus import BASE_TEXT
-    from lamina.convert.synthetic import (
+    from lamina.demo.checkpoints import (
         TinyLlamaSpec,
         random_llama,
         save_hf,
         sp_vocab_size,
         train_tokenizer,
     )
+    from lamina.demo.corpus import BASE_TEXT
     from lamina.quantize.sample_text import SAMPLE_TEXT
 
     spec = TinyLlamaSpec(hidden_size=256, intermediate_size=512, num_hidden_layers=2,
@@ -72,7 +72,7 @@ def _small_llama(root: Path) -> Path:
     The grid-searching types (IQ1_*, IQ2_*) cost seconds per million weights,
     so the every-type test runs on this one.
     """
-    from lamina.convert.synthetic import (
+    from lamina.demo.checkpoints import (
         TinyLlamaSpec,
         random_llama,
         save_hf,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from lamina.quantize.build import BuildOptions, build
+from lamina.build import BuildOptions, build
 from lamina.quantize.info import model_info
 from lamina.quantize.quantizer import quantize
 from tests.quantize.helpers import run_lamina
@@ -47,7 +47,7 @@ def test_build_cli_prints_sizes_and_quality(qfix, tmp_path):
 
 
 def test_build_removes_its_temporary_folder_on_failure(qfix, tmp_path, monkeypatch):
-    import lamina.quantize.build as build_mod
+    import lamina.build as build_mod
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -67,7 +67,7 @@ def test_build_removes_its_temporary_folder_on_failure(qfix, tmp_path, monkeypat
 
 
 def test_intermediate_goes_to_ram_only_when_it_clearly_fits(qfix, tmp_path, monkeypatch):
-    import lamina.quantize.build as build_mod
+    import lamina.build as build_mod
 
     opts = BuildOptions(base=qfix.hf, output=tmp_path / "m.gguf")
     monkeypatch.setattr(build_mod, "mem_available", lambda: 1 << 40)
@@ -125,8 +125,8 @@ def test_info_table_shows_a_llama2_template_as_written(qfix, monkeypatch):
     from click.testing import CliRunner
 
     import lamina.quantize.info as info_mod
-    from lamina.console import console
-    from lamina.runtime.cli import cli
+    from lamina.cli import cli
+    from lamina.ui.console import console
 
     jinja = "{{ bos_token }}[INST] {{ messages[0]['content'] }} [/INST]"
     data = dataclasses.replace(model_info(qfix.f16), chat_template_name=None, chat_template=jinja,

@@ -28,7 +28,7 @@ MAX_CHARS = 4
 @pytest.fixture(scope="module")
 def ray_local() -> Iterator[None]:
     ray = pytest.importorskip("ray")
-    from lamina.runtime.ray.runner import _quiet_native_logs, _quiet_ray_data
+    from lamina.ray.runner import _quiet_native_logs, _quiet_ray_data
 
     _quiet_ray_data()
     with _quiet_native_logs():
@@ -74,7 +74,7 @@ def local_run(chat_gguf: Path, docs: Path, tmp_path_factory: pytest.TempPathFact
     """The local ``lamina extract`` output for ``docs``: what the Ray path must reproduce."""
     from click.testing import CliRunner
 
-    from lamina.runtime.cli import cli
+    from lamina.cli import cli
 
     out = tmp_path_factory.mktemp("local") / "local.jsonl"
     result = CliRunner().invoke(cli, extract_args(chat_gguf, docs, out))

@@ -18,9 +18,9 @@ pytest.importorskip("ray")
 
 
 def ray_options(model: Path, input_path: Path | str, output: Path, **kw):
-    from lamina.runtime.ie.grammar import GrammarLimits
-    from lamina.runtime.ray.runner import RayExtractOptions
-    from lamina.runtime.ray.worker import ExtractSettings
+    from lamina.ie.grammar import GrammarLimits
+    from lamina.ray.runner import RayExtractOptions
+    from lamina.ray.worker import ExtractSettings
 
     settings = ExtractSettings(
         options=dict(task=TASK, schema=SCHEMA, lang="zh", split_num=None, use_grammar=True,
@@ -42,7 +42,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def test_two_workers_write_what_the_local_path_writes(ray_local, chat_gguf, docs, local_run,
                                                        tmp_path):
-    from lamina.runtime.ray.runner import run_extract
+    from lamina.ray.runner import run_extract
 
     out = tmp_path / "ray.jsonl"
     report = run_extract(ray_options(chat_gguf, docs, out))
@@ -63,7 +63,7 @@ def test_two_workers_write_what_the_local_path_writes(ray_local, chat_gguf, docs
 def test_a_worker_failing_mid_run_loses_and_duplicates_nothing(ray_local, chat_gguf, docs,
                                                                local_run, tmp_path,
                                                                monkeypatch, mode):
-    from lamina.runtime.ray.runner import FAIL_MODE_ENV, FAIL_ONCE_ENV, run_extract
+    from lamina.ray.runner import FAIL_MODE_ENV, FAIL_ONCE_ENV, run_extract
 
     marker = tmp_path / "failed-once"
     monkeypatch.setenv(FAIL_ONCE_ENV, str(marker))
@@ -85,7 +85,7 @@ def test_text_input_and_cli_flag(ray_local, chat_gguf, tmp_path, monkeypatch):
     """
     from click.testing import CliRunner
 
-    from lamina.runtime.cli import cli
+    from lamina.cli import cli
     from tests.ray.conftest import extract_args
 
     monkeypatch.chdir(tmp_path)
@@ -105,7 +105,7 @@ def test_text_input_and_cli_flag(ray_local, chat_gguf, tmp_path, monkeypatch):
 
 def test_empty_input_is_a_clear_error(ray_local, chat_gguf, tmp_path):
     from lamina.errors import InputError
-    from lamina.runtime.ray.runner import run_extract
+    from lamina.ray.runner import run_extract
 
     src = tmp_path / "empty.jsonl"
     src.write_text("\n\n", encoding="utf-8")
@@ -117,7 +117,7 @@ def test_empty_input_is_a_clear_error(ray_local, chat_gguf, tmp_path):
 
 def test_non_utf8_input_is_a_clear_error(ray_local, chat_gguf, tmp_path):
     from lamina.errors import InputError
-    from lamina.runtime.ray.runner import run_extract
+    from lamina.ray.runner import run_extract
 
     src = tmp_path / "gbk.txt"
     src.write_bytes("康有为是广东人。\n".encode("gbk"))

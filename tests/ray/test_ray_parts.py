@@ -12,7 +12,7 @@ pytest.importorskip("ray")
 
 
 def test_lines_are_numbered_across_chunk_boundaries():
-    from lamina.runtime.ray.source import iter_numbered_lines
+    from lamina.ray.source import iter_numbered_lines
 
     data = "第一行\r\n\nsecond\n  \n最后一行".encode()
     got = list(iter_numbered_lines(io.BytesIO(data), "x.txt", chunk_bytes=3))
@@ -21,7 +21,7 @@ def test_lines_are_numbered_across_chunk_boundaries():
 
 def test_non_utf8_input_names_the_file():
     from lamina.errors import InputError
-    from lamina.runtime.ray.source import iter_numbered_lines
+    from lamina.ray.source import iter_numbered_lines
 
     with pytest.raises(InputError, match="not UTF-8"):
         list(iter_numbered_lines(io.BytesIO("中文\n".encode("gbk")), "gbk.txt"))
@@ -32,7 +32,7 @@ def _row(line: int, kind: str = "ok", path: str = "/d.jsonl") -> dict:
 
 
 def test_results_stream_into_output_and_errors():
-    from lamina.runtime.ray.sink import OrderedSink
+    from lamina.ray.sink import OrderedSink
 
     out, err = io.StringIO(), io.StringIO()
     sink = OrderedSink(out, err)
@@ -50,7 +50,7 @@ def test_results_stream_into_output_and_errors():
     ([_row(1)], 2),  # a record lost
 ])
 def test_a_lost_or_duplicated_record_stops_the_run(rows, n_in):
-    from lamina.runtime.ray.sink import OrderedSink, RecordCheckError
+    from lamina.ray.sink import OrderedSink, RecordCheckError
 
     sink = OrderedSink(io.StringIO(), io.StringIO())
     with pytest.raises(RecordCheckError, match="Record check failed"):
@@ -60,7 +60,7 @@ def test_a_lost_or_duplicated_record_stops_the_run(rows, n_in):
 
 
 def test_nothing_is_published_when_the_check_fails(tmp_path):
-    from lamina.runtime.ray.sink import RecordCheckError, open_sink
+    from lamina.ray.sink import RecordCheckError, open_sink
 
     out = tmp_path / "o.jsonl"
     with pytest.raises(RecordCheckError), open_sink(out, tmp_path / "o.errors.jsonl", False) as sink:
@@ -73,7 +73,7 @@ def test_missing_model_and_input_fail_before_ray_starts(tmp_path, chat_gguf):
     import ray
 
     from lamina.errors import InputError, LaminaError
-    from lamina.runtime.ray.runner import RayExtractOptions, run_extract
+    from lamina.ray.runner import RayExtractOptions, run_extract
 
     src = tmp_path / "in.txt"
     src.write_text("康有为是广东人。\n", encoding="utf-8")
@@ -92,7 +92,7 @@ def test_missing_model_and_input_fail_before_ray_starts(tmp_path, chat_gguf):
 
 def test_cli_rejects_resume_and_single_text(chat_gguf, tmp_path: Path):
     from lamina.errors import InputError
-    from lamina.runtime.ray.command import run_from_cli
+    from lamina.ray.command import run_from_cli
 
     common = dict(model=chat_gguf, output=tmp_path / "o.jsonl", address="local", workers=2,
                   force=False, options={"schema": ["人物"]}, batch=1, max_tokens=8,
@@ -107,7 +107,7 @@ def test_an_address_where_nothing_listens_fails_fast(chat_gguf, tmp_path):
     import socket
 
     from lamina.errors import LaminaError
-    from lamina.runtime.ray.runner import RayExtractOptions, run_extract
+    from lamina.ray.runner import RayExtractOptions, run_extract
 
     with socket.socket() as s:  # a port that was free a moment ago
         s.bind(("127.0.0.1", 0))
@@ -122,7 +122,7 @@ def test_an_address_where_nothing_listens_fails_fast(chat_gguf, tmp_path):
 
 def test_a_node_without_the_model_is_named_in_the_error(tmp_path, monkeypatch):
     from lamina.errors import ModelLoadError
-    from lamina.runtime.ray.worker import WorkerConfig, _model_path
+    from lamina.ray.worker import WorkerConfig, _model_path
 
     monkeypatch.chdir(tmp_path)
     config = WorkerConfig(model=str(tmp_path / "elsewhere" / "m.gguf"), model_as_given="m.gguf",
@@ -136,13 +136,13 @@ def test_a_node_without_the_model_is_named_in_the_error(tmp_path, monkeypatch):
 @pytest.mark.parametrize("uri", ["s3://bucket/docs/a.jsonl", "local:///data/a.jsonl",
                                  "gs://b/k.txt", "/data/a.jsonl", "docs/a.txt"])
 def test_input_uris_survive_the_path_option(uri):
-    from lamina.runtime.ray.command import restore_uri
+    from lamina.ray.command import restore_uri
 
     assert restore_uri(str(Path(uri))) == uri
 
 
 def test_stdout_gets_the_records_only_when_the_run_completes(capsys):
-    from lamina.runtime.ray.sink import RecordCheckError, open_sink
+    from lamina.ray.sink import RecordCheckError, open_sink
 
     with open_sink(None, None, False) as sink:
         sink.add(_row(1))
@@ -156,7 +156,7 @@ def test_stdout_gets_the_records_only_when_the_run_completes(capsys):
 
 def test_the_users_error_is_found_inside_rays_wrappers():
     from lamina.errors import FormatError
-    from lamina.runtime.ray.runner import _user_error
+    from lamina.ray.runner import _user_error
 
     inner = FormatError("'m.gguf' is not a GGUF model file.")
 

@@ -73,7 +73,7 @@ def test_chat_with_the_files_template_equals_the_plain_loop(real):
 
 
 def _ie_prompts(real):
-    from lamina.runtime.ie.api import Extractor
+    from lamina.ie.api import Extractor
 
     ex = Extractor(real.model, task="NER", schema=SCHEMA, use_grammar=False)
     return [ex.job(t).prompts[0] for t in NEWS[:8]]
@@ -100,7 +100,7 @@ def test_extraction_tokens_equal_the_plain_loop(real, batch):
 def test_grammar_extraction_is_the_same_for_every_batch_and_thread_count(real):
     """30 documents, schema grammar on: batch 1, 4 and 16, 1 and 2 threads agree 30/30."""
     import lamina
-    from lamina.runtime.ie.api import extract_many
+    from lamina.ie.api import extract_many
 
     kw = dict(task="NER", schema=SCHEMA, params=greedy(48))
     records = list(extract_many(real.model, NEWS, batch=1, **kw))

@@ -125,7 +125,7 @@ def test_chat_reads_stdin_line_by_line_when_piped(chat_gguf):
 
 
 def test_chat_pipe_does_not_import_torch(chat_gguf):
-    code = ("import sys; from lamina.runtime.cli import main\n"
+    code = ("import sys; from lamina.cli import main\n"
             "try:\n    main(['chat', sys.argv[1], '-n', '4', '--ctx', '128'])\n"
             "except SystemExit:\n    pass\n"
             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)")
@@ -169,7 +169,7 @@ def test_bad_input_is_one_clear_message(args, message, chat_gguf, foreign_lora, 
 def test_error_hints_keep_their_brackets():
     from rich.console import Console
 
-    from lamina.console import print_error
+    from lamina.ui.console import print_error
 
     out = Console(record=True, width=200)
     print_error("This command needs the Python package 'fastapi'.",

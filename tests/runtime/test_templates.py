@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lamina.errors import TemplateError
-from lamina.runtime.templates import (
+from lamina.templates import (
     ALPACA2_SYSTEM,
     detect_template,
     from_jinja,

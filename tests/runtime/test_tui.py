@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from lamina.errors import LaminaError
-from lamina.runtime.tui.app import ChatApp, _parse_params, run_pipe
+from lamina.ui.tui import ChatApp, _parse_params, run_pipe
 
 
 def make_app(model, lines: list[str]) -> tuple[ChatApp, io.StringIO]:

@@ -9,7 +9,7 @@ import math
 import httpx
 import pytest
 
-from lamina.runtime.server.grammar import grammar_for
+from lamina.server.grammar import grammar_for
 from tests.server.conftest import ENDLESS
 
 GREEDY = {"temperature": 0, "max_tokens": 48}

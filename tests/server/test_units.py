@@ -7,11 +7,11 @@ import asyncio
 import pytest
 
 from lamina.runtime.sampling import SamplingParams
-from lamina.runtime.server.config import ServerConfig
-from lamina.runtime.server.errors import APIError, ClientGone, ServerBusy, validation_message
-from lamina.runtime.server.grammar import grammar_for
-from lamina.runtime.server.schemas import ChatCompletionRequest, CompletionRequest
-from lamina.runtime.server.slots import PieceStream, SlotPool
+from lamina.server.config import ServerConfig
+from lamina.server.errors import APIError, ClientGone, ServerBusy, validation_message
+from lamina.server.grammar import grammar_for
+from lamina.server.schemas import ChatCompletionRequest, CompletionRequest
+from lamina.server.slots import PieceStream, SlotPool
 
 
 def test_slots_are_handed_out_in_arrival_order_and_the_queue_is_bounded():
@@ -159,7 +159,7 @@ def test_server_config_validates_and_reads_the_key_from_env(monkeypatch):
 
 
 def test_answer_shapes_are_openais():
-    from lamina.runtime.server.shapes import ChatAnswer, TextAnswer
+    from lamina.server.shapes import ChatAnswer, TextAnswer
 
     use = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     chat = ChatAnswer("m")

@@ -1,0 +1,426 @@
+"""Run extraction with a loaded model: one text, or a stream of records.
+
+``Extractor`` holds everything fixed for a run (task, schema chunks, their
+grammars); for each document it makes the prompts, and turns the answers
+into one record. ``extract``/``extract_many`` drive it sequentially through
+``Model.generate``, or in batches through the native engine when present.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from lamina.errors import LaminaError, SchemaError
+from lamina.ie.grammar import GrammarLimits, build_grammar, build_pair_grammar
+from lamina.ie.instructions import (
+    build_instruction,
+    pair_user_turn,
+    parse_instruction,
+    render_prompt,
+)
+from lamina.ie.parse import parse_answer, parse_pairs
+from lamina.ie.schema_split import (
+    merge_results,
+    normalize_schema,
+    schema_keys,
+    split_schema,
+)
+from lamina.ie.tasks import check_lang, get_task
+
+STYLES = ("iepile", "pairs")
+DEFAULT_MAX_TOKENS = 512
+
+
+class ExtractionError(LaminaError):
+    """The model's answer could not be turned into a result (cut off, not JSON)."""
+
+    def __init__(self, message: str, record: dict[str, Any]) -> None:
+        super().__init__(message, hint="Keep grammar decoding on, or raise max_tokens "
+                                       "(SamplingParams.max_tokens).")
+        self.record = record
+
+
+@dataclass
+class Answer:
+    """One chunk's generated text and why generation ended ("stop" | "length")."""
+
+    text: str
+    finish_reason: str = "stop"
+
+
+@dataclass
+class Job:
+    """The prompts of one document and how to read their answers."""
+
+    text: str
+    prompts: list[str]
+    grammars: list[str | None]
+    chunks: list[Any]
+    instruction: str | None = None
+    errors: list[str] = field(default_factory=list)
+    #: Set when the document was cut to fit the token budget (see Extractor.fit).
+    truncated: dict[str, int] | None = None
+
+
+@lru_cache(maxsize=256)
+def _grammar(task: str, chunk_json: str, max_items: int, max_chars: int) -> str:
+    return build_grammar(task, json.loads(chunk_json), GrammarLimits(max_items, max_chars))
+
+
+class Extractor:
+    """A prepared extraction run: task, language, schema chunks and grammars."""
+
+    def __init__(self, model: Any, *, task: str = "NER", schema: Any = None, lang: str = "zh",
+                 split_num: int | None = None, use_grammar: bool = True,
+                 limits: GrammarLimits | None = None, style: str = "iepile",
+                 max_input_tokens: int | None = None) -> None:
+        self.model = model
+        #: Most prompt tokens a document's prompt may have; None: no cut (see fit).
+        self.max_input_tokens = max_input_tokens
+        self.spec = get_task(task)
+        self.lang = check_lang(lang)
+        if style not in STYLES:
+            raise SchemaError(f"Unknown prompt style '{style}'.", hint=f"Use one of: {', '.join(STYLES)}.")
+        if style == "pairs" and self.spec.name != "NER":
+            raise SchemaError("The '类别_实体' pair format (seed 000) is for NER only.")
+        self.style = style
+        self.use_grammar = use_grammar
+        self.limits = limits or GrammarLimits()
+        self.split_num = self.spec.split_num if split_num is None else split_num
+        self.schema = normalize_schema(self.spec, schema) if schema is not None else None
+        self.chunks = split_schema(self.schema, self.split_num) if self.schema is not None else []
+
+    # ---- prompts
+
+    def _grammar_for(self, chunk: Any) -> str | None:
+        if not self.use_grammar:
+            return None
+        if self.style == "pairs":
+            return build_pair_grammar(chunk, self.limits)
+        return _grammar(self.spec.name, json.dumps(chunk, ensure_ascii=False),
+                        self.limits.max_items, self.limits.max_chars)
+
+    def job(self, text: str, instruction: str | None = None) -> Job:
+        """Prompts for one document; a ready-made IEPile ``instruction`` is used as is
+        (only its input is cut when the prompt is over the token budget)."""
+        if instruction is not None:
+            data = parse_instruction(instruction)
+            chunk = normalize_schema(self.spec, data["schema"])
+
+            def users_of(doc: str) -> list[str]:
+                if doc == data["input"]:
+                    return [instruction]
+                return [json.dumps({**data, "input": doc}, ensure_ascii=False)]
+
+            doc, prompts, cut = self.fit(str(data["input"]), users_of)
+            return Job(doc, prompts, [self._grammar_for(chunk)], [chunk],
+                       instruction=instruction, truncated=cut)
+        if self.schema is None:
+            raise SchemaError("No schema given: say what to extract.",
+                              hint='For example --schema \'["人物","地理位置"]\'.')
+        if not isinstance(text, str) or not text.strip():
+            raise SchemaError("The text to extract from is empty.")
+        if self.style == "pairs":
+            schema = list(self.schema)
+            chunks = [schema]  # never split: one answer
+
+            def users_of(doc: str) -> list[str]:
+                return [pair_user_turn(schema, doc)]
+        else:
+            chunks = self.chunks
+
+            def users_of(doc: str) -> list[str]:
+                return [build_instruction(self.spec.name, c, doc, self.lang) for c in chunks]
+        doc, prompts, cut = self.fit(text, users_of)
+        return Job(doc, prompts, [self._grammar_for(c) for c in chunks], list(chunks),
+                   truncated=cut)
+
+    def fit(self, text: str, users_of: Any) -> tuple[str, list[str], dict[str, int] | None]:
+        """The document, its prompts, and how it was cut: the longest prompt keeps to
+        ``max_input_tokens`` (seed 002's cutoff_len) by cutting the end of the
+        document, never the instruction or the template around it.
+
+        A document whose instruction alone is over the budget cannot be cut to fit
+        and fails (alone) with a SchemaError naming both numbers.
+        """
+        template = self.model.template
+
+        def prompts_of(doc: str) -> list[str]:
+            return [render_prompt(template, u) for u in users_of(doc)]
+
+        prompts = prompts_of(text)
+        budget = self.max_input_tokens
+        if budget is None:
+            return text, prompts, None
+        count = self.model.tokenize
+
+        def longest(ps: list[str]) -> int:
+            return max(len(count(p)) for p in ps)
+
+        n = longest(prompts)
+        if n <= budget:
+            return text, prompts, None
+        bare = longest(prompts_of(""))
+        if bare > budget:
+            raise SchemaError(
+                f"The prompt is {n} tokens and its instruction alone {bare}, but at most "
+                f"{budget} fit (--max-input-tokens, default: the context after --max-tokens).",
+                hint="Load the model with a larger --ctx, lower --max-tokens, or split the "
+                     "schema further (--split-num).")
+        lo, hi = 0, len(text)  # the most characters whose prompts fit
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if longest(prompts_of(text[:mid])) <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        kept = text[:lo]
+        return kept, prompts_of(kept), {"kept_chars": lo, "input_chars": len(text),
+                                        "prompt_tokens": n, "max_input_tokens": budget}
+
+    # ---- answers
+
+    def finish(self, job: Job, answers: Sequence[Answer]) -> dict[str, Any]:
+        """Merge the chunk answers of one document into an output record."""
+        parts, errors = [], list(job.errors)
+        for chunk, ans in zip(job.chunks, answers, strict=True):
+            if self.style == "pairs":
+                parsed = parse_pairs(ans.text, chunk)
+            else:
+                parsed = parse_answer(self.spec, chunk, ans.text)
+            if not parsed.ok and ans.finish_reason == "length":
+                parsed.error = f"the answer was cut off at max_tokens ({parsed.error})"
+            parts.append(parsed.result if parsed.ok else None)
+            if not parsed.ok:
+                errors.append(parsed.error or "unreadable answer")
+        schema = self.schema if job.instruction is None else job.chunks[0]
+        if self.style == "pairs":
+            result: dict[str, Any] = {}
+            for part in parts:
+                for key, values in (part or {}).items():
+                    result.setdefault(key, []).extend(values)
+        else:
+            result = merge_results(self.spec, schema, parts)
+        if errors:
+            output = "\n".join(a.text for a in answers)
+        elif self.style == "pairs":
+            output = answers[0].text.strip() if answers else ""
+        else:
+            output = json.dumps(result, ensure_ascii=False)
+        finish = "length" if any(a.finish_reason == "length" for a in answers) else "stop"
+        record: dict[str, Any] = {"output": output, "result": result, "finish_reason": finish}
+        if job.truncated is not None:
+            record["truncated"] = dict(job.truncated)
+        if errors:
+            record["error"] = "; ".join(dict.fromkeys(errors))
+        return record
+
+    def keys(self) -> list[str]:
+        return schema_keys(self.spec, self.schema) if self.schema is not None else []
+
+
+def _default_params(params: Any) -> Any:
+    if params is not None:
+        return params
+    from lamina.runtime.sampling import SamplingParams
+
+    return SamplingParams.greedy(max_tokens=DEFAULT_MAX_TOKENS)
+
+
+def _generate(model: Any, prompt: str, params: Any, grammar: str | None) -> Answer:
+    text = model.generate(prompt, params, grammar=grammar)
+    stats = getattr(model, "last_stats", None)
+    reason = getattr(stats, "finish_reason", "stop")
+    return Answer(str(text), "length" if reason == "length" else "stop")
+
+
+def extract(model: Any, text: str, *, task: str = "NER", schema: Any = None, lang: str = "zh",
+            split_num: int | None = None, use_grammar: bool = True, params: Any = None,
+            limits: GrammarLimits | None = None, style: str = "iepile",
+            max_input_tokens: int | None = None) -> dict[str, Any]:
+    """Extract from one text; returns the result ``{schema key: value}`` in schema order.
+
+    Raises ExtractionError (with the full record attached) when an answer could
+    not be read, which with grammar decoding happens only at max_tokens. A text
+    too long for the context is cut as in :func:`extract_iter`.
+    """
+    p = _default_params(params)
+    ex = Extractor(model, task=task, schema=schema, lang=lang, split_num=split_num,
+                   use_grammar=use_grammar, limits=limits, style=style,
+                   max_input_tokens=max_input_tokens if max_input_tokens is not None
+                   else default_max_input_tokens(model, p.max_tokens))
+    job = ex.job(text)
+    record = ex.finish(job, [_generate(model, pr, p, g) for pr, g in zip(job.prompts, job.grammars, strict=True)])
+    if "error" in record:
+        raise ExtractionError(f"Extraction failed: {record['error']}.", record)
+    return record["result"]
+
+
+def as_item(item: Any, index: int) -> dict[str, Any]:
+    """Normalise an input item: a string, or a dict with text/input/instruction and id."""
+    if isinstance(item, str):
+        return {"id": str(index + 1), "text": item}
+    if isinstance(item, Mapping):
+        data = dict(item)
+        data.setdefault("id", str(index + 1))
+        return data
+    raise SchemaError(f"Item {index + 1} is a {type(item).__name__}; give text or a dict "
+                      "with a 'text' field.")
+
+
+_PASS_THROUGH = ("instruction", "label", "source", "task")
+
+
+def _make_record(item: Mapping[str, Any], job: Job | None) -> dict[str, Any]:
+    rec: dict[str, Any] = {"id": item["id"],
+                           "input": job.text if job else item.get("text", item.get("input"))}
+    for key in _PASS_THROUGH:
+        if key in item:
+            rec[key] = item[key]
+    return rec
+
+
+def _failed(rec: dict[str, Any], error: str) -> dict[str, Any]:
+    rec.update({"output": "", "result": {}, "finish_reason": "error", "error": error})
+    return rec
+
+
+#: Documents per engine call, in units of --batch.
+ENGINE_GROUP_BATCHES = 4
+
+
+def default_max_input_tokens(model: Any, max_tokens: int) -> int:
+    """Prompt tokens that fit the context with room for a ``max_tokens`` answer; at
+    least half the context when ``max_tokens`` asks for more than the context can
+    give (the answer is then cut at the context's end, finish_reason "length")."""
+    n_ctx = int(model.n_ctx)
+    return max(n_ctx - int(max_tokens), n_ctx // 2, 1)
+
+
+def extract_iter(model: Any, items: Iterable[Any], *, batch: int = 1, task: str = "NER",
+                 schema: Any = None, lang: str = "zh", split_num: int | None = None,
+                 use_grammar: bool = True, params: Any = None,
+                 limits: GrammarLimits | None = None, style: str = "iepile",
+                 max_input_tokens: int | None = None, exact: bool = True,
+                 ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Extract from many items, yielding ``(item index, record)`` as each document
+    is done (with ``batch > 1`` not in input order), so a caller can write every
+    record at once and an interrupted run loses only the documents in flight.
+
+    A record has ``id``, ``input``, ``output`` (the answer as JSON text, IEPile
+    style), ``result`` (parsed, schema order), ``finish_reason`` ("stop",
+    "length" when an answer hit max_tokens, "error"), ``truncated`` when the
+    document was cut to ``max_input_tokens`` (default: what fits the context
+    after max_tokens), and ``error`` when it failed. Any document's failure is
+    its own: the others are decoded as if it were not there. Greedy answers do
+    not depend on ``batch``; ``exact=False`` lets the engine decode all
+    documents in one kernel call (faster on K-quant models, but the answers
+    may then change in the last bits with the batch, see BatchEngine).
+    """
+    p = _default_params(params)
+    budget = max_input_tokens if max_input_tokens is not None else \
+        default_max_input_tokens(model, p.max_tokens)
+    ex = Extractor(model, task=task, schema=schema, lang=lang, split_num=split_num,
+                   use_grammar=use_grammar, limits=limits, style=style,
+                   max_input_tokens=budget)
+    engine = _engine() if batch > 1 else None
+    # The engine batches continuously inside one call: hand it several batches'
+    # worth of documents so slots do not sit idle while a group's last ones finish.
+    group = max(1, batch) * ENGINE_GROUP_BATCHES if engine is not None else 1
+    pending: list[tuple[int, dict[str, Any], Job | None, str | None]] = []
+    for index, raw in enumerate(items):
+        try:
+            item = as_item(raw, index)
+            text = item.get("text", item.get("input"))
+            job = ex.job(text if isinstance(text, str) else "", item.get("instruction"))
+            pending.append((index, item, job, None))
+        except LaminaError as exc:
+            item = raw if isinstance(raw, Mapping) else {"id": str(index + 1), "text": raw}
+            pending.append((index, dict(item), None, exc.message))
+        if len(pending) >= group:
+            yield from _run_pending(ex, model, pending, p, engine, batch, exact)
+            pending = []
+    if pending:
+        yield from _run_pending(ex, model, pending, p, engine, batch, exact)
+
+
+def extract_many(model: Any, items: Iterable[Any], **kw: Any) -> Iterator[dict[str, Any]]:
+    """:func:`extract_iter`'s records in input order (one per item)."""
+    held: dict[int, dict[str, Any]] = {}
+    nxt = 0
+    for index, rec in extract_iter(model, items, **kw):
+        held[index] = rec
+        while nxt in held:
+            yield held.pop(nxt)
+            nxt += 1
+
+
+def _engine() -> Any:
+    try:
+        from lamina.runtime import engine
+    except ImportError:
+        return None
+    try:
+        return engine if engine.native_available() else None
+    except Exception:  # a broken native build must not stop extraction
+        return None
+
+
+def _run_pending(ex: Extractor, model: Any,
+                 pending: list[tuple[int, dict[str, Any], Job | None, str | None]],
+                 params: Any, engine: Any, batch: int,
+                 exact: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
+    runnable = []
+    for index, item, job, error in pending:
+        if job is None:
+            yield index, _failed(_make_record(item, None), error or "unreadable item")
+        else:
+            runnable.append((index, item, job))
+    if engine is not None and len(runnable) > 1:
+        yield from _run_on_engine(ex, model, runnable, params, engine, batch, exact)
+        return
+    for index, item, job in runnable:
+        rec = _make_record(item, job)
+        try:
+            answers = [_generate(model, pr, params, g)
+                       for pr, g in zip(job.prompts, job.grammars, strict=True)]
+        except LaminaError as exc:
+            yield index, _failed(rec, exc.message)
+            continue
+        rec.update(ex.finish(job, answers))
+        yield index, rec
+
+
+def _run_on_engine(ex: Extractor, model: Any, runnable: list[tuple[int, dict[str, Any], Job]],
+                   params: Any, engine: Any, batch: int,
+                   exact: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
+    """All chunk prompts of the documents on the engine; a document's record is
+    yielded as soon as its last chunk is answered."""
+    prompts, grammars, owner, first = [], [], [], []
+    for d, (_, _, job) in enumerate(runnable):
+        first.append(len(prompts))  # index of the document's first chunk prompt
+        prompts += job.prompts
+        grammars += job.grammars
+        owner += [d] * len(job.prompts)
+    answers: list[list[Answer | None]] = [[None] * len(job.prompts) for _, _, job in runnable]
+    errors: list[list[str]] = [[] for _ in runnable]
+    left = [len(job.prompts) for _, _, job in runnable]
+    for i, c in engine.complete_many(model, prompts, params, grammars, n_seq=batch,
+                                     exact=exact):
+        d = owner[i]
+        answers[d][i - first[d]] = Answer(c.text, c.finish_reason)
+        if c.error is not None:
+            errors[d].append(c.error)
+        left[d] -= 1
+        if left[d] == 0:
+            index, item, job = runnable[d]
+            rec = _make_record(item, job)
+            if errors[d]:
+                yield index, _failed(rec, "; ".join(dict.fromkeys(errors[d])))
+            else:
+                rec.update(ex.finish(job, [a for a in answers[d] if a is not None]))
+                yield index, rec

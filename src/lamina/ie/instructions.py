@@ -1,0 +1,55 @@
+"""Build the model input: IEPile instruction JSON, or the seed-000 pair format.
+
+IEPile/OneKE models read ``json.dumps({"instruction", "schema", "input"},
+ensure_ascii=False)`` as the user turn of their chat template; the field
+order and json.dumps' default separators are part of the trained format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lamina.errors import FormatError
+from lamina.ie.tasks import description
+
+#: Seed-000 style: categories listed in the instruction, answer "类别_实体&类别_实体".
+PAIR_SEP = "&"
+PAIR_JOIN = "_"
+
+
+def build_instruction(task: str, schema: Sequence[Any] | Mapping[str, str], text: str,
+                      lang: str = "zh") -> str:
+    """The IEPile instruction string for one schema chunk."""
+    return json.dumps({"instruction": description(task, lang), "schema": schema, "input": text},
+                      ensure_ascii=False)
+
+
+def parse_instruction(instruction: str) -> dict[str, Any]:
+    """Read an IEPile instruction string (test files carry it ready-made)."""
+    try:
+        data = json.loads(instruction)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise FormatError("The 'instruction' field is not an IEPile instruction JSON string.",
+                          hint='Expected {"instruction": ..., "schema": [...], "input": ...}.') from exc
+    if not isinstance(data, dict) or "schema" not in data or "input" not in data:
+        raise FormatError("The 'instruction' field lacks \"schema\" or \"input\".")
+    return data
+
+
+def build_pair_instruction(categories: Sequence[str]) -> str:
+    """Seed-000 NER instruction: list the categories, ask for '类别_实体' pairs."""
+    names = ",".join(f"'{c}'" for c in categories)
+    return (f"你现在是一个命名实体识别模型，请你帮我抽取出命名实体识别类别为{names}的二元组，"
+            f"二元组内部用'{PAIR_JOIN}'连接，二元组之间用'{PAIR_SEP}'分割。")
+
+
+def pair_user_turn(categories: Sequence[str], text: str) -> str:
+    """Instruction and input as one user turn (Alpaca's instruction + input)."""
+    return f"{build_pair_instruction(categories)}\n{text}"
+
+
+def render_prompt(template: Any, user: str) -> str:
+    """Wrap one user turn in the model's chat template (alpaca2 for OneKE)."""
+    return template.render([{"role": "user", "content": user}], add_generation_prompt=True)

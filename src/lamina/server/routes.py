@@ -1,0 +1,274 @@
+"""The HTTP routes: OpenAI's /v1 endpoints, lamina's /v1/extract, /health.
+
+Each route validates and maps the request first (so a bad request never
+waits in the queue), then takes a slot and runs the model on the slot's
+thread. Streams evaluate the prompt before the response starts, so prompt
+errors still get a proper HTTP status; after that, pieces are sent as
+server-sent events and a client that goes away stops its generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from lamina.errors import LaminaError
+from lamina.runtime.sampling import SamplingParams
+from lamina.server import shapes
+from lamina.server.app import ServerState
+from lamina.server.backend import Usage
+from lamina.server.errors import APIError, ClientGone, from_lamina_error
+from lamina.server.grammar import grammar_for
+from lamina.server.schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    ExtractRequest,
+)
+from lamina.server.slots import PieceStream
+
+log = logging.getLogger("lamina.server")
+router = APIRouter()
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _state(request: Request) -> ServerState:
+    return request.app.state.lamina
+
+
+class SlotStreamingResponse(StreamingResponse):
+    """A StreamingResponse that always gives its slot back, even if never iterated."""
+
+    def __init__(self, content: AsyncIterator[bytes], cleanup: Callable[[], Any]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=SSE_HEADERS)
+        self._cleanup = cleanup
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._cleanup()
+
+
+class _Run:
+    """One generation holding a slot: the piece stream plus what to release."""
+
+    def __init__(self, state: ServerState, stack: contextlib.AsyncExitStack,
+                 stream: PieceStream, first: list[str]) -> None:
+        self.state = state
+        self.stack = stack
+        self.stream = stream
+        self.first = first
+        self.completed = False
+
+    async def release(self) -> None:
+        """Stop the generation if it still runs, give the slot back (idempotent)."""
+        if not self.completed and not self.stream.finished:
+            self.completed = True  # count a cancelled run once
+            self.state.slots.cancelled += 1
+        await self.stack.aclose()
+
+    def usage(self) -> dict[str, int]:
+        use = self.stream.result or Usage()
+        return shapes.usage(use.prompt_tokens, use.completion_tokens)
+
+    def finish_reason(self) -> str:
+        return shapes.finish_reason((self.stream.result or Usage()).finish_reason)
+
+
+async def _start(request: Request, make_iter: Callable[[], Iterator[str]]) -> _Run:
+    """Wait for a slot, then evaluate the prompt and get the first pieces."""
+    state = _state(request)
+    stack = contextlib.AsyncExitStack()
+    try:
+        slot = await stack.enter_async_context(state.slots.slot(request.is_disconnected))
+        stream = PieceStream(slot, make_iter, finish=state.backend.usage)
+        stack.push_async_callback(stream.aclose)
+        first = await stream.next_pieces()
+    except BaseException:
+        await stack.aclose()
+        raise
+    return _Run(state, stack, stream, first)
+
+
+async def _collect(request: Request, make_iter: Callable[[], Iterator[str]]
+                   ) -> tuple[str, _Run]:
+    """Run a whole generation; stop early if the client disconnects."""
+    run = await _start(request, make_iter)
+    try:
+        parts = list(run.first)
+        while not run.stream.finished:
+            if await request.is_disconnected():
+                raise ClientGone()
+            parts.extend(await run.stream.next_pieces())
+    finally:
+        await run.release()
+    return "".join(parts), run
+
+
+def _stream_response(request: Request, run: _Run, encode: Callable[[str], dict[str, Any]],
+                     head: list[dict[str, Any]], tail: Callable[[], list[dict[str, Any]]]
+                     ) -> SlotStreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        for event in head:
+            yield shapes.sse(event)
+        if run.first:
+            yield shapes.sse(encode("".join(run.first)))
+        while not run.stream.finished:
+            if await request.is_disconnected():
+                return  # release() stops the generation and counts it
+            if run.state.closing:
+                run.completed = True
+                yield shapes.sse(shapes.error_event(503, "The server is shutting down."))
+                return
+            try:
+                pieces = await run.stream.next_pieces()
+            except Exception as exc:  # headers are sent: report in-band, OpenAI style
+                run.completed = True
+                if isinstance(exc, LaminaError):
+                    yield shapes.sse(from_lamina_error(exc).body())
+                else:
+                    log.exception("internal error while streaming")
+                    yield shapes.sse(shapes.error_event(500, f"Internal server error "
+                                                             f"({type(exc).__name__})."))
+                return
+            if pieces:
+                yield shapes.sse(encode("".join(pieces)))
+        await run.release()  # free the slot before the client reads the tail
+        for event in tail():
+            yield shapes.sse(event)
+        yield shapes.sse("[DONE]")
+
+    return SlotStreamingResponse(body(), cleanup=run.release)
+
+
+async def _answer(request: Request, shape: type[shapes.Answer],
+                  make_iter: Callable[[], Iterator[str]], stream: bool, include_usage: bool
+                  ) -> JSONResponse | StreamingResponse:
+    """Run a chat or text completion and answer whole or as a stream."""
+    name = _state(request).name
+    if not stream:
+        text, run = await _collect(request, make_iter)
+        return JSONResponse(shape(name).whole(text, run.finish_reason(), run.usage()))
+    run = await _start(request, make_iter)
+    answer = shape(name)  # created: when the slot was taken and generation began
+
+    def tail() -> list[dict[str, Any]]:
+        events = [answer.last(run.finish_reason())]
+        if include_usage:
+            events.append(answer.usage(run.usage()))
+        return events
+
+    return _stream_response(request, run, answer.piece, answer.head(), tail)
+
+
+@router.get("/health")
+async def health(request: Request) -> dict[str, Any]:
+    state = _state(request)
+    pool = state.slots
+    return {"status": "ok", "model": state.name,
+            "slots": {"total": pool.n_slots, "busy": pool.busy, "waiting": pool.waiting,
+                      "queue_limit": pool.max_queue},
+            "requests": {"served": pool.served, "cancelled": pool.cancelled,
+                         "rejected": pool.rejected}}
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    state = _state(request)
+    return {"object": "list", "data": [_card(state)]}
+
+
+@router.get("/v1/models/{model_id:path}")
+async def get_model(model_id: str, request: Request) -> dict[str, Any]:
+    state = _state(request)
+    state.check_model(model_id)
+    return _card(state)
+
+
+def _card(state: ServerState) -> dict[str, Any]:
+    model = state.model
+    template = getattr(getattr(model, "template", None), "name", None)
+    return shapes.model_card(state.name, state.started,
+                             {"n_ctx": getattr(model, "n_ctx", None), "template": template})
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(body: ChatCompletionRequest, request: Request
+                           ) -> JSONResponse | StreamingResponse:
+    state = _state(request)
+    state.check_model(body.model)
+    overrides = body.sampling_overrides(state.config.max_tokens_cap)
+    grammar = grammar_for(body.response_format.model_dump() if body.response_format else None)
+    messages = [m.model_dump() for m in body.messages]
+
+    def make_iter() -> Iterator[str]:
+        return state.backend.chat(messages, grammar, overrides)
+
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return await _answer(request, shapes.ChatAnswer, make_iter, body.stream, include_usage)
+
+
+@router.post("/v1/completions", response_model=None)
+async def completions(body: CompletionRequest, request: Request
+                      ) -> JSONResponse | StreamingResponse:
+    state = _state(request)
+    state.check_model(body.model)
+    overrides = body.sampling_overrides(state.config.max_tokens_cap)
+    prompt = body.prompt_text()
+
+    def make_iter() -> Iterator[str]:
+        return state.backend.complete(prompt, None, overrides)
+
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return await _answer(request, shapes.TextAnswer, make_iter, body.stream, include_usage)
+
+
+@router.post("/v1/embeddings")
+async def embeddings(body: EmbeddingRequest, request: Request) -> dict[str, Any]:
+    state = _state(request)
+    state.check_model(body.model)
+    texts = body.texts()
+    if any(not t for t in texts):
+        raise APIError(400, "input contains an empty string; every input needs some text.",
+                       param="input")
+
+    def work() -> tuple[list[list[float]], int]:
+        vectors = state.model.embed(texts)
+        n_tokens = sum(len(state.model.tokenize(t)) for t in texts)
+        return vectors, n_tokens
+
+    async with state.slots.slot(request.is_disconnected) as slot:
+        vectors, n_tokens = await slot.run(work)
+    if body.dimensions is not None and vectors and body.dimensions != len(vectors[0]):
+        raise APIError(400, f"dimensions={body.dimensions} is not available: this model's "
+                            f"embeddings have {len(vectors[0])} dimensions. Leave 'dimensions' "
+                            "out.", param="dimensions")
+    return shapes.embeddings(state.name, vectors, body.encoding_format, n_tokens)
+
+
+@router.post("/v1/extract")
+async def extract(body: ExtractRequest, request: Request) -> dict[str, Any]:
+    """lamina's information extraction (IEPile/OneKE instructions) as one call."""
+    state = _state(request)
+    state.check_model(body.model)
+    kwargs: dict[str, Any] = {"task": body.task, "schema": body.schema_, "lang": body.lang,
+                              "use_grammar": body.use_grammar}
+    if body.split_num is not None:
+        kwargs["split_num"] = body.split_num
+    if body.max_tokens is not None:
+        if not 1 <= body.max_tokens <= state.config.max_tokens_cap:
+            raise APIError(400, f"max_tokens must be between 1 and {state.config.max_tokens_cap}.",
+                           param="max_tokens")
+        kwargs["params"] = SamplingParams.greedy(max_tokens=body.max_tokens)
+
+    async with state.slots.slot(request.is_disconnected) as slot:
+        result = await slot.run(lambda: state.model.extract(body.input, **kwargs))
+    return {"object": "extraction", "model": state.name, "task": body.task.upper(),
+            "lang": body.lang, "result": result}

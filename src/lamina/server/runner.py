@@ -1,0 +1,96 @@
+"""Run the app with uvicorn: what ``lamina serve`` does after parsing options."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lamina.errors import InputError, require
+from lamina.server.config import ServerConfig
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = None,
+          n_threads: int | None = None, n_gpu_layers: int = 0, lora: Sequence[str] = (),
+          template: str | None = None, log_level: str = "warning") -> None:
+    """Load the model, build the app and serve it until Ctrl-C."""
+    require("fastapi", "serve")
+    require("uvicorn", "serve")
+    import socket
+
+    import uvicorn
+
+    from lamina.runtime.model import load
+    from lamina.server.app import create_app
+    from lamina.ui.console import err_console, escape
+
+    # Fail on a taken port before spending seconds loading a model.
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((config.host, config.port))
+        except OSError as exc:
+            raise InputError(f"Cannot listen on {config.host}:{config.port}: {exc.strerror}.",
+                             hint="Choose another --port, or stop the program using it.") from exc
+
+    with err_console.status(f"Loading {Path(model_path).name}..."):
+        model = load(model_path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers,
+                     lora=lora, template=template)
+    if config.max_tokens_cap > model.n_ctx:
+        config = _replace(config, max_tokens_cap=model.n_ctx)
+    if config.parallel > 1 and not _engine_available():
+        err_console.print("[yellow]Warning:[/] --parallel > 1 needs lamina's native batch "
+                          "engine, which is not built; serving with 1 slot.")
+    app = create_app(model, config)
+    if not is_loopback(config.host) and config.api_key is None:
+        err_console.print(f"[yellow]Warning:[/] listening on {escape(config.host)} without an API key: "
+                          "anyone on the network can use this model. Set --api-key.")
+    url = f"http://{config.host if ':' not in config.host else f'[{config.host}]'}:{config.port}"
+    auth = "API key required" if config.api_key else "no API key"
+    err_console.print(f"[green]Serving[/] [bold]{escape(app.state.lamina.name)}[/] "
+                      f"(template {model.template.name}, ctx {model.n_ctx}) at {escape(url)}/v1 "
+                      f"- {app.state.lamina.slots.n_slots} slot(s), queue {config.queue}, {auth}. "
+                      "Ctrl-C stops.", highlight=False)
+    logging.getLogger("lamina.server").setLevel(logging.INFO)
+    try:
+        server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port,
+                                               log_level=log_level, timeout_graceful_shutdown=5))
+        stop = server.handle_exit
+
+        def handle_exit(sig: int, frame: Any) -> None:
+            app.state.lamina.closing = True
+            stop(sig, frame)
+
+        server.handle_exit = handle_exit  # type: ignore[method-assign]
+        try:
+            server.run()
+        except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its clean shutdown
+            err_console.print("Server stopped.")
+    finally:
+        model.close()
+
+
+def _replace(config: ServerConfig, **changes: Any) -> ServerConfig:
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
+
+
+def _engine_available() -> bool:
+    try:
+        from lamina.runtime.engine import native_available
+    except ImportError:
+        return False
+    return bool(native_available())

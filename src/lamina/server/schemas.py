@@ -1,0 +1,215 @@
+"""Request bodies in OpenAI's shapes, and their mapping onto ``SamplingParams``.
+
+Fields OpenAI clients send routinely but lamina cannot honour differently
+(``user``, ``metadata``, zero penalties...) are accepted; fields that would
+silently change the meaning of an answer (``n`` > 1, ``logprobs``, ``tools``,
+token-id prompts) are refused with a 400 that names them. Sampler settings are
+turned into the one ``SamplingParams`` type; nothing here defines another.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lamina.errors import LaminaError
+from lamina.runtime.sampling import SamplingParams
+from lamina.server.errors import APIError
+
+ROLES = ("system", "user", "assistant")
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: str
+    content: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _content_field(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError("each message must be an object like "
+                             '{"role": "user", "content": "..."}')
+        if "content" not in data:
+            wrong = [k for k in ("message", "text", "msg") if k in data]
+            if wrong:
+                raise ValueError(f"the message text is in '{wrong[0]}', but the field is called "
+                                 f"'content': send {{\"role\": \"{data.get('role', 'user')}\", "
+                                 "\"content\": \"...\"}")
+            raise ValueError("'content' is missing: send {\"role\": \"user\", \"content\": \"...\"}")
+        content = data["content"]
+        if content is None and data.get("role") == "assistant":
+            data = {**data, "content": ""}
+        elif isinstance(content, list):  # OpenAI "content parts"; only text parts
+            texts = []
+            for part in content:
+                if not isinstance(part, dict) or part.get("type") != "text":
+                    kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                    raise ValueError(f"content part of type {kind!r} is not supported; "
+                                     "this model reads text only")
+                texts.append(str(part.get("text", "")))
+            data = {**data, "content": "".join(texts)}
+        return data
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        if value == "developer":  # OpenAI's newer name for the system role
+            return "system"
+        if value not in ROLES:
+            raise ValueError(f"role {value!r} is not supported; use one of {', '.join(ROLES)}")
+        return value
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "text"
+    json_schema: dict[str, Any] | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+
+
+class _Sampled(BaseModel):
+    """Fields shared by /v1/completions and /v1/chat/completions."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int | None = 1
+    logprobs: Any = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    # lamina/llama.cpp extensions (seed 003 sends repetition_penalty)
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    repetition_penalty: float | None = None
+
+    def refuse_unsupported(self) -> None:
+        if self.n not in (None, 1):
+            raise APIError(400, f"n={self.n} is not supported: lamina returns one choice per "
+                                "request. Send n=1 (or leave it out) and repeat the request.",
+                           param="n")
+        if self.logprobs not in (None, False, 0):
+            raise APIError(400, "logprobs are not supported by lamina's server; leave "
+                                "'logprobs' out.", param="logprobs")
+
+    def sampling_overrides(self, max_tokens_cap: int) -> dict[str, Any]:
+        """The SamplingParams fields this request sets (validated), as overrides.
+
+        Only the fields the client sent are returned, so the model's own
+        defaults (the chat template's sampling defaults) apply to the rest.
+        """
+        self.refuse_unsupported()
+        if self.max_tokens is not None and self.max_tokens > max_tokens_cap:
+            raise APIError(400, f"max_tokens={self.max_tokens} is more than this server allows "
+                                f"({max_tokens_cap}). Ask for fewer tokens, or start the server "
+                                "with a larger --max-tokens.", param="max_tokens")
+        penalty = self.repeat_penalty if self.repeat_penalty is not None \
+            else self.repetition_penalty
+        fields = {"max_tokens": self.max_tokens, "temperature": self.temperature,
+                  "top_p": self.top_p, "seed": self.seed, "top_k": self.top_k,
+                  "min_p": self.min_p, "repeat_penalty": penalty}
+        overrides: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+        if self.stop:
+            overrides["stop"] = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        try:
+            SamplingParams().replace(**overrides)  # validate now, before any work starts
+        except LaminaError as exc:
+            param = next((k for k in overrides if f" {k}=" in f" {exc.message}"), None)
+            raise APIError(400, exc.message, param=param) from exc
+        return overrides
+
+
+class ChatCompletionRequest(_Sampled):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[Any] | None = None
+
+    def sampling_overrides(self, max_tokens_cap: int) -> dict[str, Any]:
+        if self.tools:
+            raise APIError(400, "tools/function calling is not supported by lamina's server.",
+                           param="tools")
+        if self.max_tokens is None and self.max_completion_tokens is not None:
+            self.max_tokens = self.max_completion_tokens
+        return super().sampling_overrides(max_tokens_cap)
+
+
+class CompletionRequest(_Sampled):
+    prompt: str | list[str]
+    echo: bool = False
+    suffix: str | None = None
+    best_of: int | None = None
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt(cls, value: Any) -> Any:
+        if isinstance(value, list) and value and not isinstance(value[0], str):
+            raise ValueError("token-id prompts are not supported; send the prompt as text")
+        return value
+
+    def prompt_text(self) -> str:
+        if isinstance(self.prompt, str):
+            return self.prompt
+        if len(self.prompt) != 1:
+            raise APIError(400, f"prompt has {len(self.prompt)} entries; lamina's server takes "
+                                "one prompt per request.", param="prompt")
+        return self.prompt[0]
+
+    def sampling_overrides(self, max_tokens_cap: int) -> dict[str, Any]:
+        if self.echo or self.suffix or self.best_of not in (None, 1):
+            raise APIError(400, "echo, suffix and best_of are not supported by lamina's server.",
+                           param="echo" if self.echo else "suffix" if self.suffix else "best_of")
+        return super().sampling_overrides(max_tokens_cap)
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    input: str | list[str]
+    model: str | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _input(cls, value: Any) -> Any:
+        if isinstance(value, list) and value and not isinstance(value[0], str):
+            raise ValueError("token-id inputs are not supported; send text "
+                             "(a string or a list of strings)")
+        if isinstance(value, list) and not value:
+            raise ValueError("input is an empty list; send at least one string")
+        return value
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class ExtractRequest(BaseModel):
+    """lamina's IE endpoint: IEPile/OneKE-style task + schema + input text."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    input: str = Field(min_length=1)
+    task: str = "NER"
+    schema_: Any = Field(default=None, alias="schema")
+    lang: Literal["zh", "en"] = "zh"
+    model: str | None = None
+    split_num: int | None = Field(default=None, ge=1)
+    use_grammar: bool = True
+    max_tokens: int | None = None
