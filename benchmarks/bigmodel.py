@@ -69,7 +69,7 @@ def _random(rng: np.random.Generator, shape: tuple[int, ...], name: str) -> np.n
 def _write_base(folder: Path, spec: dict, seed: int = 0) -> None:
     from safetensors.numpy import save_file
 
-    from lamina.demo.checkpoints import write_hf_tokenizer_files
+    from lamina.convert.tokenizer import write_hf_tokenizer_files
 
     rng = np.random.default_rng(seed)
     shapes = _tensor_shapes(spec)

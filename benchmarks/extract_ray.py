@@ -131,7 +131,7 @@ def ray_results(model: Path, docs: list[str], schema: list[str], *, threads: int
         out = work / f"ray-{workers}x{per_worker}.jsonl"
         report = run_extract(RayExtractOptions(
             model=model, input=str(src), output=out, workers=workers, threads=per_worker,
-            batch_size=max(8, batch), n_ctx=n_ctx, force=True, progress=False,
+            batch_size=max(8, batch), n_ctx=n_ctx, force=True,
             settings=ExtractSettings(options={"task": "NER", "schema": schema, "limits": limits},
                                      batch=batch, max_tokens=max_tokens)))
         assert report.records_in == report.records_out + report.errors == len(docs), report.check

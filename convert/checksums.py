@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lamina.errors import ChecksumError, InputError
+from lamina.progress import TaskProgress
 
 _HEX = re.compile(r"\b([0-9a-fA-F]{64}|[0-9a-fA-F]{32})\b")
 _BSD = re.compile(r"^(SHA256|MD5)\s*\((?P<file>.+)\)\s*=\s*(?P<hex>[0-9a-fA-F]+)\s*$")
@@ -79,7 +80,7 @@ def parse_checksum_list(path: Path) -> dict[str, list[str]]:
     return entries
 
 
-def file_digest(path: Path, algo: str = "sha256", progress: Any | None = None,
+def file_digest(path: Path, algo: str = "sha256", progress: TaskProgress | None = None,
                 task: Any | None = None) -> str:
     """Hex digest of a file, read in 4 MiB chunks (memory stays flat)."""
     h = hashlib.new(algo)
@@ -92,7 +93,7 @@ def file_digest(path: Path, algo: str = "sha256", progress: Any | None = None,
 
 
 def check_files(files: Iterable[Path], listed: dict[str, list[str]] | None,
-                progress: Any | None = None) -> list[ChecksumRow]:
+                progress: TaskProgress | None = None) -> list[ChecksumRow]:
     """Hash each file and compare with the list (SHA-256, or MD5 for 32-digit sums)."""
     files = [Path(f) for f in files]
     task = None
@@ -124,7 +125,7 @@ def find_list(folder: Path) -> Path | None:
 
 
 def checksum_target(target: Path, sha256_list: Path | None = None,
-                    progress: Any | None = None) -> tuple[list[ChecksumRow], Path | None]:
+                    progress: TaskProgress | None = None) -> tuple[list[ChecksumRow], Path | None]:
     """``lamina checksum``: hash a file or every file of a folder, verify against a list."""
     target = Path(target)
     if not target.exists():
@@ -156,7 +157,7 @@ def raise_on_mismatch(rows: list[ChecksumRow], list_path: Path | None) -> None:
         )
 
 
-def verify_inputs(plan: Any, sha256_list: Path, progress: Any | None = None) -> list[str]:
+def verify_inputs(plan: Any, sha256_list: Path, progress: TaskProgress | None = None) -> list[str]:
     """Check every input file of a merge plan that the list names; return those checked."""
     listed = parse_checksum_list(Path(sha256_list))
     files: list[Path] = list(plan.base.input_files())

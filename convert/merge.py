@@ -22,8 +22,10 @@ import numpy as np
 from lamina.convert.checksums import verify_inputs
 from lamina.convert.llama import permute_qk, qk_heads
 from lamina.convert.plan import PROVENANCE_FILE, MergedTensor, MergePlan, build_plan, model_name
+from lamina.convert.tokenizer import write_hf_tokenizer_files
 from lamina.errors import InputError
 from lamina.files import atomic_output_dir, check_output_path
+from lamina.progress import TaskProgress
 
 FORMATS = ("safetensors", "pth")
 #: output dtype names -> (safetensors dtype tag, bytes per element)
@@ -78,7 +80,7 @@ def _base_dtype(plan: MergePlan) -> str:
     return "float16"
 
 
-def merge(opts: MergeOptions, progress: Any | None = None) -> MergeReport:
+def merge(opts: MergeOptions, progress: TaskProgress | None = None) -> MergeReport:
     """Merge LoRAs/diff into the base and write an HF (or Meta .pth) folder."""
     if opts.format not in FORMATS:
         raise InputError(f"Unknown --format '{opts.format}'.",
@@ -116,14 +118,14 @@ def merge(opts: MergeOptions, progress: Any | None = None) -> MergeReport:
                        provenance=provenance, notes=plan.notes)
 
 
-def _advance(progress: Any | None, task: Any | None, t: MergedTensor, rows: int) -> None:
+def _advance(progress: TaskProgress | None, task: Any | None, t: MergedTensor, rows: int) -> None:
     if progress is not None and task is not None:
         total_rows = t.shape[0] if t.shape else 1
         progress.advance(task, t.source_bytes * rows // max(1, total_rows))
 
 
 def _write_hf(folder: Path, plan: MergePlan, dtype: str, shard_bytes: int,
-              progress: Any | None, task: Any | None) -> list[str]:
+              progress: TaskProgress | None, task: Any | None) -> list[str]:
     tag, width = DTYPES[dtype]
     shards: list[list[MergedTensor]] = [[]]
     size = 0
@@ -159,7 +161,7 @@ def _write_hf(folder: Path, plan: MergePlan, dtype: str, shard_bytes: int,
 
 
 def _write_safetensors(path: Path, tensors: list[MergedTensor], dtype: str, tag: str, width: int,
-                       progress: Any | None, task: Any | None) -> int:
+                       progress: TaskProgress | None, task: Any | None) -> int:
     """Stream one safetensors file: header from the plan's shapes, then row blocks."""
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
     offset = 0
@@ -179,7 +181,7 @@ def _write_safetensors(path: Path, tensors: list[MergedTensor], dtype: str, tag:
     return offset
 
 
-def _write_meta(folder: Path, plan: MergePlan, dtype: str, progress: Any | None,
+def _write_meta(folder: Path, plan: MergePlan, dtype: str, progress: TaskProgress | None,
                 task: Any | None) -> list[str]:
     import torch
 
@@ -205,8 +207,6 @@ def _write_meta(folder: Path, plan: MergePlan, dtype: str, progress: Any | None,
 
 
 def _write_tokenizer(folder: Path, plan: MergePlan) -> None:
-    from lamina.demo.checkpoints import write_hf_tokenizer_files
-
     src = plan.tokenizer_model.parent
     extras = ("tokenizer_config.json", "special_tokens_map.json")
     if all((src / n).is_file() for n in extras):

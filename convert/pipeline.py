@@ -22,6 +22,7 @@ from lamina.convert.plan import MergedTensor, MergePlan, build_plan, model_name
 from lamina.convert.writer import OUTTYPES, GGUFMetadata, PlannedTensor, write_gguf
 from lamina.errors import InputError
 from lamina.files import atomic_output, check_output_path
+from lamina.progress import TaskProgress
 
 
 @dataclass
@@ -62,7 +63,7 @@ def resolve_template(name: str | None) -> tuple[str | None, str | None]:
     return template.name, getattr(template, "jinja", None) or None
 
 
-def gguf_tensors(plan: MergePlan, progress: Any | None = None,
+def gguf_tensors(plan: MergePlan, progress: TaskProgress | None = None,
                  task: Any | None = None) -> list[PlannedTensor]:
     """Map the merge plan to GGUF names/layout; producers advance the progress bar."""
     hp = plan.hparams
@@ -76,7 +77,7 @@ def gguf_tensors(plan: MergePlan, progress: Any | None = None,
     return out
 
 
-def _gguf_chunks(t: MergedTensor, hp: Any, progress: Any | None, task: Any | None) -> Any:
+def _gguf_chunks(t: MergedTensor, hp: Any, progress: TaskProgress | None, task: Any | None) -> Any:
     """Row blocks in llama.cpp layout: q/k blocks are whole heads, permuted one by one."""
     heads = qk_heads(t.name, hp)
     align = hp.head_dim if heads is not None else 1
@@ -93,8 +94,8 @@ def _gguf_chunks(t: MergedTensor, hp: Any, progress: Any | None, task: Any | Non
     return chunks
 
 
-def convert(opts: ConvertOptions, progress: Any | None = None) -> ConvertReport:
-    """Run the conversion; ``progress`` is an optional Rich Progress (bytes)."""
+def convert(opts: ConvertOptions, progress: TaskProgress | None = None) -> ConvertReport:
+    """Run the conversion; ``progress`` (bytes) is any :class:`~lamina.progress.TaskProgress`."""
     if opts.outtype not in OUTTYPES:
         raise InputError(
             f"Unknown --outtype '{opts.outtype}'.", hint=f"Choose one of: {', '.join(OUTTYPES)}."

@@ -97,3 +97,35 @@ def load_spm_vocab(tokenizer_model: Path, config_dir: Path | None = None) -> GGU
         add_eos=add_eos,
         source=tokenizer_model,
     )
+
+
+def write_hf_tokenizer_files(folder: Path, tokenizer_model: Path) -> None:
+    """Copy tokenizer.model and write the small JSON files HF LLaMA folders carry.
+
+    Used when a merged folder's source has no tokenizer_config.json or
+    special_tokens_map.json of its own (Meta downloads carry only tokenizer.model),
+    so that transformers can load the result.
+    """
+    import json
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if tokenizer_model.resolve() != (folder / "tokenizer.model").resolve():
+        shutil.copyfile(tokenizer_model, folder / "tokenizer.model")
+    (folder / "special_tokens_map.json").write_text(
+        json.dumps({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}, indent=2)
+    )
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "LlamaTokenizer",
+                "add_bos_token": True,
+                "add_eos_token": False,
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "unk_token": "<unk>",
+                "model_max_length": 1024,
+            },
+            indent=2,
+        )
+    )

@@ -8,7 +8,6 @@ build, demo) comes through ``write_gguf``; bytes are never written by hand.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -150,7 +149,7 @@ def write_gguf(
 
     planned = list(tensors)
     hp = meta.hparams
-    writer = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+    writer = gguf_io.new_writer(path, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
     writer.add_name(meta.model_name)
     writer.add_context_length(hp.n_ctx)
     writer.add_embedding_length(hp.n_embd)
@@ -185,11 +184,8 @@ def write_gguf(
 
     if meta.template_jinja:
         writer.add_chat_template(meta.template_jinja)
-    if meta.template_name:
-        writer.add_string(gguf_io.TEMPLATE_NAME, meta.template_name)
-    writer.add_string(gguf_io.WRITER_VERSION, __version__)
-    if meta.provenance:
-        writer.add_string(gguf_io.PROVENANCE, json.dumps(meta.provenance, ensure_ascii=False))
+    gguf_io.add_lamina_metadata(writer, version=__version__, template_name=meta.template_name,
+                                provenance=meta.provenance)
 
     types = []
     histogram: dict[str, int] = {}

@@ -17,6 +17,7 @@ import numpy as np
 
 from lamina.errors import FormatError
 from lamina.files import require_file
+from lamina.gguf_io import has_gguf_signature, open_reader
 
 _SUM_SUFFIXES = (".in_sum2", ".sums")
 
@@ -42,12 +43,10 @@ def _bad(path: Path, why: str) -> FormatError:
 
 
 def _load_gguf(path: Path) -> ImportanceMatrix:
-    import gguf
-
     try:
-        reader = gguf.GGUFReader(str(path))
-    except (ValueError, OSError) as exc:
-        raise _bad(path, f"the GGUF could not be read ({exc})") from exc
+        reader = open_reader(path, what="imatrix")
+    except FormatError as exc:
+        raise _bad(path, f"the GGUF could not be read ({exc.message})") from exc
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, np.ndarray] = {}
     for tensor in reader.tensors:
@@ -121,9 +120,7 @@ def _load_legacy(path: Path) -> ImportanceMatrix:
 def load_imatrix(path: str | Path) -> ImportanceMatrix:
     """Read an imatrix file in either layout; FormatError when it is not one."""
     p = require_file(path, what="importance matrix")
-    with open(p, "rb") as handle:
-        magic = handle.read(4)
-    return _load_gguf(p) if magic == b"GGUF" else _load_legacy(p)
+    return _load_gguf(p) if has_gguf_signature(p) else _load_legacy(p)
 
 
 def check_covers(imatrix: ImportanceMatrix, tensor_columns: dict[str, int]) -> None:

@@ -1,9 +1,7 @@
-"""Read a GGUF's header without loading the model: ``lamina info`` and input checks.
+"""What ``lamina info`` shows about a GGUF, read from its header without loading it.
 
-Everything here goes through ``gguf.GGUFReader`` (memory-mapped, so only the
-header is touched). ``open_gguf`` is also the gatekeeper the quantizer uses
-before it hands a file to libllama: a wrong or truncated file must end in one
-clear message rather than in whatever libllama happens to log.
+Reading goes through :func:`lamina.gguf_io.open_reader` (memory-mapped, so only the
+header is touched).
 """
 
 from __future__ import annotations
@@ -15,63 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from lamina import gguf_io
-from lamina.errors import FormatError
-from lamina.files import require_file
+from lamina.gguf_io import field_value, open_reader
 from lamina.quantize.types import ftype_name
 
-GGUF_MAGIC = b"GGUF"
 #: Tensor types libllama quantizes from (anything else is "already quantized").
 FLOAT_TYPES = frozenset({"F32", "F16", "BF16"})
-
-
-class UnknownTensorTypeError(FormatError):
-    """The file is valid GGUF but holds a tensor type newer than gguf-py knows (Q2_0)."""
-
-
-def open_gguf(path: str | Path, what: str = "model") -> Any:
-    """Open ``path`` with GGUFReader, or raise a FormatError that says what is wrong."""
-    import gguf
-
-    p = require_file(path, what=f"{what} file")
-    with open(p, "rb") as handle:
-        magic = handle.read(4)
-    if magic != GGUF_MAGIC:
-        raise FormatError(
-            f"'{p}' is not a GGUF file (it does not start with the GGUF signature).",
-            hint="Give a .gguf file written by `lamina convert` or llama.cpp; "
-                 "convert an HF/Meta checkpoint first with `lamina convert` or `lamina build`.",
-        )
-    try:
-        reader = gguf.GGUFReader(str(p))
-    except ValueError as exc:
-        if "GGMLQuantizationType" in str(exc):
-            raise UnknownTensorTypeError(
-                f"'{p}' uses a tensor type that this version of gguf-py cannot read ({exc}).",
-                hint="The file may still load in llama.cpp; lamina cannot inspect it.",
-            ) from exc
-        raise FormatError(
-            f"'{p}' is truncated or corrupt: its header describes more data than the file holds.",
-            hint="The download or conversion was probably interrupted; write the file again.",
-        ) from exc
-    except (OSError, IndexError, KeyError) as exc:
-        raise FormatError(f"'{p}' is a damaged GGUF file ({exc}).",
-                          hint="Write the file again with `lamina convert`.") from exc
-    size = p.stat().st_size
-    for tensor in reader.tensors:
-        if int(tensor.data_offset) + int(tensor.n_bytes) > size:
-            raise FormatError(
-                f"'{p}' is truncated: tensor '{tensor.name}' ends past the end of the file.",
-                hint="The download or conversion was probably interrupted; write the file again.",
-            )
-    return reader
-
-
-def field_value(reader: Any, key: str, default: Any = None) -> Any:
-    """A metadata value as a plain Python value (str, int, float, list)."""
-    fld = reader.fields.get(key)
-    if fld is None:
-        return default
-    return fld.contents()
 
 
 @dataclass
@@ -133,9 +79,9 @@ def tensor_stats(reader: Any) -> tuple[int, int, int]:
 
 def model_info(path: str | Path) -> ModelInfo:
     """Summarise a GGUF file from its header (no model load, no tensor reads)."""
-    reader = open_gguf(path)
+    reader = open_reader(path)
     p = Path(path)
-    arch = str(field_value(reader, "general.architecture", "unknown"))
+    arch = str(field_value(reader, gguf_io.ARCHITECTURE, "unknown"))
     types: Counter[str] = Counter()
     type_bytes: Counter[str] = Counter()
     for tensor in reader.tensors:

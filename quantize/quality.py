@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from lamina import gguf_io
 from lamina.errors import InputError, ModelLoadError
-from lamina.quantize.info import UnknownTensorTypeError, open_gguf
+from lamina.gguf_io import UnknownTensorTypeError, field_value, open_reader
 
 #: Default window: long enough for real context, small enough for tiny models.
 DEFAULT_CTX = 256
@@ -105,18 +106,16 @@ def _load(path: Path, n_ctx: int, n_threads: int | None) -> Any:
 def _check_gguf(path: Path, what: str) -> Any:
     """Validate with gguf-py; None for files gguf-py cannot parse but llama.cpp can."""
     try:
-        return open_gguf(path, what=what)
+        return open_reader(path, what=what)
     except UnknownTensorTypeError:
         return None
 
 
 def _train_ctx(reader: Any) -> int | None:
-    from lamina.quantize.info import field_value
-
     if reader is None:
         return None
-    arch = field_value(reader, "general.architecture", "llama")
-    value = field_value(reader, f"{arch}.context_length")
+    arch = field_value(reader, gguf_io.ARCHITECTURE, "llama")
+    value = field_value(reader, gguf_io.CONTEXT_LENGTH.format(arch=arch))
     return None if value is None else int(value)
 
 

@@ -26,12 +26,8 @@ from typing import Any
 
 from lamina.errors import FormatError, InputError, LaminaError
 from lamina.files import atomic_output, check_output_path
-from lamina.quantize.info import (
-    UnknownTensorTypeError,
-    float_input_problem,
-    open_gguf,
-    tensor_stats,
-)
+from lamina.gguf_io import UnknownTensorTypeError, open_reader
+from lamina.quantize.info import float_input_problem, tensor_stats
 from lamina.quantize.types import QuantType, get_quant_type
 
 
@@ -70,7 +66,7 @@ def _imatrix_columns(reader: Any) -> dict[str, int]:
 
 def check_inputs(input_path: str | Path, qt: QuantType, imatrix: str | Path | None) -> Any:
     """Everything that can be wrong with the inputs, found before libllama runs."""
-    reader = open_gguf(input_path)
+    reader = open_reader(input_path)
     if qt.needs_float_input:
         problem = float_input_problem(reader)
         if problem is not None:
@@ -99,7 +95,7 @@ def _check_disk_space(output: Path, n_params: int, qt: QuantType, input_bytes: i
     parent = output.parent if str(output.parent) else Path(".")
     free = shutil.disk_usage(parent).free
     if estimate > free:
-        from lamina.ui.console import human_bytes
+        from lamina.files import human_bytes
 
         raise InputError(
             f"Not enough disk space for '{output}': about {human_bytes(estimate)} needed, "
@@ -201,7 +197,7 @@ def quantize(
     seconds = time.perf_counter() - start
 
     try:
-        result = open_gguf(out)
+        result = open_reader(out)
         histogram = Counter(t.tensor_type.name for t in result.tensors)
         out_params, out_tensor_bytes, _ = tensor_stats(result)
     except UnknownTensorTypeError:  # e.g. Q2_0: llama.cpp reads it, gguf-py 0.19 does not

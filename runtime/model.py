@@ -19,16 +19,15 @@ import ctypes
 import dataclasses
 import functools
 import os
-import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lamina import gguf_io
 from lamina.errors import FormatError, InputError, LaminaError, ModelLoadError
-from lamina.files import require_file
 from lamina.runtime.sampling import SamplingParams, build_sampler, greedy_grammar_sampler
 from lamina.runtime.stream import TextStream
 from lamina.templates import ChatTemplate, detect_template, get_template
@@ -40,9 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Default context cap: enough for chat, small enough for a laptop's KV cache.
 DEFAULT_MAX_CTX = 4096
-
-GGUF_MAGIC = b"GGUF"
-
 
 @dataclass
 class GenerationStats:
@@ -129,82 +125,7 @@ def _last_log_error() -> str:
     return ""
 
 
-# ---------------------------------------------------------------- GGUF header
-
-
-def read_gguf_header(path: Path, keys: Sequence[str] = ()) -> dict[str, Any]:
-    """Scalar metadata values for ``keys`` from a GGUF header, stopping early.
-
-    Used before loading to reject non-GGUF files with a clear message and to
-    pick a default context length, without paying for a full metadata parse
-    (the tokenizer arrays of a 50k vocabulary are skipped without decoding).
-    """
-    return _scan_gguf(path, keys, tensor_types=False)[0]
-
-
-def gguf_tensor_types(path: Path) -> set[int]:
-    """The ggml type ids of a GGUF's tensors, read from the header alone."""
-    return _scan_gguf(path, (), tensor_types=True)[1]
-
-
-def _scan_gguf(path: Path, keys: Sequence[str], tensor_types: bool
-               ) -> tuple[dict[str, Any], set[int]]:
-    wanted = set(keys)
-    found: dict[str, Any] = {}
-    types: set[int] = set()
-    scalar = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-              10: "<Q", 11: "<q", 12: "<d"}
-    try:
-        with open(path, "rb") as f:
-            if f.read(4) != GGUF_MAGIC:
-                raise FormatError(
-                    f"'{path}' is not a GGUF model file.",
-                    hint="lamina runs GGUF files; convert a Hugging Face model first with "
-                         "`lamina convert`.",
-                )
-            version, _n_tensors, n_kv = struct.unpack("<IQQ", f.read(20))
-            if version < 2:
-                raise FormatError(f"'{path}' is GGUF version {version}, too old for llama.cpp.")
-
-            def read_str() -> bytes:
-                (n,) = struct.unpack("<Q", f.read(8))
-                return f.read(n)
-
-            def skip(vtype: int) -> Any:
-                if vtype in scalar:
-                    fmt = scalar[vtype]
-                    return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
-                if vtype == 8:
-                    return read_str()
-                if vtype == 9:
-                    etype, count = struct.unpack("<IQ", f.read(12))
-                    if etype in scalar:
-                        f.seek(struct.calcsize(scalar[etype]) * count, os.SEEK_CUR)
-                    else:
-                        for _ in range(count):
-                            skip(etype)
-                    return None
-                raise FormatError(f"'{path}' has a corrupt GGUF header (value type {vtype}).")
-
-            for _ in range(n_kv):
-                if wanted and wanted <= found.keys() and not tensor_types:
-                    break
-                key = read_str().decode("utf-8", errors="replace")
-                (vtype,) = struct.unpack("<I", f.read(4))
-                value = skip(vtype)
-                if key in wanted:
-                    found[key] = value.decode("utf-8", errors="replace") \
-                        if isinstance(value, bytes) else value
-            for _ in range(_n_tensors if tensor_types else 0):
-                read_str()  # name
-                (n_dims,) = struct.unpack("<I", f.read(4))
-                f.seek(8 * n_dims, os.SEEK_CUR)
-                ttype, _offset = struct.unpack("<IQ", f.read(12))
-                types.add(ttype)
-    except struct.error as exc:
-        raise FormatError(f"'{path}' is truncated or not a valid GGUF file.",
-                          hint="Re-download or re-convert the model.") from exc
-    return found, types
+# ---------------------------------------------------------------- GGUF checks
 
 
 def uses_tiled_kernel(path: Path) -> bool:
@@ -214,7 +135,7 @@ def uses_tiled_kernel(path: Path) -> bool:
 
     tiled = {Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.IQ4_XS, Q.IQ2_XXS, Q.IQ2_XS,
              Q.IQ2_S, Q.IQ3_XXS, Q.IQ3_S, Q.IQ1_S, Q.IQ1_M}
-    return bool(gguf_tensor_types(path) & {int(t) for t in tiled})
+    return bool(gguf_io.tensor_types(path) & {int(t) for t in tiled})
 
 
 def _check_gguf(path: str | os.PathLike[str], what: str) -> Path:
@@ -225,17 +146,12 @@ def _check_gguf(path: str | os.PathLike[str], what: str) -> Path:
             hint="Merge it into the model with `lamina convert BASE --lora FOLDER`, or convert "
                  "it with llama.cpp's convert_lora_to_gguf.py.",
         )
-    p = require_file(path, what)
-    with open(p, "rb") as f:
-        if f.read(4) != GGUF_MAGIC:
-            raise FormatError(
-                f"The {what} '{p}' is not a GGUF file.",
-                hint="LoRA adapters must be converted to GGUF first (llama.cpp's "
-                     "convert_lora_to_gguf.py), or merged into the model with `lamina convert --lora`."
-                if what == "LoRA adapter" else
-                "lamina runs GGUF files; convert a Hugging Face model first with `lamina convert`.",
-            )
-    return p
+    if what == "LoRA adapter":
+        return gguf_io.require_gguf(
+            path, what, hint="LoRA adapters must be converted to GGUF first (llama.cpp's "
+                             "convert_lora_to_gguf.py), or merged into the model with "
+                             "`lamina convert --lora`.")
+    return gguf_io.require_gguf(path, what)
 
 
 # ---------------------------------------------------------------- loading
@@ -256,12 +172,9 @@ def load(path: str | os.PathLike[str], *, n_ctx: int | None = None, n_threads: i
     if n_ctx is not None and n_ctx < 16:
         raise InputError(f"Context length {n_ctx} is too small.", hint="Use at least 16 tokens.")
 
-    header = read_gguf_header(model_path, ["general.architecture"])
-    arch = header.get("general.architecture", "llama")
     if n_ctx is None:
-        train_ctx = read_gguf_header(model_path, [f"{arch}.context_length"]).get(
-            f"{arch}.context_length")
-        n_ctx = min(int(train_ctx), DEFAULT_MAX_CTX) if train_ctx else DEFAULT_MAX_CTX
+        train_ctx = gguf_io.context_length(model_path)
+        n_ctx = min(train_ctx, DEFAULT_MAX_CTX) if train_ctx else DEFAULT_MAX_CTX
 
     import llama_cpp
 
@@ -732,19 +645,6 @@ class Model:
                     )
                 _set_loras(self._embedder, self.loras, self.path)
         return self._embedder
-
-    def extract(self, text: str, task: str = "NER", schema: Sequence[Any] | None = None,
-                lang: str = "zh", **kw: Any) -> dict:
-        """Information extraction (IEPile/OneKE style); see lamina.ie.api."""
-        from lamina.ie.api import extract
-
-        return extract(self, text, task=task, schema=schema, lang=lang, **kw)
-
-    def extract_many(self, items: Iterable[Any], **kw: Any) -> Iterator[dict]:
-        """Extraction over many records; see lamina.ie.api.extract_many."""
-        from lamina.ie.api import extract_many
-
-        return extract_many(self, items, **kw)
 
 
 class _Borrowed:

@@ -23,7 +23,7 @@ def cache_root() -> Path:
 
 @pytest.fixture(scope="session")
 def cache_dir() -> Path:
-    from lamina.demo.checkpoints import cache_key
+    from tests.fixtures.synthetic import cache_key
 
     d = cache_root() / cache_key()
     d.mkdir(parents=True, exist_ok=True)

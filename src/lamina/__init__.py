@@ -15,9 +15,11 @@ from lamina.errors import LaminaError
 
 __version__ = "0.1.0"
 
-__all__ = ["LaminaError", "Model", "SamplingParams", "ChatSession", "load", "__version__"]
+__all__ = ["LaminaError", "Model", "SamplingParams", "ChatSession", "load", "extract",
+           "extract_many", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from lamina.ie.api import extract, extract_many
     from lamina.runtime.model import Model, load
     from lamina.runtime.sampling import SamplingParams
     from lamina.runtime.session import ChatSession
@@ -27,6 +29,8 @@ _LAZY = {
     "Model": ("lamina.runtime.model", "Model"),
     "SamplingParams": ("lamina.runtime.sampling", "SamplingParams"),
     "ChatSession": ("lamina.runtime.session", "ChatSession"),
+    "extract": ("lamina.ie.api", "extract"),
+    "extract_many": ("lamina.ie.api", "extract_many"),
 }
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from lamina.errors import InputError
 from lamina.files import check_output_path, make_temp, remove_leftovers
+from lamina.progress import TaskProgress
 from lamina.quantize.quality import QualityReport
 from lamina.quantize.quantizer import QuantizeReport, TensorCallback, quantize
 from lamina.quantize.types import get_quant_type
@@ -131,7 +132,7 @@ def remove_build_leftovers(out: Path, parent: Path) -> None:
         remove_leftovers(out, ".build", folder)
 
 
-def build(opts: BuildOptions, *, convert_progress: Any | None = None,
+def run_build(opts: BuildOptions, *, convert_progress: TaskProgress | None = None,
           on_tensor: TensorCallback | None = None,
           on_stage: Callable[[str], None] | None = None,
           on_chunk: Callable[[int, int], None] | None = None) -> BuildReport:

@@ -80,7 +80,8 @@ def convert_dir(cache_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def references(family) -> dict[str, Any]:
     """transformers/peft models every GGUF variant is compared with (lazy, cached)."""
-    from lamina.demo.checkpoints import load_hf, merged_with, resized_vocab, sp_vocab_size
+    from lamina.demo.checkpoints import merged_with, resized_vocab, sp_vocab_size
+    from tests.fixtures.synthetic import load_hf
 
     cache: dict[str, Any] = {}
 

@@ -21,7 +21,7 @@ def merged_hf(family, tmp_path_factory):
 
 
 def test_merged_folder_loads_in_transformers_with_peft_logits(merged_hf, family, references):
-    from lamina.demo.checkpoints import load_hf
+    from tests.fixtures.synthetic import load_hf
 
     out, report = merged_hf
     assert report.dtype == "float32" and len(report.files) > 2  # sharded + index + config
@@ -69,7 +69,7 @@ def test_merge_to_meta_pth_round_trips(tmp_path, family, references):
 
 def test_merge_bf16_output_is_close(tmp_path, family):
     from lamina.convert.merge import MergeOptions, merge
-    from lamina.demo.checkpoints import load_hf
+    from tests.fixtures.synthetic import load_hf
 
     out = tmp_path / "bf16"
     merge(MergeOptions(base=family.base_hf, output=out, dtype="bfloat16"))

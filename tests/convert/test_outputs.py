@@ -73,7 +73,7 @@ def test_pytorch_bin_base_gives_the_same_tensors_as_safetensors(family, variant_
     from gguf import GGUFReader
 
     from lamina.convert.pipeline import ConvertOptions, convert
-    from lamina.demo.checkpoints import load_hf
+    from tests.fixtures.synthetic import load_hf
 
     folder = tmp_path / "bin_base"
     folder.mkdir()

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+import lamina
 from lamina.ie.api import extract_many
 from lamina.ie.grammar import GrammarLimits, build_grammar, build_pair_grammar, gbnf_literal
 from lamina.ie.schema_split import normalize_schema, schema_keys
@@ -141,7 +142,7 @@ def test_api_extract_result_errors_and_bad_items(ie_model):
     from lamina.errors import SchemaError
     from lamina.ie.api import ExtractionError, extract
 
-    result = ie_model.extract("郭碧婷与向佐订婚。", task="NER", schema=["人物", "地点"], limits=SMALL)
+    result = lamina.extract(ie_model, "郭碧婷与向佐订婚。", task="NER", schema=["人物", "地点"], limits=SMALL)
     assert list(result) == ["人物", "地点"]
     with pytest.raises(ExtractionError, match="cut off at max_tokens") as info:
         extract(ie_model, "郭碧婷与向佐订婚。", schema=["人物", "地点"],
@@ -149,7 +150,7 @@ def test_api_extract_result_errors_and_bad_items(ie_model):
     assert info.value.record["result"] == {"人物": [], "地点": []}
     with pytest.raises(SchemaError, match="empty"):
         extract(ie_model, "  ", schema=["人物"])
-    recs = list(ie_model.extract_many(["甲文", "", {"id": "z", "text": "乙文"}, 42],
+    recs = list(lamina.extract_many(ie_model, ["甲文", "", {"id": "z", "text": "乙文"}, 42],
                                       schema=["人物"], limits=SMALL))
     assert [r["id"] for r in recs] == ["1", "2", "z", "4"]
     assert "error" not in recs[0] and "error" not in recs[2]

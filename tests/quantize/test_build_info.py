@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from lamina.build import BuildOptions, build
+from lamina.build import BuildOptions, run_build
 from lamina.quantize.info import model_info
 from lamina.quantize.quantizer import quantize
 from tests.quantize.helpers import run_lamina
@@ -21,7 +21,7 @@ def test_build_equals_convert_then_quantize(qfix, tmp_path):
     from lamina.convert.pipeline import ConvertOptions, convert
 
     built = tmp_path / "built.gguf"
-    report = build(BuildOptions(base=qfix.hf, output=built, qtype="Q4_K_M", verify=False))
+    report = run_build(BuildOptions(base=qfix.hf, output=built, qtype="Q4_K_M", verify=False))
     manual_f16 = tmp_path / "manual" / "f16.gguf"
     manual_f16.parent.mkdir()
     convert(ConvertOptions(base=qfix.hf, output=manual_f16, outtype="f16"))
@@ -58,10 +58,10 @@ def test_build_removes_its_temporary_folder_on_failure(qfix, tmp_path, monkeypat
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(KeyboardInterrupt):
-        build(BuildOptions(base=qfix.hf, output=out / "m.gguf", verify=False, tmp_dir=scratch))
+        run_build(BuildOptions(base=qfix.hf, output=out / "m.gguf", verify=False, tmp_dir=scratch))
     assert list(scratch.iterdir()) == [] and list(out.iterdir()) == []
     with pytest.raises(KeyboardInterrupt):  # default location (RAM or next to the output)
-        build(BuildOptions(base=qfix.hf, output=out / "m.gguf", verify=False))
+        run_build(BuildOptions(base=qfix.hf, output=out / "m.gguf", verify=False))
     assert list(out.iterdir()) == []
     assert not list(build_mod.SHM.glob(f".m.gguf.{os.getpid()}-*.build"))
 
@@ -171,7 +171,7 @@ def test_build_and_convert_then_quantize_name_the_model_alike(family, tmp_path):
 
     loras = [family.lora_plus, family.lora_alpaca]
     built = tmp_path / "built.gguf"
-    build(BuildOptions(base=family.base_hf, output=built, qtype="Q8_0", loras=loras,
+    run_build(BuildOptions(base=family.base_hf, output=built, qtype="Q8_0", loras=loras,
                        verify=False))
     f16 = tmp_path / "f16.gguf"
     convert(ConvertOptions(base=family.base_hf, output=f16, loras=loras))

@@ -27,7 +27,7 @@ def ray_options(model: Path, input_path: Path | str, output: Path, **kw):
                      limits=GrammarLimits(MAX_ITEMS, MAX_CHARS), style="iepile"),
         batch=None, max_tokens=MAX_TOKENS)  # None: the local CLI's engine batch rule
     defaults = dict(model=model, input=str(input_path), output=output, settings=settings,
-                    workers=2, threads=1, batch_size=4, progress=False)
+                    workers=2, threads=1, batch_size=4)
     defaults.update(kw)
     return RayExtractOptions(**defaults)
 

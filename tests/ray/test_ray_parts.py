@@ -92,15 +92,16 @@ def test_missing_model_and_input_fail_before_ray_starts(tmp_path, chat_gguf):
 
 def test_cli_rejects_resume_and_single_text(chat_gguf, tmp_path: Path):
     from lamina.errors import InputError
-    from lamina.ray.command import run_from_cli
+    from lamina.ie.job import ExtractOptions
+    from lamina.ray.command import ray_options
 
-    common = dict(model=chat_gguf, output=tmp_path / "o.jsonl", address="local", workers=2,
-                  force=False, options={"schema": ["人物"]}, batch=1, max_tokens=8,
-                  n_threads=1, n_ctx=None, template=None)
+    common = dict(model=chat_gguf, output=tmp_path / "o.jsonl", schema=["人物"], batch=1,
+                  max_tokens=8, n_threads=1)
     with pytest.raises(InputError, match="--resume is not supported"):
-        run_from_cli(input_path=tmp_path / "in.txt", text=None, resume=True, **common)
+        ray_options(ExtractOptions(input=tmp_path / "in.txt", resume=True, **common),
+                    address="local", workers=2)
     with pytest.raises(InputError, match="needs --input"):
-        run_from_cli(input_path=None, text="康有为是广东人。", resume=False, **common)
+        ray_options(ExtractOptions(text="康有为是广东人。", **common), address="local", workers=2)
 
 
 def test_an_address_where_nothing_listens_fails_fast(chat_gguf, tmp_path):

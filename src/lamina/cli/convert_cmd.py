@@ -83,7 +83,8 @@ def convert(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: P
                                "tensors": report.type_histogram, "notes": report.notes,
                                "provenance": report.provenance}, ensure_ascii=False))
         return
-    from lamina.ui.console import console, escape, human_bytes
+    from lamina.files import human_bytes
+    from lamina.ui.console import console, escape
 
     _print_notes(report.notes)
     console.print(f"[green]Wrote[/] {escape(str(report.output))} ({human_bytes(report.output_bytes)}, "
@@ -125,7 +126,8 @@ def merge(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
                                "notes": report.notes, "provenance": report.provenance},
                               ensure_ascii=False))
         return
-    from lamina.ui.console import console, escape, human_bytes
+    from lamina.files import human_bytes
+    from lamina.ui.console import console, escape
 
     _print_notes(report.notes)
     console.print(f"[green]Wrote[/] {escape(str(report.output))}/ ({report.format}, {report.dtype}, "
@@ -153,7 +155,8 @@ def checksum(target: Path, sha256: Path | None, as_json: bool) -> None:
     else:
         from rich.table import Table
 
-        from lamina.ui.console import console, escape, human_bytes
+        from lamina.files import human_bytes
+        from lamina.ui.console import console, escape
 
         styles = {"ok": "green", "mismatch": "bold red", "missing": "yellow", "unlisted": "dim"}
         table = Table(title=escape(f"SHA-256 of {target}" + (f" (checked against {list_path})"

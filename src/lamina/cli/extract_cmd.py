@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lamina.cli.options import ctx_option, template_option, threads_option
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lamina.ie.job import ExtractOptions
 
 
 @click.command()
@@ -71,146 +73,89 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str, s
             style: str, ray_address: str | None, workers: int, n_threads: int | None,
             n_ctx: int | None, template: str | None) -> None:
     """Extract entities, relations, events or KG facts as JSON (IEPile/OneKE format)."""
-    from lamina.errors import InputError
-    from lamina.ie.api import Extractor
     from lamina.ie.grammar import GrammarLimits
-    from lamina.ie.io import read_inputs
+    from lamina.ie.job import ExtractOptions, check_options
 
-    if (text is None) == (input_path is None):
-        raise InputError("Give either a TEXT argument or --input FILE (exactly one).",
-                         hint="lamina extract MODEL.gguf --schema '[\"人物\"]' \"康有为是广东人。\"")
-    if resume and output is None:
-        raise InputError("--resume needs --output (the file of the run to continue).")
-    if keep_failed and not resume:
-        raise InputError("--keep-failed only applies with --resume.")
-    limits = GrammarLimits(max_items, max_chars)
-    # Validate task and schema before the (slow) model load.
-    Extractor(_NoModel(), task=task, schema=schema, lang=lang, split_num=split_num,
-              use_grammar=not no_grammar, limits=limits, style=style)
+    options = ExtractOptions(
+        model=model, input=input_path, text=text, output=output, task=task, schema=schema,
+        lang=lang, split_num=split_num, use_grammar=not no_grammar,
+        limits=GrammarLimits(max_items, max_chars), style=style, max_tokens=max_tokens,
+        max_input_tokens=max_input_tokens, batch=batch, exact=not fast_batch,
+        n_threads=n_threads, n_ctx=n_ctx, template=template, resume=resume,
+        keep_failed=keep_failed, force=force)
+    check_options(options)  # before the (slow) model load
     if ray_address is not None:  # the same run on a Ray cluster (lamina.ray)
-        from lamina.ray.command import run_from_cli
-
-        return run_from_cli(
-            model=model, input_path=input_path, text=text, output=output, address=ray_address,
-            workers=workers, resume=resume, force=force, options=dict(
-                task=task, schema=schema, lang=lang, split_num=split_num,
-                use_grammar=not no_grammar, limits=limits, style=style,
-                max_input_tokens=max_input_tokens, exact=not fast_batch),
-            batch=batch, max_tokens=max_tokens, n_threads=n_threads, n_ctx=n_ctx,
-            template=template, keep_failed=keep_failed)
-    items: list[Any] = list(read_inputs(input_path)) if input_path else [{"id": "1", "text": text}]
-    if not items:
-        raise InputError(f"The input file '{input_path}' holds no documents.",
-                         hint="Put one document per line, or JSONL records with a 'text' field.")
-    if schema is None and not any(isinstance(i, dict) and "instruction" in i for i in items):
-        raise InputError("No --schema given: say what to extract.",
-                         hint='For example --schema \'["人物","地理位置","组织机构"]\'.')
-    _run(model, items, output, resume, keep_failed, force, dict(
-        task=task, schema=schema, lang=lang, split_num=split_num, use_grammar=not no_grammar,
-        limits=limits, style=style, max_input_tokens=max_input_tokens, exact=not fast_batch),
-        batch, max_tokens,
-        n_threads, n_ctx, template)
+        return _run_ray(options, ray_address, workers)
+    _run_local(options)
 
 
-class _NoModel:
-    template = None
-
-
-def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool,
-         keep_failed: bool, force: bool, opts: dict[str, Any], batch: int | None,
-         max_tokens: int, n_threads: int | None, n_ctx: int | None,
-         template: str | None) -> None:
-    import lamina
-    from lamina.ie.api import extract_iter, extract_many
-    from lamina.ie.io import BadLine, DoneIndex, ResumableJsonl, errors_path
-    from lamina.runtime.sampling import SamplingParams
+def _run_ray(options: ExtractOptions, address: str, workers: int) -> None:
+    """``--ray [ADDRESS]``: the job on a Ray actor pool, then the records-in check."""
+    from lamina.ray.command import ray_options
+    from lamina.ray.runner import run_extract
     from lamina.ui.console import err_console, escape, items_progress
 
-    out = err = None
-    done = DoneIndex([])
-    bad_done: set[int] = set()
-    retried = 0
-    if output is not None:
-        out = ResumableJsonl(output)
-        err = ResumableJsonl(errors_path(output))
-        out.start(resume=resume, force=force or resume)
-        err.start(resume=resume, force=True)
-        if not keep_failed:
-            retried = out.drop_existing(lambda r: "error" in r)
-        done = DoneIndex(out.existing)
-        bad_done = {int(r.get("line", -1)) for r in err.existing}
-    todo, todo_pos, skipped_pos, bad = [], [], {}, 0
-    for pos, item in enumerate(items):
-        if isinstance(item, BadLine):
-            bad += 1
-            if err is not None and item.line not in bad_done:
-                err.write(item.as_record())
-            elif err is None:
-                err_console.print(f"[yellow]Skipped:[/] {escape(item.reason)}")
-        elif done.skip(str(item["id"])):
-            skipped_pos.setdefault(str(item["id"]), []).append(pos)
-        else:
-            todo.append(item)
-            todo_pos.append(pos)
-    # Sort keys of the records in the output, in the order they are written:
-    # the published file is in input order although records are written as
-    # documents finish.
-    order: list[int] = []
-    for rec in out.existing if out is not None else []:
-        positions = skipped_pos.get(str(rec.get("id")))
-        order.append(positions.pop(0) if positions else len(items))
-    skipped = len(items) - bad - len(todo)
-    failed = written = cut = 0
-    start = time.perf_counter()
-    try:
-        llm = lamina.load(model_path, n_threads=n_threads, n_ctx=n_ctx, template=template)
-        params = SamplingParams.greedy(max_tokens=max_tokens)
-        if batch is None:
-            from lamina.runtime.engine import default_n_seq, native_available
-
-            batch = default_n_seq(llm) if native_available() else 1
-        with items_progress("docs") as progress:
-            task_id = progress.add_task("extracting", total=len(todo))
-            if out is not None:
-                records = extract_iter(llm, todo, batch=batch, params=params, **opts)
-            else:  # stdout cannot be reordered afterwards: input order as we go
-                records = enumerate(extract_many(llm, todo, batch=batch, params=params, **opts))
-            for index, rec in records:
-                failed += int("error" in rec)
-                cut += int(rec.get("finish_reason") == "length")
-                written += 1
-                if out is not None:
-                    out.write(rec)
-                    order.append(todo_pos[index])
-                else:
-                    sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                    sys.stdout.flush()
-                progress.advance(task_id)
-    except BaseException:
-        if out is not None and err is not None:
-            out.close()
-            err.close()
-            if out.count:
-                err_console.print(f"[yellow]Stopped after {out.count} records; run the same "
-                                  "command with --resume to continue.[/]")
-        raise
-    if out is not None and err is not None:
-        out.finish(order=order)
-        err.finish(keep_empty=False)
-    seconds = time.perf_counter() - start
-    rate = written / seconds if seconds > 0 else 0.0
-    parts = [f"{written} docs in {seconds:.1f} s ({rate:.2f} docs/s)"]
-    if skipped:
-        parts.append(f"{skipped} already done")
-    if retried:
-        parts.append(f"{retried} failed before, tried again")
-    if failed:
-        parts.append(f"[red]{failed} failed[/] (see their 'error' field)")
-    if bad:
-        where = f" -> {escape(str(errors_path(output)))}" if output is not None else ""
-        parts.append(f"[yellow]{bad} bad input lines[/]{where}")
-    dest = f"; wrote {escape(str(output))}" if output is not None else ""
+    with items_progress("docs") as bar:
+        # Results arrive in blocks, minutes apart on a slow model: the rate must count
+        # from the start (a first sample at t=0, never dropped), not over the last block.
+        bar.speed_estimate_period = float("inf")
+        task = bar.add_task(f"Extracting on Ray ({workers} workers)", total=None)
+        report = run_extract(ray_options(
+            options, address=address, workers=workers,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total)))
+    for reason in report.skipped_reasons:
+        err_console.print(f"[yellow]Skipped:[/] {escape(reason)}", highlight=False)
+    pool = f"{report.workers} Ray worker{'s' if report.workers > 1 else ''}"
+    per_worker = f"{report.threads} thread{'s' if report.threads > 1 else ''}"
+    parts = [f"{report.records_out} docs in {report.seconds:.1f} s "
+             f"({report.docs_per_second:.2f} docs/s on {pool} × {per_worker})"]
+    if report.failed:
+        parts.append(f"[red]{report.failed} failed[/] (see their 'error' field)")
+    if report.errors and report.errors_path is not None:
+        parts.append(f"[yellow]{report.errors} bad input lines[/] -> "
+                     f"{escape(str(report.errors_path))}")
+    dest = f"; wrote {escape(str(options.output))}" if options.output is not None else ""
     err_console.print(", ".join(parts) + dest, highlight=False)
-    if cut:
-        err_console.print(f"[yellow]{cut} answers hit --max-tokens; raise it, or lower "
+    err_console.print(report.check, highlight=False, style="green")
+
+
+def _run_local(options: ExtractOptions) -> None:
+    """Run the job with a progress bar; records to stdout when there is no --output."""
+    from lamina.ie.job import ExtractInterrupted, run_extract
+    from lamina.ui.console import err_console, escape, items_progress
+
+    def to_stdout(record: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    with items_progress("docs") as progress:
+        task_id = progress.add_task("extracting", total=None)
+        try:
+            report = run_extract(
+                options, on_progress=lambda done, total: progress.update(
+                    task_id, completed=done, total=total),
+                on_record=to_stdout if options.output is None else None)
+        except ExtractInterrupted as stop:
+            progress.stop()
+            err_console.print(f"[yellow]Stopped after {stop.kept} records; run the same "
+                              "command with --resume to continue.[/]")
+            raise
+    if options.output is None:
+        for line in report.bad_lines:
+            err_console.print(f"[yellow]Skipped:[/] {escape(line.reason)}")
+    parts = [f"{report.written} docs in {report.seconds:.1f} s "
+             f"({report.docs_per_second:.2f} docs/s)"]
+    if report.skipped:
+        parts.append(f"{report.skipped} already done")
+    if report.retried:
+        parts.append(f"{report.retried} failed before, tried again")
+    if report.failed:
+        parts.append(f"[red]{report.failed} failed[/] (see their 'error' field)")
+    if report.bad_lines:
+        where = f" -> {escape(str(report.errors_path))}" if report.errors_path else ""
+        parts.append(f"[yellow]{len(report.bad_lines)} bad input lines[/]{where}")
+    dest = f"; wrote {escape(str(options.output))}" if options.output is not None else ""
+    err_console.print(", ".join(parts) + dest, highlight=False)
+    if report.cut:
+        err_console.print(f"[yellow]{report.cut} answers hit --max-tokens; raise it, or lower "
                           "--max-items/--max-chars.[/]")

@@ -42,7 +42,7 @@ class LeftoverCollector(logging.Handler):
 
     def lines(self) -> list[str]:
         """What to tell the user (plain text, not Rich markup)."""
-        from lamina.ui.console import human_bytes
+        from lamina.files import human_bytes
 
         out = []
         if self.removed:

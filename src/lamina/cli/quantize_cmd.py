@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,9 @@ from lamina.cli.options import (
     name_option,
     threads_option,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lamina.build import BuildOptions, BuildReport
 
 
 def _print_json(data: Any) -> None:
@@ -106,7 +109,8 @@ def quantize(input_path: Path | None, output: Path | None, qtype: str, list_type
         return
     from rich.table import Table
 
-    from lamina.ui.console import console, human_bytes
+    from lamina.files import human_bytes
+    from lamina.ui.console import console
 
     table = Table(title=f"Quantized to {report.qtype}")
     table.add_column("", style="bold")
@@ -233,14 +237,23 @@ def build(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
           tmp_dir: Path | None, model_name: str | None, force: bool, as_json: bool) -> None:
     """Convert + quantize (+ verify) in one command; intermediate files are always removed."""
     from lamina.build import BuildOptions
-    from lamina.build import build as run_build
+
+    report = build_with_progress(BuildOptions(
+        base=base, output=output, qtype=qtype, loras=list(loras), diff=diff,
+        tokenizer=tokenizer, template=template, intermediate=intermediate, n_threads=n_threads,
+        imatrix=imatrix, keep_output_f16=keep_output_f16, verify=not no_verify, force=force,
+        tmp_dir=tmp_dir, model_name=model_name))
+    if as_json:
+        _print_json(report.to_json())
+        return
+    render_build(report, intermediate)
+
+
+def build_with_progress(opts: BuildOptions) -> BuildReport:
+    """``lamina.build.run_build`` with a progress bar per stage (``build`` and ``demo``)."""
+    from lamina.build import run_build
     from lamina.ui.console import bytes_progress
 
-    opts = BuildOptions(base=base, output=output, qtype=qtype, loras=list(loras), diff=diff,
-                        tokenizer=tokenizer, template=template, intermediate=intermediate,
-                        n_threads=n_threads, imatrix=imatrix, keep_output_f16=keep_output_f16,
-                        verify=not no_verify, force=force, tmp_dir=tmp_dir,
-                        model_name=model_name)
     qprogress, on_tensor = _tensor_progress("Quantizing")
     vprogress, on_chunk = _chunk_progress("Verifying")
     state: dict[str, Any] = {"active": None}
@@ -253,17 +266,19 @@ def build(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Pat
             state["active"].start()
 
     try:
-        report = run_build(opts, convert_progress=bytes_progress(transient=True),
-                           on_tensor=on_tensor, on_stage=on_stage, on_chunk=on_chunk)
+        return run_build(opts, convert_progress=bytes_progress(transient=True),
+                         on_tensor=on_tensor, on_stage=on_stage, on_chunk=on_chunk)
     finally:
         if state["active"] is not None:
             state["active"].stop()
-    if as_json:
-        _print_json(report.to_json())
-        return
+
+
+def render_build(report: BuildReport, intermediate: str) -> None:
+    """The size/time table of a build, then its quality table."""
     from rich.table import Table
 
-    from lamina.ui.console import console, escape, human_bytes
+    from lamina.files import human_bytes
+    from lamina.ui.console import console, escape
 
     table = Table(title=escape(f"Built {report.output} ({report.qtype})"))
     table.add_column("", style="bold")
@@ -306,7 +321,8 @@ def info(model: Path, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    from lamina.ui.console import console, escape, human_bytes
+    from lamina.files import human_bytes
+    from lamina.ui.console import console, escape
 
     table = Table(title=escape(str(model)), show_header=False)
     table.add_column("Field", style="bold")

@@ -54,4 +54,12 @@ def serve(model: Path, host: str, port: int, api_key: str | None, parallel: int,
                           parallel=parallel, queue=queue, max_tokens_cap=max_tokens,
                           max_body_bytes=max_body, model_name=model_name)
     run_server(model, config, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers,
-               lora=lora, template=template, log_level=log_level)
+               lora=lora, template=template, log_level=log_level, notify=notify)
+
+
+def notify(kind: str, message: str) -> None:
+    """The server's status lines on stderr: warnings in yellow, the address in green."""
+    from lamina.ui.console import err_console, escape
+
+    style = {"warning": "[yellow]Warning:[/] ", "ready": "[green]✓[/] "}.get(kind, "")
+    err_console.print(style + escape(message), highlight=False)

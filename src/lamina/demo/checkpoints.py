@@ -1,11 +1,11 @@
-"""Tiny random LLaMA-family checkpoints, built locally, shaped like the real ones.
+"""Tiny random LLaMA checkpoints, built locally, shaped like the real ones.
 
-Tests, ``lamina demo`` and the benchmarks need the same artefacts users have:
-a LLaMA base in HF format (sharded safetensors or .bin) with a SentencePiece
-tokenizer, a "Plus"-like PEFT LoRA that extends the vocabulary and carries full
-``embed_tokens``/``lm_head`` in ``modules_to_save``, an "Alpaca"-like LoRA on
-top of it, a weight diff (KnowLM style) and Meta's original .pth layout. No
-model hub is reachable, so everything here is generated from a seed.
+``lamina demo`` needs what users download: a LLaMA base in HF format (sharded
+safetensors or .bin) with a SentencePiece tokenizer, a "Plus"-like PEFT LoRA that
+extends the vocabulary and carries full ``embed_tokens``/``lm_head`` in
+``modules_to_save``, and an "Alpaca"-like LoRA on top of it. No model hub is
+reachable, so everything here is generated from a seed. The tests build their
+other layouts (weight diff, Meta .pth) from these pieces in ``tests/fixtures``.
 
 Needs the ``convert`` extra (torch, transformers, peft, sentencepiece).
 """
@@ -13,12 +13,11 @@ Needs the ``convert`` extra (torch, transformers, peft, sentencepiece).
 from __future__ import annotations
 
 import io
-import json
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lamina.convert.tokenizer import write_hf_tokenizer_files
 from lamina.demo.corpus import BASE_TEXT, EXTRA_PIECES
 
 
@@ -38,27 +37,6 @@ class TinyLlamaSpec:
     initializer_range: float = 0.08
     seed: int = 0
     tie_word_embeddings: bool = False
-
-
-@dataclass
-class SyntheticFamily:
-    """Paths of one generated family of checkpoints (all inside ``root``)."""
-
-    root: Path
-    spec: TinyLlamaSpec
-    base_tokenizer: Path  # tokenizer.model (base vocab)
-    extended_tokenizer: Path  # tokenizer.model with EXTRA_PIECES appended
-    base_hf: Path  # HF folder, sharded safetensors + index
-    lora_plus: Path  # PEFT adapter (.bin), extended vocab, modules_to_save
-    lora_plus_safetensors: Path  # same adapter saved as .safetensors
-    lora_alpaca: Path  # PEFT adapter on top of base+plus (.safetensors)
-    extra: dict[str, Path] = field(default_factory=dict)
-
-    def manifest(self) -> dict[str, Any]:
-        data = {k: str(v) for k, v in asdict(self).items() if isinstance(v, (str, Path))}
-        data["spec"] = asdict(self.spec)
-        data["extra"] = {k: str(v) for k, v in self.extra.items()}
-        return data
 
 
 # ---------------------------------------------------------------- tokenizer
@@ -120,32 +98,6 @@ def extend_tokenizer(base_model: Path, out_dir: Path, pieces: list[str] = EXTRA_
     path = out_dir / "tokenizer.model"
     path.write_bytes(proto.SerializeToString())
     return path
-
-
-def write_hf_tokenizer_files(folder: Path, tokenizer_model: Path) -> None:
-    """Copy tokenizer.model and write the small JSON files HF LLaMA folders carry."""
-    import shutil
-
-    folder.mkdir(parents=True, exist_ok=True)
-    if tokenizer_model.resolve() != (folder / "tokenizer.model").resolve():
-        shutil.copyfile(tokenizer_model, folder / "tokenizer.model")
-    (folder / "special_tokens_map.json").write_text(
-        json.dumps({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}, indent=2)
-    )
-    (folder / "tokenizer_config.json").write_text(
-        json.dumps(
-            {
-                "tokenizer_class": "LlamaTokenizer",
-                "add_bos_token": True,
-                "add_eos_token": False,
-                "bos_token": "<s>",
-                "eos_token": "</s>",
-                "unk_token": "<unk>",
-                "model_max_length": 1024,
-            },
-            indent=2,
-        )
-    )
 
 
 def sp_vocab_size(tokenizer_model: Path) -> int:
@@ -255,132 +207,6 @@ def merged_with(base_model: Any, lora_dir: Path) -> Any:
     return model.merge_and_unload().eval()
 
 
-def build_family(root: Path, spec: TinyLlamaSpec | None = None) -> SyntheticFamily:
-    """Generate the whole family (base, Plus LoRA, Alpaca LoRA) under ``root``."""
-    spec = spec or TinyLlamaSpec()
-    root.mkdir(parents=True, exist_ok=True)
-    base_tok = train_tokenizer(root / "tok_base", spec.vocab_size)
-    ext_tok = extend_tokenizer(base_tok, root / "tok_extended")
-    base_vocab = sp_vocab_size(base_tok)
-    ext_vocab = sp_vocab_size(ext_tok)
-
-    base = random_llama(spec, base_vocab)
-    base_hf = save_hf(base, root / "base_hf", base_tok)
-
-    # "Plus": vocabulary grows, full embeddings/lm_head travel in modules_to_save.
-    resized = resized_vocab(base, ext_vocab, seed=spec.seed + 11)
-    all_linear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    lora_plus = make_lora(resized, root / "lora_plus", r=8, alpha=32, targets=all_linear,
-                          modules_to_save=["embed_tokens", "lm_head"], seed=spec.seed + 1,
-                          tokenizer_model=ext_tok, safe=False)
-    lora_plus_st = make_lora(resized, root / "lora_plus_st", r=8, alpha=32, targets=all_linear,
-                             modules_to_save=["embed_tokens", "lm_head"], seed=spec.seed + 1,
-                             tokenizer_model=ext_tok, safe=True)
-
-    # "Alpaca" on top of base+plus, attention-only targets, different rank/alpha.
-    base_plus = merged_with(resized, lora_plus)
-    lora_alpaca = make_lora(base_plus, root / "lora_alpaca", r=4, alpha=8,
-                            targets=["q_proj", "k_proj", "v_proj", "o_proj"],
-                            modules_to_save=["embed_tokens", "lm_head"], seed=spec.seed + 2,
-                            tokenizer_model=ext_tok, safe=True)
-    # KnowLM-style weight diff (with per-tensor checksums) and Meta's original layout.
-    tuned = perturbed(base, seed=spec.seed + 21)
-    tuned_hf = save_hf(tuned, root / "tuned_hf", base_tok)
-    diff = make_diff(base, tuned, root / "diff", base_tok)
-    meta = save_meta(base, root / "meta" / "7B", base_tok, n_shards=2)
-    family = SyntheticFamily(root=root, spec=spec, base_tokenizer=base_tok,
-                             extended_tokenizer=ext_tok, base_hf=base_hf, lora_plus=lora_plus,
-                             lora_plus_safetensors=lora_plus_st, lora_alpaca=lora_alpaca,
-                             extra={"tuned_hf": tuned_hf, "diff": diff, "meta": meta})
-    (root / "family.json").write_text(json.dumps(family.manifest(), indent=2, ensure_ascii=False))
-    return family
-
-
-def perturbed(model: Any, seed: int, scale: float = 0.02) -> Any:
-    """A "fine-tuned" copy of ``model``: every weight nudged by seeded noise."""
-    import copy
-
-    import torch
-
-    out = copy.deepcopy(model)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in out.parameters():
-            param.add_(torch.randn(param.shape, generator=gen) * scale)
-    return out.eval()
-
-
-def make_diff(base_model: Any, tuned_model: Any, out_dir: Path,
-              tokenizer_model: Path | None = None) -> Path:
-    """Write ``tuned - base`` as an HF folder (KnowLM/CaMA diff format).
-
-    Also writes ``tensor_sha256.json`` with the checksum of every recovered
-    tensor (base + diff in float32, as ``lamina convert --diff`` computes it).
-    """
-    import numpy as np
-    from safetensors.torch import save_file
-
-    from lamina.convert.diff import TENSOR_CHECKSUMS
-    from lamina.convert.plan import tensor_sha256
-
-    base_sd = base_model.state_dict()
-    diff_sd = {k: (v.float() - base_sd[k].float()).contiguous()
-               for k, v in tuned_model.state_dict().items()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tuned_model.config.save_pretrained(str(out_dir))
-    save_file(diff_sd, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-    sums = {k: tensor_sha256(np.add(base_sd[k].float().numpy(), d.numpy(), dtype=np.float32))
-            for k, d in diff_sd.items()}
-    (out_dir / TENSOR_CHECKSUMS).write_text(json.dumps(sums, indent=1))
-    if tokenizer_model is not None:
-        write_hf_tokenizer_files(out_dir, tokenizer_model)
-    return out_dir
-
-
-def save_meta(model: Any, folder: Path, tokenizer_model: Path, n_shards: int = 2) -> Path:
-    """Save ``model`` in Meta's original layout: consolidated.0N.pth shards + params.json.
-
-    Each weight is split across shards along its model-parallel axis, q/k rows
-    are in Meta's (llama.cpp's) rotary layout, and tokenizer.model sits in the
-    parent folder, as in Meta's download.
-    """
-    import shutil
-
-    import torch
-
-    from lamina.convert.llama import permute_qk
-    from lamina.convert.meta import hf_to_meta_name
-
-    cfg = model.config
-    n_kv = cfg.num_key_value_heads
-    shards: list[dict[str, Any]] = [{} for _ in range(n_shards)]
-    for name, tensor in model.state_dict().items():
-        if name.endswith("rotary_emb.inv_freq"):
-            continue
-        data = tensor.detach().float().numpy()
-        if name.endswith("q_proj.weight"):
-            data = permute_qk(data, cfg.num_attention_heads)
-        elif name.endswith("k_proj.weight"):
-            data = permute_qk(data, n_kv)
-        meta_name, axis = hf_to_meta_name(name)
-        t = torch.from_numpy(data.copy())
-        parts = [t] * n_shards if axis is None else list(torch.chunk(t, n_shards, dim=axis))
-        for shard, part in zip(shards, parts, strict=True):
-            shard[meta_name] = part.clone()
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, shard in enumerate(shards):
-        torch.save(shard, folder / f"consolidated.{i:02d}.pth")
-    params = {"dim": cfg.hidden_size, "n_layers": cfg.num_hidden_layers,
-              "n_heads": cfg.num_attention_heads, "n_kv_heads": n_kv,
-              "norm_eps": cfg.rms_norm_eps, "vocab_size": -1, "multiple_of": 32,
-              "rope_theta": float((getattr(cfg, "rope_parameters", None) or {}).get(
-                  "rope_theta", getattr(cfg, "rope_theta", 10000.0))),
-              "max_seq_len": cfg.max_position_embeddings}
-    (folder / "params.json").write_text(json.dumps(params))
-    shutil.copyfile(tokenizer_model, folder.parent / "tokenizer.model")
-    return folder
-
-
 def resized_vocab(model: Any, new_vocab: int, seed: int) -> Any:
     """Copy of ``model`` with embeddings/lm_head grown to ``new_vocab`` (random new rows)."""
     import copy
@@ -400,28 +226,3 @@ def resized_vocab(model: Any, new_vocab: int, seed: int) -> Any:
     return out.eval()
 
 
-def load_hf(folder: Path) -> Any:
-    """Load an HF folder as float32 LlamaForCausalLM (reference side of parity tests)."""
-    import torch
-    from transformers import LlamaForCausalLM
-
-    return LlamaForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
-
-
-def cache_key() -> str:
-    """Changes whenever this module or the corpus changes, so caches rebuild."""
-    import hashlib
-
-    h = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in ("synthetic.py", "corpus.py", "meta.py"):
-        h.update((here / name).read_bytes())
-    return h.hexdigest()[:16]
-
-
-if __name__ == "__main__":  # pragma: no cover - manual use
-    import sys
-
-    fam = build_family(Path(sys.argv[1] if len(sys.argv) > 1 else "synthetic"))
-    print(json.dumps(fam.manifest(), indent=2, ensure_ascii=False))
-    os._exit(0)

@@ -89,7 +89,7 @@ def train_lora(base_model: Any, tokenizer_model: Path, pairs: Sequence[tuple[str
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from lamina.demo.checkpoints import write_hf_tokenizer_files
+    from lamina.convert.tokenizer import write_hf_tokenizer_files
 
     torch.manual_seed(seed)
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer_model))

@@ -1,55 +1,42 @@
-"""The ``--ray`` branch of ``lamina extract``: option checks, the run, the summary lines.
+"""The ``--ray`` branch of ``lamina extract``: a local job's options as a Ray job's.
 
-Kept here so that ``extract_cmd`` only gains two options and one call, and the
-Ray path reads the same option values the local path does.
+The Ray path reads the same :class:`lamina.ie.job.ExtractOptions` the local path
+does, so ``lamina extract`` only gains two options; what it cannot do on Ray
+(resume, a single TEXT) is refused here with a clear message.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lamina.errors import InputError
+from lamina.ie.job import ExtractOptions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lamina.ray.runner import RayExtractOptions
 
 
-def run_from_cli(*, model: Path, input_path: Path | str | None, text: str | None,
-                 output: Path | None, address: str, workers: int, resume: bool, force: bool,
-                 options: dict[str, Any], batch: int | None, max_tokens: int,
-                 n_threads: int | None,
-                 n_ctx: int | None, template: str | None, keep_failed: bool = False) -> None:
-    """Run ``lamina extract ... --ray [ADDRESS]`` and print the records-in check."""
-    from lamina.ie.schema_split import load_schema
-    from lamina.ray.runner import RayExtractOptions, run_extract
+def ray_options(options: ExtractOptions, *, address: str, workers: int,
+                on_progress: Callable[[int, int], None] | None = None) -> RayExtractOptions:
+    """The Ray job that does what ``options`` ask, on ``workers`` actors at ``address``."""
+    from lamina.ray.runner import RayExtractOptions
     from lamina.ray.worker import ExtractSettings
-    from lamina.ui.console import err_console, escape
 
-    if input_path is None or text is not None:
+    if options.input is None or options.text is not None:
         raise InputError("--ray needs --input FILE (a file, a folder, or a URI Ray Data reads), "
                          "not a TEXT argument.",
                          hint="For one text, drop --ray: lamina extract MODEL.gguf --schema ... TEXT")
-    if resume:
+    if options.resume:
         raise InputError("--resume is not supported with --ray.",
                          hint="A Ray run writes its output only when complete; rerun it with --force.")
-    opts = dict(options)
-    if opts.get("schema") is not None:
-        opts["schema"] = load_schema(opts["schema"])  # a schema file is on this machine only
-    report = run_extract(RayExtractOptions(
-        model=Path(model), input=restore_uri(str(input_path)), output=output, address=address,
-        workers=workers, threads=n_threads, n_ctx=n_ctx, template=template, force=force,
-        batch_size=max(8, batch or 16),  # one actor call holds a full engine batch
-        settings=ExtractSettings(options=opts, batch=batch, max_tokens=max_tokens)))
-    pool = f"{report.workers} Ray worker{'s' if report.workers > 1 else ''}"
-    per_worker = f"{report.threads} thread{'s' if report.threads > 1 else ''}"
-    parts = [f"{report.records_out} docs in {report.seconds:.1f} s "
-             f"({report.docs_per_second:.2f} docs/s on {pool} × {per_worker})"]
-    if report.failed:
-        parts.append(f"[red]{report.failed} failed[/] (see their 'error' field)")
-    if report.errors and report.errors_path is not None:
-        parts.append(f"[yellow]{report.errors} bad input lines[/] -> "
-                     f"{escape(str(report.errors_path))}")
-    dest = f"; wrote {escape(str(output))}" if output is not None else ""
-    err_console.print(", ".join(parts) + dest, highlight=False)
-    err_console.print(report.check, highlight=False, style="green")
+    return RayExtractOptions(
+        model=Path(options.model), input=restore_uri(str(options.input)), output=options.output,
+        address=address, workers=workers, threads=options.n_threads, n_ctx=options.n_ctx,
+        template=options.template, force=options.force,
+        batch_size=max(8, options.batch or 16),  # one actor call holds a full engine batch
+        settings=ExtractSettings.from_options(options), on_progress=on_progress)
 
 
 def restore_uri(path: str) -> str:

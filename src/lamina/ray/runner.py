@@ -23,17 +23,17 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lamina import gguf_io
 from lamina.errors import InputError, LaminaError, require
 from lamina.files import check_output_path, require_file
 from lamina.ie.io import errors_path
 from lamina.ray.sink import OrderedSink, open_sink
 from lamina.ray.worker import ExtractSettings, WorkerConfig
-from lamina.runtime.model import read_gguf_header
 
 #: Value of ``--ray`` with no address: start a private local Ray instance.
 LOCAL = "local"
@@ -62,7 +62,8 @@ class RayExtractOptions:
     n_ctx: int | None = None
     template: str | None = None
     force: bool = False
-    progress: bool = True
+    #: ``on_progress(done, total)`` as result blocks arrive (the CLI draws a bar).
+    on_progress: Callable[[int, int], None] | None = None
 
 
 @dataclass
@@ -80,6 +81,8 @@ class RayExtractReport:
     address: str
     output: Path | None
     errors_path: Path | None
+    #: Why input lines were rejected when there is no errors file (output on stdout).
+    skipped_reasons: list[str] = field(default_factory=list)
 
     @property
     def docs_per_second(self) -> float:
@@ -120,7 +123,7 @@ def run_extract(opts: RayExtractOptions) -> RayExtractReport:
     model = Path(opts.model)
     if local or model.exists():  # on a cluster the driver's machine may not hold the model
         model = require_file(model, "model file").resolve()
-        read_gguf_header(model)  # a non-GGUF file fails here, not in every worker
+        gguf_io.read_header(model)  # a non-GGUF file fails here, not in every worker
     source = _resolve_input(opts.input)
     errors = errors_path(opts.output) if opts.output is not None else None
     if opts.output is not None:
@@ -138,7 +141,8 @@ def run_extract(opts: RayExtractOptions) -> RayExtractReport:
                             failed=sink.failed, seconds=time.perf_counter() - start,
                             extract_seconds=extract_seconds, workers=opts.workers,
                             threads=threads, address=address, output=opts.output,
-                            errors_path=errors if sink.errors else None)
+                            errors_path=errors if sink.errors else None,
+                            skipped_reasons=sink.skipped_reasons)
 
 
 def _resolve_input(path: str) -> str:
@@ -300,11 +304,15 @@ def _execute(opts: RayExtractOptions, path: str, config: WorkerConfig, threads: 
                 num_cpus=threads, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
             )
         start = time.perf_counter()
-        with _progress(opts, records_in) as advance:
-            for batch in results.iter_batches(batch_size=None, batch_format="pandas"):
-                for row in batch.to_dict("records"):
-                    sink.add(row)
-                advance(len(batch))
+        done = 0
+        if opts.on_progress is not None:
+            opts.on_progress(0, records_in)
+        for batch in results.iter_batches(batch_size=None, batch_format="pandas"):
+            for row in batch.to_dict("records"):
+                sink.add(row)
+            done += len(batch)
+            if opts.on_progress is not None:
+                opts.on_progress(done, records_in)
         return records_in, time.perf_counter() - start
     except LaminaError:
         raise
@@ -323,22 +331,6 @@ def _has_instruction(row: dict[str, Any]) -> bool:
 
     item = jsonl_item(str(row["text"]), int(row["line"])) if row["jsonl"] else None
     return isinstance(item, dict) and "instruction" in item
-
-
-@contextlib.contextmanager
-def _progress(opts: RayExtractOptions, total: int) -> Iterator[Any]:
-    if not opts.progress:
-        yield lambda n: None
-        return
-    from lamina.ui.console import items_progress
-
-    with items_progress("docs") as bar:
-        # Results arrive in blocks, minutes apart on a slow model: the rate must count
-        # from the start (a first sample at t=0, never dropped), not over the last block.
-        bar.speed_estimate_period = float("inf")
-        task = bar.add_task(f"Extracting on Ray ({opts.workers} workers)", total=total)
-        bar.advance(task, 0)
-        yield lambda n: bar.advance(task, n)
 
 
 def _user_error(exc: BaseException) -> LaminaError | None:

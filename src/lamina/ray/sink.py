@@ -39,6 +39,8 @@ class OrderedSink:
     def __init__(self, out: IO[str], err: IO[str] | None) -> None:
         self.out, self.err = out, err
         self.written = self.errors = self.failed = 0
+        #: Why input lines were rejected, when there is no errors file to hold them.
+        self.skipped_reasons: list[str] = []
         self._path: str | None = None
         self._line = 0
         self._done_paths: set[str] = set()
@@ -62,11 +64,9 @@ class OrderedSink:
             self.errors += 1
             if self.err is not None:
                 self.err.write(row["json"] + "\n")
-            else:  # no errors file when printing to stdout: say it on stderr, as locally
-                from lamina.ui.console import err_console, escape
-
+            else:  # no errors file when printing to stdout: the caller says it, as locally
                 reason = json.loads(row["json"]).get("error", "bad input line")
-                err_console.print(f"[yellow]Skipped:[/] {escape(str(reason))}", highlight=False)
+                self.skipped_reasons.append(str(reason))
 
     def check(self, records_in: int) -> None:
         """records in = records out + errors, or nothing is published."""

@@ -11,10 +11,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lamina.errors import LaminaError, ModelLoadError
 from lamina.runtime.sampling import SamplingParams
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lamina.ie.job import ExtractOptions
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,16 @@ class ExtractSettings:
     options: dict[str, Any] = field(default_factory=dict)
     batch: int | None = 1  # documents decoded together per worker; None: as the local CLI picks
     max_tokens: int = 512
+
+    @classmethod
+    def from_options(cls, options: ExtractOptions) -> ExtractSettings:
+        """The settings of a local job's options, with its schema file read here."""
+        from lamina.ie.schema_split import load_schema
+
+        extractor = options.extractor_options()
+        if extractor.get("schema") is not None:
+            extractor["schema"] = load_schema(extractor["schema"])  # the file is on this machine
+        return cls(options=extractor, batch=options.batch, max_tokens=options.max_tokens)
 
 
 @dataclass(frozen=True)

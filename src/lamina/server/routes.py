@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from lamina.errors import LaminaError
+from lamina.ie.api import extract as ie_extract
 from lamina.runtime.sampling import SamplingParams
 from lamina.server import shapes
 from lamina.server.app import ServerState
@@ -269,6 +270,6 @@ async def extract(body: ExtractRequest, request: Request) -> dict[str, Any]:
         kwargs["params"] = SamplingParams.greedy(max_tokens=body.max_tokens)
 
     async with state.slots.slot(request.is_disconnected) as slot:
-        result = await slot.run(lambda: state.model.extract(body.input, **kwargs))
+        result = await slot.run(lambda: ie_extract(state.model, body.input, **kwargs))
     return {"object": "extraction", "model": state.name, "task": body.task.upper(),
             "lang": body.lang, "result": result}

@@ -1,10 +1,15 @@
-"""Run the app with uvicorn: what ``lamina serve`` does after parsing options."""
+"""Run the app with uvicorn: what ``lamina serve`` does after parsing options.
+
+What a person should see (loading, warnings, the address, the stop) is passed to
+``notify(kind, message)`` with kind "status", "warning" or "ready"; the CLI draws
+it. Nothing here prints.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +28,10 @@ def is_loopback(host: str) -> bool:
 
 def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = None,
           n_threads: int | None = None, n_gpu_layers: int = 0, lora: Sequence[str] = (),
-          template: str | None = None, log_level: str = "warning") -> None:
+          template: str | None = None, log_level: str = "warning",
+          notify: Callable[[str, str], None] | None = None) -> None:
     """Load the model, build the app and serve it until Ctrl-C."""
+    say = notify or (lambda kind, message: None)
     require("fastapi", "serve")
     require("uvicorn", "serve")
     import socket
@@ -33,7 +40,6 @@ def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = N
 
     from lamina.runtime.model import load
     from lamina.server.app import create_app
-    from lamina.ui.console import err_console, escape
 
     # Fail on a taken port before spending seconds loading a model.
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
@@ -45,24 +51,23 @@ def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = N
             raise InputError(f"Cannot listen on {config.host}:{config.port}: {exc.strerror}.",
                              hint="Choose another --port, or stop the program using it.") from exc
 
-    with err_console.status(f"Loading {Path(model_path).name}..."):
-        model = load(model_path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers,
-                     lora=lora, template=template)
+    say("status", f"Loading {Path(model_path).name}...")
+    model = load(model_path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers,
+                 lora=lora, template=template)
     if config.max_tokens_cap > model.n_ctx:
         config = _replace(config, max_tokens_cap=model.n_ctx)
     if config.parallel > 1 and not _engine_available():
-        err_console.print("[yellow]Warning:[/] --parallel > 1 needs lamina's native batch "
-                          "engine, which is not built; serving with 1 slot.")
+        say("warning", "--parallel > 1 needs lamina's native batch engine, which is not "
+                       "built; serving with 1 slot.")
     app = create_app(model, config)
     if not is_loopback(config.host) and config.api_key is None:
-        err_console.print(f"[yellow]Warning:[/] listening on {escape(config.host)} without an API key: "
-                          "anyone on the network can use this model. Set --api-key.")
+        say("warning", f"listening on {config.host} without an API key: anyone on the "
+                       "network can use this model. Set --api-key.")
     url = f"http://{config.host if ':' not in config.host else f'[{config.host}]'}:{config.port}"
     auth = "API key required" if config.api_key else "no API key"
-    err_console.print(f"[green]Serving[/] [bold]{escape(app.state.lamina.name)}[/] "
-                      f"(template {model.template.name}, ctx {model.n_ctx}) at {escape(url)}/v1 "
-                      f"- {app.state.lamina.slots.n_slots} slot(s), queue {config.queue}, {auth}. "
-                      "Ctrl-C stops.", highlight=False)
+    say("ready", f"Serving {app.state.lamina.name} (template {model.template.name}, "
+                 f"ctx {model.n_ctx}) at {url}/v1 - {app.state.lamina.slots.n_slots} slot(s), "
+                 f"queue {config.queue}, {auth}. Ctrl-C stops.")
     logging.getLogger("lamina.server").setLevel(logging.INFO)
     try:
         server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port,
@@ -77,7 +82,7 @@ def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = N
         try:
             server.run()
         except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its clean shutdown
-            err_console.print("Server stopped.")
+            say("status", "Server stopped.")
     finally:
         model.close()
 

@@ -83,10 +83,3 @@ def items_progress(unit: str = "docs", transient: bool = False) -> Progress:
     )
 
 
-def human_bytes(n: float) -> str:
-    """Sizes as people read them: 3.9 GB, 770 MB."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return f"{n:.2f} TB"
