@@ -79,6 +79,8 @@ def tensor_stats(reader: Any) -> tuple[int, int, int]:
 
 def model_info(path: str | Path) -> ModelInfo:
     """Summarise a GGUF file from its header (no model load, no tensor reads)."""
+    from gguf import Keys as K
+
     reader = open_reader(path)
     p = Path(path)
     arch = str(field_value(reader, gguf_io.ARCHITECTURE, "unknown"))
@@ -89,7 +91,7 @@ def model_info(path: str | Path) -> ModelInfo:
         type_bytes[tensor.tensor_type.name] += int(tensor.n_bytes)
     n_params, n_bytes, n_tensors = tensor_stats(reader)
 
-    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    tokens = reader.fields.get(K.Tokenizer.LIST)
     vocab_size = len(tokens.data) if tokens is not None else 0
     token_list = tokens.contents() if tokens is not None else []
     special: dict[str, dict[str, Any]] = {}
@@ -107,36 +109,36 @@ def model_info(path: str | Path) -> ModelInfo:
             provenance = json.loads(provenance_text)
         except json.JSONDecodeError:
             provenance = {"raw": provenance_text}
-    ftype = field_value(reader, "general.file_type")
+    ftype = field_value(reader, K.General.FILE_TYPE)
 
     def arch_int(key: str) -> int | None:
-        value = field_value(reader, f"{arch}.{key}")
+        value = field_value(reader, key.format(arch=arch))
         return None if value is None else int(value)
 
     return ModelInfo(
         path=str(p),
         file_bytes=p.stat().st_size,
         architecture=arch,
-        name=field_value(reader, "general.name"),
+        name=field_value(reader, K.General.NAME),
         file_type=ftype_name(ftype),
         n_params=n_params,
         n_tensors=n_tensors,
         tensor_types=dict(types.most_common()),
         tensor_type_bytes=dict(type_bytes),
         bits_per_weight=(8.0 * n_bytes / n_params) if n_params else 0.0,
-        context_length=arch_int("context_length"),
-        embedding_length=arch_int("embedding_length"),
-        block_count=arch_int("block_count"),
-        head_count=arch_int("attention.head_count"),
-        head_count_kv=arch_int("attention.head_count_kv"),
+        context_length=arch_int(K.LLM.CONTEXT_LENGTH),
+        embedding_length=arch_int(K.LLM.EMBEDDING_LENGTH),
+        block_count=arch_int(K.LLM.BLOCK_COUNT),
+        head_count=arch_int(K.Attention.HEAD_COUNT),
+        head_count_kv=arch_int(K.Attention.HEAD_COUNT_KV),
         vocab_size=vocab_size,
-        tokenizer_model=field_value(reader, "tokenizer.ggml.model"),
+        tokenizer_model=field_value(reader, K.Tokenizer.MODEL),
         special_tokens=special,
-        add_bos=field_value(reader, "tokenizer.ggml.add_bos_token"),
+        add_bos=field_value(reader, K.Tokenizer.ADD_BOS),
         chat_template_name=field_value(reader, gguf_io.TEMPLATE_NAME),
         chat_template=field_value(reader, gguf_io.CHAT_TEMPLATE_JINJA),
         provenance=provenance,
         lamina_version=field_value(reader, gguf_io.WRITER_VERSION),
-        quantization_version=field_value(reader, "general.quantization_version"),
+        quantization_version=field_value(reader, K.General.QUANTIZATION_VERSION),
         metadata_keys=[k for k in reader.fields if not k.startswith("GGUF.")],
     )
