@@ -71,7 +71,7 @@ def demo(workdir: Path, keep: bool, n_threads: int | None) -> None:
     def on_extracted(text: str, schema: list[str], result: Any) -> None:
         console.print(f"[bold]input:[/] {text}\n[bold]schema:[/] "
                       f"{json.dumps(schema, ensure_ascii=False)}")
-        console.print_json(json.dumps(result, ensure_ascii=False))
+        console.print_json(json.dumps(result, ensure_ascii=False), indent=None)
 
     try:
         report = run_demo(DemoOptions(workdir=workdir, keep=keep, n_threads=n_threads), DemoHooks(
