@@ -10,6 +10,8 @@ class SamplingConfig:
     top_p: float
     min_p: float
     repeat_penalty: float
+    presence_penalty: float
+    frequency_penalty: float
     penalty_last_n: int
     max_tokens: int
     seed: int

@@ -128,6 +128,9 @@ int64_t BatchEngine::submit(const std::vector<llama_token>& prompt, const Sampli
         throw std::invalid_argument("repeat_penalty and top_p must be > 0 and min_p >= 0");
     }
     if (sc.penalty_last_n < -1) throw std::invalid_argument("penalty_last_n must be >= -1");
+    if (!std::isfinite(sc.presence_penalty) || !std::isfinite(sc.frequency_penalty)) {
+        throw std::invalid_argument("presence_penalty and frequency_penalty must be finite");
+    }
 
     std::lock_guard<std::mutex> lock(mu_);
     check_open();

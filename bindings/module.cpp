@@ -71,6 +71,8 @@ NB_MODULE(_native, m) {
         .def_rw("top_p", &SamplingConfig::top_p)
         .def_rw("min_p", &SamplingConfig::min_p)
         .def_rw("repeat_penalty", &SamplingConfig::repeat_penalty)
+        .def_rw("presence_penalty", &SamplingConfig::presence_penalty)
+        .def_rw("frequency_penalty", &SamplingConfig::frequency_penalty)
         .def_rw("penalty_last_n", &SamplingConfig::penalty_last_n)
         .def_rw("max_tokens", &SamplingConfig::max_tokens)
         .def_rw("seed", &SamplingConfig::seed);

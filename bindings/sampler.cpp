@@ -25,13 +25,15 @@ llama_sampler* make_chain(const SamplingConfig& sc, llama_sampler* grammar) {
     params.no_perf = true;
     llama_sampler* chain = llama_sampler_chain_init(params);
     if (grammar != nullptr) llama_sampler_chain_add(chain, grammar);
-    if (sc.repeat_penalty != 1.0f) {
+    if (sc.repeat_penalty != 1.0f || sc.presence_penalty != 0.0f || sc.frequency_penalty != 0.0f) {
         // Older headers declare a leading n_vocab that newer libllama dropped;
         // integer and float arguments travel in separate registers, so giving
         // last_n in both integer slots is right for either signature.
         llama_sampler_chain_add(chain, llama_sampler_init_penalties(sc.penalty_last_n,
                                                                     sc.penalty_last_n,
-                                                                    sc.repeat_penalty, 0.0f, 0.0f));
+                                                                    sc.repeat_penalty,
+                                                                    sc.frequency_penalty,
+                                                                    sc.presence_penalty));
     }
     if (sc.temperature <= 0.0f) {
         llama_sampler_chain_add(chain, llama_sampler_init_greedy());

@@ -27,7 +27,9 @@ struct SamplingConfig {
     float top_p = 0.95f;
     float min_p = 0.05f;
     float repeat_penalty = 1.1f;
-    int32_t penalty_last_n = 64;  // llama-cpp-python's last_n_tokens_size
+    float presence_penalty = 0.0f;   // OpenAI's: minus this once a token was generated
+    float frequency_penalty = 0.0f;  // minus this per time it was generated
+    int32_t penalty_last_n = 64;     // generated tokens the penalties look back over
     int32_t max_tokens = 512;     // <= 0: until the sequence's context is full
     uint32_t seed = LLAMA_DEFAULT_SEED;
 };

@@ -74,6 +74,13 @@ def _native() -> Any:
             f"lamina's native batch engine is not built ({exc}).",
             hint='Reinstall lamina with `pip install .` (it compiles bindings/ with CMake).',
         ) from exc
+    if not hasattr(native.SamplingConfig(), "presence_penalty"):
+        # A module built from older bindings/ would drop these penalties silently.
+        raise EngineError(
+            "lamina's native batch engine is out of date (built before presence and "
+            "frequency penalties).",
+            hint='Rebuild it: reinstall lamina with `pip install .`.',
+        )
     return native
 
 

@@ -17,8 +17,12 @@ from typing import Any
 
 from lamina.errors import InputError, LaminaError
 
-#: Tokens the repetition penalty looks back over (llama.cpp's default).
+#: Generated tokens the repetition, presence and frequency penalties look back
+#: over (llama.cpp's default ``repeat_last_n``).
 PENALTY_LAST_N = 64
+
+#: OpenAI's range for presence_penalty and frequency_penalty.
+PRESENCE_FREQUENCY_RANGE = (-2.0, 2.0)
 
 
 class GrammarError(LaminaError):
@@ -31,6 +35,12 @@ class SamplingParams:
 
     Frozen so one value can be shared by threads and requests; use
     :meth:`replace` for a validated copy with changes.
+
+    ``presence_penalty`` and ``frequency_penalty`` have OpenAI's meaning: a
+    token's logit is lowered by ``frequency_penalty`` times the number of times
+    it was generated plus ``presence_penalty`` if it was generated at all
+    (negative values encourage repeats), counted over the last
+    ``PENALTY_LAST_N`` generated tokens as llama.cpp does.
     """
 
     temperature: float = 0.8
@@ -38,6 +48,8 @@ class SamplingParams:
     top_p: float = 0.95
     min_p: float = 0.05
     repeat_penalty: float = 1.1
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
     max_tokens: int = 512
     seed: int | None = None
     stop: tuple[str, ...] = ()
@@ -69,6 +81,10 @@ class SamplingParams:
             raise bad("min_p", "must be in [0, 1]")
         if number("repeat_penalty") <= 0:
             raise bad("repeat_penalty", "must be > 0 (1 = off)")
+        low, high = PRESENCE_FREQUENCY_RANGE
+        for field in ("presence_penalty", "frequency_penalty"):
+            if not low <= number(field) <= high:
+                raise bad(field, f"must be in [{low:g}, {high:g}] (0 = off)")
         if not isinstance(self.max_tokens, int) or isinstance(self.max_tokens, bool) \
                 or self.max_tokens < 1:
             raise bad("max_tokens", "must be an integer >= 1")
@@ -98,6 +114,12 @@ class SamplingParams:
     @property
     def is_greedy(self) -> bool:
         return self.temperature <= 0
+
+    @property
+    def has_penalties(self) -> bool:
+        """Whether llama.cpp's penalties sampler has anything to do."""
+        return (self.repeat_penalty != 1.0 or self.presence_penalty != 0.0
+                or self.frequency_penalty != 0.0)
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -132,13 +154,14 @@ def build_sampler(vocab: Any, params: SamplingParams, grammar: str | None = None
             if not g:
                 raise unparsable_grammar()
             lib.llama_sampler_chain_add(chain, g)
-        if params.repeat_penalty != 1.0:
+        if params.has_penalties:
             # The binding declares a leading n_vocab that newer libllama dropped. Integer
             # and float arguments travel in separate registers (x86-64 SysV, AArch64),
             # so passing last_n in both integer slots is right for either signature.
             lib.llama_sampler_chain_add(
-                chain, lib.llama_sampler_init_penalties(PENALTY_LAST_N, PENALTY_LAST_N,
-                                                        params.repeat_penalty, 0.0, 0.0))
+                chain, lib.llama_sampler_init_penalties(
+                    PENALTY_LAST_N, PENALTY_LAST_N, params.repeat_penalty,
+                    params.frequency_penalty, params.presence_penalty))
         if params.is_greedy:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
             return chain
@@ -165,6 +188,8 @@ def native_config(native: Any, p: SamplingParams) -> Any:
     sc.top_p = float(p.top_p)
     sc.min_p = float(p.min_p)
     sc.repeat_penalty = float(p.repeat_penalty)
+    sc.presence_penalty = float(p.presence_penalty)
+    sc.frequency_penalty = float(p.frequency_penalty)
     sc.penalty_last_n = PENALTY_LAST_N
     sc.max_tokens = int(p.max_tokens)
     sc.seed = 0xFFFFFFFF if p.seed is None else int(p.seed)

@@ -56,23 +56,101 @@ def _check_shape(task: str, schema, data, lim: GrammarLimits) -> None:
                 assert list(el) == item["arguments"] and all(map(value_ok, el.values()))
 
 
+@pytest.fixture(scope="module")
+def grammars(base_gguf):
+    """llama.cpp's grammar parser and matcher on the fixture vocabulary."""
+    from tests.fixtures.gbnf import Grammars
+
+    g = Grammars(base_gguf)
+    yield g
+    g.close()
+
+
+def _answer(task: str, schema) -> dict:
+    """A hand-written answer of ``task``'s shape that uses every branch SMALL allows:
+    two-item lists, multi-value arguments, an event without arguments, a KG subset."""
+    out: dict = {}
+    for item, key in zip(schema, schema_keys(task, schema), strict=True):
+        if task in ("NER", "EET"):
+            out[key] = ["甲", "乙丙"]
+        elif task == "RE":
+            out[key] = [{"subject": "甲", "object": "乙"}, {"subject": "丙丁", "object": "戊"}]
+        elif task == "EE":
+            out[key] = [{"trigger": "订", "arguments": {r: "甲" for r in item["arguments"]}},
+                        {"trigger": "婚", "arguments": {}}]
+        elif task == "EEA":
+            roles = item["arguments"]
+            out[key] = [{r: ["甲", "乙"] if i == 0 else "丙" for i, r in enumerate(roles)}]
+        else:  # KG: any in-order subset of the attributes
+            attrs = item["attribute"]
+            out[key] = {"甲": {attrs[0]: "乙", attrs[2]: ["丙", "丁"]}, "戊": {}}
+    return out
+
+
+def _empty(task: str, schema) -> dict:
+    return {k: {} if task == "KG" else [] for k in schema_keys(task, schema)}
+
+
+def _dumps(data) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
+def test_the_grammar_check_rejects_what_llama_cpp_rejects(grammars):
+    """The reference itself can fail: broken grammars do not compile, and a text
+    outside a grammar, or stopping early, is not accepted."""
+    for broken in ("this is not a grammar ((((", 'root ::= "a" (', "root ::= missing",
+                   'main ::= "a"', 'root ::= [a-'):
+        assert not grammars.compiles(broken), broken
+    g = 'root ::= "{" [a-z]{1,3} "}"'
+    assert grammars.accepts(g, "{ab}")
+    assert not grammars.accepts(g, "{abcd}") and not grammars.accepts(g, "{ab")
+    assert not grammars.accepts(g, "{AB}")
+
+
 @pytest.mark.parametrize("task", list(SCHEMAS))
-def test_grammar_compiles_in_llama_cpp(task):
-    import llama_cpp
-
+def test_grammar_compiles_in_llama_cpp_and_matches_the_answer_shape(grammars, task):
     schema = normalize_schema(task, SCHEMAS[task])
+    keys = schema_keys(task, schema)
+    full, empty = _answer(task, schema), _empty(task, schema)
+    renamed = {(k + "x" if i == 0 else k): v for i, (k, v) in enumerate(full.items())}
     for lim in (SMALL, GrammarLimits(), GrammarLimits(1, 1)):
-        llama_cpp.LlamaGrammar.from_string(build_grammar(task, schema, lim), verbose=False)
+        g = build_grammar(task, schema, lim)
+        assert grammars.compiles(g)
+        assert grammars.accepts(g, _dumps(empty))
+        assert grammars.accepts(g, " " + _dumps(empty))  # the one optional leading space
+        assert grammars.accepts(g, _dumps(full)) == (lim.max_items >= 2)
+        assert not grammars.accepts(g, _dumps(renamed))  # a key that is not the schema's
+        assert not grammars.accepts(g, _dumps(full)[:-1])  # stopped before the end
+        assert not grammars.accepts(g, json.dumps(empty))  # \u escapes, not json.dumps style
+    if len(keys) > 1:  # every key once, in schema order
+        swapped = dict(reversed(list(empty.items())))
+        assert not grammars.accepts(build_grammar(task, schema, SMALL), _dumps(swapped))
+    g = build_grammar(task, schema, SMALL)
+    assert not grammars.accepts(g, _dumps(full).replace("甲", "甲乙丙丁", 1))  # > max_chars
 
 
-def test_grammar_keys_with_quotes_backslashes_and_newlines_are_escaped():
-    import llama_cpp
-
+def test_grammar_keys_with_quotes_backslashes_and_newlines_are_escaped(grammars, wild_model):
     schema = ['引号"类', "反斜杠\\类", "换行\n类"]
     g = build_grammar("NER", schema, SMALL)
-    llama_cpp.LlamaGrammar.from_string(g, verbose=False)
+    assert grammars.compiles(g)
+    answer = {schema[0]: ["甲"], schema[1]: [], schema[2]: ['"\\']}
+    assert grammars.accepts(g, _dumps(answer))
+    text = _dumps(answer)
+    for raw in (text.replace('\\"类', '"类'), text.replace("\\\\类", "\\类"),
+                text.replace("\\n类", "\n类")):  # the escape left out: not JSON, rejected
+        assert raw != text and not grammars.accepts(g, raw)
     assert gbnf_literal(json.dumps('引号"类', ensure_ascii=False)) == '"\\"引号\\\\\\"类\\""'
-    llama_cpp.LlamaGrammar.from_string(build_pair_grammar(["人物", "地_点"], SMALL), verbose=False)
+    # constrained sampling through lamina writes JSON with exactly these keys
+    for rec in extract_many(wild_model, DOCS[:6], task="NER", schema=schema, limits=SMALL,
+                            params=WILD):
+        assert "error" not in rec
+        data = json.loads(rec["output"])
+        _check_shape("NER", schema, data, SMALL)
+        assert rec["result"] == data
+    pairs = build_pair_grammar(["人物", "地_点"], SMALL)
+    assert grammars.compiles(pairs)
+    assert grammars.accepts(pairs, "人物_甲&地_点_北京") and grammars.accepts(pairs, "")
+    assert not grammars.accepts(pairs, "地点_北京") and not grammars.accepts(pairs, "人物_甲乙丙丁")
 
 
 @pytest.mark.parametrize("task", list(SCHEMAS))

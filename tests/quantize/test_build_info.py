@@ -162,6 +162,21 @@ def test_every_libllama_ftype_is_listed_or_explained():
     assert ftypes - offered == {lc.LLAMA_FTYPE_MOSTLY_NVFP4}
 
 
+def test_each_type_name_has_llama_cpps_ftype_id():
+    """Name -> id against llama.h's own constants: the set check above passes with two
+    ids swapped (Q4_K_S as 15 and Q4_K_M as 14 would quantize the wrong mix)."""
+    import llama_cpp.llama_cpp as lc
+
+    from lamina.quantize.types import QUANT_TYPES
+
+    for t in QUANT_TYPES:
+        if t.only_copy:
+            assert t.ftype == lc.LLAMA_FTYPE_ALL_F32  # llama-quantize's COPY keeps types
+            continue
+        const = "LLAMA_FTYPE_ALL_F32" if t.name == "F32" else f"LLAMA_FTYPE_MOSTLY_{t.name}"
+        assert getattr(lc, const) == t.ftype, t.name
+
+
 # ------------------------------------------------------------- general.name
 
 

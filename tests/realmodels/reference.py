@@ -73,14 +73,27 @@ class Reference:
                 break
         return out[:cut].decode("utf-8", "replace")
 
-    def greedy(self, prompt: list[int], max_tokens: int) -> list[int]:
-        """Greedy continuation of ``prompt`` (token ids), EOG not included."""
+    def greedy(self, prompt: list[int], max_tokens: int, *, presence: float = 0.0,
+               frequency: float = 0.0, repeat: float = 1.0,
+               grammar: str | None = None) -> list[int]:
+        """Greedy continuation of ``prompt`` (token ids), EOG not included.
+
+        The penalties are applied here in numpy, by their published definitions:
+        OpenAI's ``logit - count * frequency - (count > 0) * presence`` and the CTRL
+        repetition penalty as llama.cpp applies it (divide a positive logit, multiply
+        a negative one), ``count`` being how often the token was generated so far.
+        ``grammar`` (GBNF) masks the tokens llama.cpp's grammar sampler rejects.
+        """
         lib = self.lib
         cp = lib.llama_context_default_params()
         cp.n_ctx, cp.n_batch, cp.n_ubatch = self.n_ctx, self.n_batch, self.n_batch
         cp.n_threads = cp.n_threads_batch = self.n_threads
         cp.flash_attn_type = 0
         ctx = lib.llama_init_from_model(self.model, cp)
+        gram = None
+        if grammar is not None:
+            gram = lib.llama_sampler_init_grammar(self.vocab, grammar.encode(), b"root")
+            assert gram, "llama.cpp rejected the grammar"
         try:
             pos, logits = 0, None
             for start in range(0, len(prompt), self.n_batch):
@@ -89,7 +102,16 @@ class Reference:
                 pos += len(chunk)
             out: list[int] = []
             while len(out) < max_tokens and pos < self.n_ctx:
+                for tok, count in zip(*np.unique(out, return_counts=True), strict=True):
+                    x = logits[tok]
+                    x = x * np.float32(repeat) if x <= 0 else x / np.float32(repeat)
+                    logits[tok] = x - (np.float32(count) * np.float32(frequency)
+                                       + np.float32(presence))
+                if gram is not None:
+                    logits = self._mask(gram, logits)
                 tok = int(np.argmax(logits))
+                if gram is not None:
+                    lib.llama_sampler_accept(gram, tok)
                 if lib.llama_vocab_is_eog(self.vocab, tok):
                     break
                 out.append(tok)
@@ -99,7 +121,49 @@ class Reference:
                 pos += 1
             return out
         finally:
+            if gram is not None:
+                lib.llama_sampler_free(gram)
             lib.llama_free(ctx)
+
+    def mean_embedding(self, text: str) -> np.ndarray:
+        """Mean of the per-token output embeddings of ``text`` (BOS as the file says),
+        L2-normalised: mean pooling done here, from a context that pools nothing."""
+        lib = self.lib
+        tokens = self.tokenize(text)
+        cp = lib.llama_context_default_params()
+        cp.n_ctx = cp.n_batch = cp.n_ubatch = max(64, len(tokens))
+        cp.n_threads = cp.n_threads_batch = self.n_threads
+        cp.embeddings = True
+        cp.flash_attn_type = 0
+        cp.pooling_type = lib.LLAMA_POOLING_TYPE_NONE
+        ctx = lib.llama_init_from_model(self.model, cp)
+        batch = lib.llama_batch_init(len(tokens), 0, 1)
+        try:
+            for i, t in enumerate(tokens):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i] = t, i, 1
+                batch.seq_id[i][0], batch.logits[i] = 0, True
+            batch.n_tokens = len(tokens)
+            assert lib.llama_decode(ctx, batch) == 0
+            n_embd = lib.llama_model_n_embd(self.model)
+            rows = np.stack([np.ctypeslib.as_array(lib.llama_get_embeddings_ith(ctx, i),
+                                                   shape=(n_embd,)) for i in range(len(tokens))])
+            mean = rows.astype(np.float64).mean(axis=0)
+            return mean / np.linalg.norm(mean)
+        finally:
+            lib.llama_batch_free(batch)
+            lib.llama_free(ctx)
+
+    def _mask(self, gram: object, logits: np.ndarray) -> np.ndarray:
+        """``logits`` with -inf where the grammar sampler rejects the token."""
+        lib = self.lib
+        data = (lib.llama_token_data * self.n_vocab)()
+        for i, x in enumerate(logits.tolist()):
+            data[i].id, data[i].logit = i, x
+        cur = lib.llama_token_data_array(data, self.n_vocab, -1, False)
+        lib.llama_sampler_apply(gram, ctypes.byref(cur))
+        out = logits.copy()
+        out[[data[j].id for j in range(cur.size) if data[j].logit == -np.inf]] = -np.inf
+        return out
 
     def _decode(self, ctx: object, tokens: list[int], pos: int) -> np.ndarray:
         lib = self.lib

@@ -43,6 +43,16 @@ def test_generate_without_template_equals_the_plain_loop(real, prompt):
     assert text == real.ref.detokenize(want)
 
 
+def test_presence_and_frequency_penalties_equal_their_definitions(real):
+    """OpenAI's penalties, applied by the reference in numpy, on a real vocabulary."""
+    prompt = PROMPTS[2]
+    ids = real.ref.tokenize(prompt)
+    want = real.ref.greedy(ids, N, presence=1.5, frequency=0.5)
+    assert want != real.ref.greedy(ids, N)
+    real.model.generate(prompt, greedy().replace(presence_penalty=1.5, frequency_penalty=0.5))
+    assert real.model.last_stats.tokens == want
+
+
 def test_generate_with_the_raw_template_keeps_the_bos(real):
     """``--template raw`` used to drop the BOS Gemma needs ("likely to be considered ...")."""
     raw = real.model.bind_template("raw")

@@ -154,6 +154,8 @@ def test_import_lamina_is_fast_and_light():
     (["chat", "{model}", "--template", "vicuna"], "Unknown chat template 'vicuna'"),
     (["chat", "{model}", "--lora", "{foreign}"], "does not fit the model"),
     (["generate", "{model}", "-p", "x", "--temp", "-1"], "temperature"),
+    (["generate", "{model}", "-p", "x", "--presence-penalty", "3"], "presence_penalty=3.0"),
+    (["chat", "{model}", "--frequency-penalty", "-2.5"], "frequency_penalty=-2.5"),
     (["generate", "{model}", "--input", "/no/such/prompts.txt"], "does not exist"),
 ])
 def test_bad_input_is_one_clear_message(args, message, chat_gguf, foreign_lora, tmp_path):
@@ -219,6 +221,22 @@ def test_generate_single_prompt_prints_text(chat_gguf):
     assert res.returncode == 0, res.stderr
     with lamina.load(chat_gguf, n_ctx=128, n_threads=1) as m:
         assert res.stdout == m.generate("北京", SamplingParams.greedy(6)).strip() + "\n"
+
+
+def test_presence_and_frequency_penalty_options_reach_the_sampler(chat_gguf):
+    pen = ["--presence-penalty", "1.5", "--frequency-penalty", "0.5"]
+    common = ["--temp", "0", "-n", "24", "--ctx", "128", "--repeat-penalty", "1"]
+    gen = lamina_cmd("generate", str(chat_gguf), "-p", "北京", "--no-template", *common, *pen)
+    chat = lamina_cmd("chat", str(chat_gguf), *common, *pen, stdin="北京\n")
+    assert gen.returncode == 0 and chat.returncode == 0, gen.stderr + chat.stderr
+    p = SamplingParams.greedy(24).replace(presence_penalty=1.5, frequency_penalty=0.5)
+    with lamina.load(chat_gguf, n_ctx=128, n_threads=1) as m:
+        assert gen.stdout == m.generate("北京", p).strip() + "\n"
+        assert gen.stdout != m.generate("北京", SamplingParams.greedy(24)).strip() + "\n"
+        s = m.session()
+        s.params = s.params.replace(temperature=0.0, max_tokens=24, repeat_penalty=1.0,
+                                    presence_penalty=1.5, frequency_penalty=0.5)
+        assert chat.stdout == s.send("北京", stream=False).strip() + "\n"
 
 
 def test_templates_command_lists_all_with_examples():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import lamina
@@ -57,11 +58,45 @@ def test_lora_that_is_not_gguf_is_a_clear_error(chat_gguf, tmp_path):
         lamina.load(chat_gguf, n_ctx=64, lora=[tmp_path])
 
 
-def test_matching_lora_changes_the_output(chat_gguf, good_lora, model):
-    plain = model.generate("北京", GREEDY)
-    with lamina.load(chat_gguf, n_ctx=128, lora=[good_lora]) as patched:
+def _merged_copy(base: Path, adapter: Path, out: Path) -> Path:
+    """``base`` with ``adapter`` merged into its f32 weights by gguf-py and numpy:
+    W + alpha / rank * B @ A, the update llama.cpp applies at run time."""
+    import gguf
+
+    lora = gguf.GGUFReader(adapter)
+    alpha = float(lora.fields["adapter.lora.alpha"].contents())
+    deltas = {t.name: np.array(t.data) for t in lora.tensors}
+    shutil.copyfile(base, out)
+    reader = gguf.GGUFReader(out, "r+")
+    merged = 0
+    for t in reader.tensors:
+        if t.name + ".lora_a" in deltas:
+            a, b = deltas[t.name + ".lora_a"], deltas[t.name + ".lora_b"]
+            assert t.tensor_type == gguf.GGMLQuantizationType.F32 and t.data.shape == (
+                b.shape[0], a.shape[1])
+            t.data[...] += alpha / a.shape[0] * (b @ a)
+            merged += 1
+    assert merged == len(deltas) // 2 > 0
+    reader.data.flush()
+    del reader
+    return out
+
+
+def test_runtime_lora_equals_the_merged_weights(base_gguf, good_lora, tmp_path):
+    """The adapter applied at load time gives the tokens of a model whose weights had
+    it merged (run by the plain llama.cpp loop), and not the base model's."""
+    from tests.realmodels.reference import Reference
+
+    merged = Reference(_merged_copy(base_gguf, good_lora, tmp_path / "merged.gguf"), n_ctx=128,
+                       n_threads=1)
+    plain = Reference(base_gguf, n_ctx=128, n_threads=1)
+    with lamina.load(base_gguf, n_ctx=128, n_threads=1, lora=[good_lora]) as patched:
         assert patched.loras == [good_lora]
-        assert patched.generate("北京", GREEDY) != plain
+        for prompt in ("北京", "The quick brown fox"):
+            patched.generate(prompt, GREEDY)
+            ids = merged.tokenize(prompt)
+            assert patched.last_stats.tokens == merged.greedy(ids, 24)
+            assert patched.last_stats.tokens != plain.greedy(ids, 24)
 
 
 def test_load_reads_metadata_and_template(model):
@@ -85,9 +120,13 @@ def test_greedy_generation_is_deterministic_and_respects_max_tokens(model):
     assert a == b and a
 
 
-def test_seeded_sampling_is_reproducible(model):
+def test_seeded_sampling_repeats_per_seed_and_differs_from_greedy(model):
     p = SamplingParams(seed=123, max_tokens=24, temperature=1.0)
-    assert model.generate("你好", p) == model.generate("你好", p)
+    first = model.generate("你好", p)
+    assert model.generate("你好", p) == first  # the same seed repeats
+    others = {model.generate("你好", p.replace(seed=s)) for s in (124, 125, 126)}
+    assert len(others | {first}) >= 3  # other seeds give other answers
+    assert first != model.generate("你好", p.replace(temperature=0.0))  # it really samples
 
 
 def test_stream_concatenates_to_the_non_stream_answer(model):

@@ -86,12 +86,43 @@ def test_completions_non_stream_and_stream(client, model):
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
 
 
-def test_seeded_sampling_is_reproducible(client):
+def test_seeded_sampling_repeats_per_seed_and_differs_from_greedy(client, model):
     args = {"model": "chat-f16", "messages": msgs("写一首诗"), "temperature": 1.0,
             "top_p": 0.9, "seed": 42, "max_tokens": 24}
-    first = client.chat.completions.create(**args).choices[0].message.content
-    again = client.chat.completions.create(**args).choices[0].message.content
-    assert first == again
+
+    def answer(**changes) -> str:
+        return client.chat.completions.create(**{**args, **changes}).choices[0].message.content
+
+    first = answer()
+    assert answer() == first
+    assert first == model.chat(msgs("写一首诗"), temperature=1.0, top_p=0.9, seed=42,
+                               max_tokens=24)
+    assert len({first, answer(seed=43), answer(seed=44)}) >= 2
+    assert first != answer(temperature=0)
+
+
+def test_presence_and_frequency_penalties_are_applied(client, model):
+    """They used to be accepted and dropped; now they are the Python API's."""
+    args = {"messages": msgs("北京"), "temperature": 0, "max_tokens": 32}
+    pen = {"presence_penalty": 1.5, "frequency_penalty": 0.5}
+    plain = client.chat.completions.create(model=model.name, **args).choices[0].message.content
+    got = client.chat.completions.create(model=model.name, **args, **pen).choices[0].message.content
+    assert got == model.chat(**args, **pen)
+    assert got != plain
+    text = client.completions.create(model=model.name, prompt="北京", temperature=0,
+                                     max_tokens=32, **pen).choices[0].text
+    assert text == model.generate("北京", temperature=0, max_tokens=32, **pen)
+
+
+@pytest.mark.parametrize(("field", "value"), [("presence_penalty", 2.5),
+                                              ("frequency_penalty", -2.01)])
+def test_penalty_outside_openais_range_is_400_naming_it(server, field, value):
+    for path, body in (("chat/completions", {"messages": msgs("x")}), ("completions", {"prompt": "x"})):
+        r = httpx.post(f"{server.v1}/{path}", headers=server.headers(), timeout=30,
+                       json={**body, field: value, "max_tokens": 2})
+        assert r.status_code == 400, r.text
+        err = r.json()["error"]
+        assert err["param"] == field and "[-2, 2]" in err["message"]
 
 
 def test_embeddings_are_normalised_model_vectors(client, model):

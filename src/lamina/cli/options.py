@@ -42,7 +42,8 @@ output_option = click.option(
 
 
 def sampling_options(func):  # type: ignore[no-untyped-def]
-    """--temp/--top-k/--top-p/--min-p/--repeat-penalty/--max-tokens/--seed/--stop.
+    """--temp/--top-k/--top-p/--min-p/--repeat-penalty/--presence-penalty/
+    --frequency-penalty/--max-tokens/--seed/--stop.
 
     Each defaults to None ("use the template's / SamplingParams' default");
     ``lamina.cli.options.sampling_overrides(kwargs)`` pops them into a dict.
@@ -55,6 +56,10 @@ def sampling_options(func):  # type: ignore[no-untyped-def]
         click.option("--min-p", "min_p", type=float, default=None, help="Min-p sampling."),
         click.option("--repeat-penalty", "repeat_penalty", type=float, default=None,
                      help="Repetition penalty (1 = off)."),
+        click.option("--presence-penalty", "presence_penalty", type=float, default=None,
+                     help="OpenAI's presence penalty (-2..2, 0 = off)."),
+        click.option("--frequency-penalty", "frequency_penalty", type=float, default=None,
+                     help="OpenAI's frequency penalty (-2..2, 0 = off)."),
         click.option("--max-tokens", "-n", "max_tokens", type=int, default=None,
                      help="Most tokens per answer."),
         click.option("--seed", "seed", type=int, default=None, help="RNG seed (reproducible)."),
@@ -65,8 +70,8 @@ def sampling_options(func):  # type: ignore[no-untyped-def]
     return func
 
 
-SAMPLING_KEYS = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "max_tokens",
-                 "seed", "stop")
+SAMPLING_KEYS = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "presence_penalty",
+                 "frequency_penalty", "max_tokens", "seed", "stop")
 
 
 def sampling_overrides(kwargs: dict) -> dict:

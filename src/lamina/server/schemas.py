@@ -1,7 +1,7 @@
 """Request bodies in OpenAI's shapes, and their mapping onto ``SamplingParams``.
 
-Fields OpenAI clients send routinely but lamina cannot honour differently
-(``user``, ``metadata``, zero penalties...) are accepted; fields that would
+Fields OpenAI clients send routinely but that do not change an answer
+(``user``, ``metadata``...) are accepted; fields that would
 silently change the meaning of an answer (``n`` > 1, ``logprobs``, ``tools``,
 token-id prompts) are refused with a 400 that names them. Sampler settings are
 turned into the one ``SamplingParams`` type; nothing here defines another.
@@ -123,7 +123,9 @@ class _Sampled(BaseModel):
             else self.repetition_penalty
         fields = {"max_tokens": self.max_tokens, "temperature": self.temperature,
                   "top_p": self.top_p, "seed": self.seed, "top_k": self.top_k,
-                  "min_p": self.min_p, "repeat_penalty": penalty}
+                  "min_p": self.min_p, "repeat_penalty": penalty,
+                  "presence_penalty": self.presence_penalty,
+                  "frequency_penalty": self.frequency_penalty}
         overrides: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
         if self.stop:
             overrides["stop"] = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
