@@ -21,6 +21,25 @@ ENDLESS = {"type": "json_schema",
            "json_schema": {"name": "endless", "schema": {"type": "string", "minLength": 100000}}}
 
 
+#: Context and max_tokens of a stream that holds its slot until the test closes it. It is
+#: never sized in time: a stream's response moves on only while its client reads (the
+#: route takes the next pieces after each send, and a socket that is not read stops the
+#: sends; on one slot the model itself then stops), and a client of ``holding_client()``
+#: reads nothing after the first chunk. HOLD_TOKENS is
+#: far more than the socket buffers can take (about 13 bytes of SSE per token), so
+#: such a stream stops long before its end, on any machine, at any load.
+HOLD_CTX = 32768
+HOLD_TOKENS = 30000
+
+
+def holding_client() -> httpx.Client:
+    """An HTTP client with a 4 KiB receive buffer: a stream it stops reading stalls at
+    once instead of filling megabytes of kernel buffers first."""
+    transport = httpx.HTTPTransport(
+        socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    return httpx.Client(timeout=60, transport=transport)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -412,10 +412,13 @@ def cache_key() -> str:
     """Changes whenever this module or the corpus changes, so caches rebuild."""
     import hashlib
 
+    from lamina.convert import meta
+    from lamina.demo import corpus
+
     h = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in ("synthetic.py", "corpus.py", "meta.py"):
-        h.update((here / name).read_bytes())
+    # this module, its corpus, and the Meta name table the .pth checkpoints are written with
+    for path in (__file__, corpus.__file__, meta.__file__):
+        h.update(Path(path).read_bytes())
     return h.hexdigest()[:16]
 
 
