@@ -73,8 +73,14 @@ class Reference:
                 break
         return out[:cut].decode("utf-8", "replace")
 
-    def greedy(self, prompt: list[int], max_tokens: int) -> list[int]:
-        """Greedy continuation of ``prompt`` (token ids), EOG not included."""
+    def greedy(self, prompt: list[int], max_tokens: int, repeat_penalty: float = 1.0,
+               last_n: int = 64) -> list[int]:
+        """Greedy continuation of ``prompt`` (token ids), EOG not included.
+
+        ``repeat_penalty`` is llama.cpp's rule (llama_sampler_init_penalties), written
+        out: a token among the last ``last_n`` generated ones has its logit divided by
+        the penalty when positive, multiplied when negative.
+        """
         lib = self.lib
         cp = lib.llama_context_default_params()
         cp.n_ctx, cp.n_batch, cp.n_ubatch = self.n_ctx, self.n_batch, self.n_batch
@@ -89,6 +95,11 @@ class Reference:
                 pos += len(chunk)
             out: list[int] = []
             while len(out) < max_tokens and pos < self.n_ctx:
+                if repeat_penalty != 1.0:
+                    for seen in set(out[-last_n:]):
+                        value = logits[seen]
+                        logits[seen] = value / repeat_penalty if value > 0 \
+                            else value * repeat_penalty
                 tok = int(np.argmax(logits))
                 if lib.llama_vocab_is_eog(self.vocab, tok):
                     break
