@@ -77,19 +77,20 @@ class Server:
 
 
 def start_server(model: Path, *args: str, api_key: str | None = None,
-                 env_api_key: str | None = None) -> Server:
-    """Start ``lamina serve``; ``env_api_key`` passes the key through LAMINA_API_KEY."""
+                 env_api_key: str | None = None, host: str = "127.0.0.1") -> Server:
+    """Start ``lamina serve``; ``env_api_key`` passes the key through LAMINA_API_KEY,
+    ``host`` is given as --host."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "LAMINA_API_KEY"}
     if env_api_key:
         env["LAMINA_API_KEY"] = env_api_key
     cmd = [sys.executable, "-m", "lamina", "serve", str(model), "--port", str(port),
-           "--threads", "1", *args]
+           "--threads", "1", "--host", host, *args]
     if api_key:
         cmd += ["--api-key", api_key]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
