@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from lamina.cli import cli
+from tests.fixtures.prompts import alpaca2, chatml
 from tests.realmodels.reference import Reference
-from tests.runtime.test_cli_options import alpaca2, chatml
 
 SCHEMA = ["人物", "地理位置"]
 TEXT = "康有为是广东人。"

@@ -18,29 +18,15 @@ import pytest
 from click.testing import CliRunner
 
 from lamina.cli import cli
+from tests.fixtures.prompts import alpaca2, chatml, llama2_zh
 from tests.realmodels.reference import Reference
 
 REPO = Path(__file__).resolve().parents[2]
 QUESTION = "介绍一下北京"
-ALPACA2_SYSTEM = "You are a helpful assistant. 你是一个乐于助人的助手。"
 N = 16  # tokens per answer: enough to differ, few enough to stay fast
 #: Sampler settings that leave only the penalty-free distribution at temperature 1.5.
 OPEN = ["--temp", "1.5", "--top-k", "0", "--top-p", "1", "--min-p", "0",
         "--repeat-penalty", "1"]
-
-
-def alpaca2(user: str, system: str = ALPACA2_SYSTEM) -> str:
-    """Chinese-Alpaca-2's prompt (Llama-2 chat format), written from its model card."""
-    return f"<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]"
-
-
-def chatml(user: str) -> str:
-    return f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
-
-
-def llama2_zh(user: str) -> str:
-    """Llama2-Chinese's format (FlagAlpha): <s>Human: ...\\n</s><s>Assistant: """
-    return f"<s>Human: {user}\n</s><s>Assistant: "
 
 
 @pytest.fixture(scope="module")

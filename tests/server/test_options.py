@@ -11,8 +11,8 @@ import pytest
 
 from lamina.ie.api import Extractor
 from lamina.runtime.sampling import SamplingParams
+from tests.fixtures.prompts import chatml
 from tests.realmodels.reference import Reference
-from tests.runtime.test_cli_options import chatml
 from tests.server.conftest import ENDLESS, start_server, stop_server
 
 N = 16
