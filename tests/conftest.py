@@ -53,3 +53,25 @@ def chat_gguf(cache_dir: Path, family) -> Path:
     from tests.fixtures.builders import get_chat_gguf
 
     return get_chat_gguf(cache_dir, family)
+
+
+@pytest.fixture(scope="session")
+def good_lora(tmp_path_factory, chat_gguf: Path) -> Path:
+    """A GGUF LoRA adapter (every attn_q) that fits the chat model."""
+    import gguf
+
+    from tests.fixtures.builders import write_lora
+
+    fields = gguf.GGUFReader(str(chat_gguf)).fields
+    n_embd = int(fields["llama.embedding_length"].contents())
+    n_layers = int(fields["llama.block_count"].contents())
+    return write_lora(tmp_path_factory.mktemp("lora") / "good.gguf", n_embd, n_layers)
+
+
+@pytest.fixture(scope="session")
+def lora_merged_gguf(tmp_path_factory, chat_gguf: Path, good_lora: Path) -> Path:
+    """The chat model with ``good_lora`` merged into its weights by hand (the reference
+    for ``--lora``)."""
+    from tests.fixtures.builders import merge_gguf_lora
+
+    return merge_gguf_lora(chat_gguf, good_lora, tmp_path_factory.mktemp("merged") / "m.gguf")

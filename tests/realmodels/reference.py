@@ -75,13 +75,14 @@ class Reference:
 
     def greedy(self, prompt: list[int], max_tokens: int, *, presence: float = 0.0,
                frequency: float = 0.0, repeat: float = 1.0,
-               grammar: str | None = None) -> list[int]:
+               grammar: str | None = None, last_n: int = 64) -> list[int]:
         """Greedy continuation of ``prompt`` (token ids), EOG not included.
 
         The penalties are applied here in numpy, by their published definitions:
         OpenAI's ``logit - count * frequency - (count > 0) * presence`` and the CTRL
         repetition penalty as llama.cpp applies it (divide a positive logit, multiply
-        a negative one), ``count`` being how often the token was generated so far.
+        a negative one), ``count`` being how often the token occurs among the last
+        ``last_n`` generated ones (llama.cpp's penalty window).
         ``grammar`` (GBNF) masks the tokens llama.cpp's grammar sampler rejects.
         """
         lib = self.lib
@@ -102,7 +103,7 @@ class Reference:
                 pos += len(chunk)
             out: list[int] = []
             while len(out) < max_tokens and pos < self.n_ctx:
-                for tok, count in zip(*np.unique(out, return_counts=True), strict=True):
+                for tok, count in zip(*np.unique(out[-last_n:], return_counts=True), strict=True):
                     x = logits[tok]
                     x = x * np.float32(repeat) if x <= 0 else x / np.float32(repeat)
                     logits[tok] = x - (np.float32(count) * np.float32(frequency)

@@ -21,6 +21,25 @@ ENDLESS = {"type": "json_schema",
            "json_schema": {"name": "endless", "schema": {"type": "string", "minLength": 100000}}}
 
 
+#: Context and max_tokens of a stream that holds its slot until the test closes it. It is
+#: never sized in time: a stream's response moves on only while its client reads (the
+#: route takes the next pieces after each send, and a socket that is not read stops the
+#: sends; on one slot the model itself then stops), and a client of ``holding_client()``
+#: reads nothing after the first chunk. HOLD_TOKENS is
+#: far more than the socket buffers can take (about 13 bytes of SSE per token), so
+#: such a stream stops long before its end, on any machine, at any load.
+HOLD_CTX = 32768
+HOLD_TOKENS = 30000
+
+
+def holding_client() -> httpx.Client:
+    """An HTTP client with a 4 KiB receive buffer: a stream it stops reading stalls at
+    once instead of filling megabytes of kernel buffers first."""
+    transport = httpx.HTTPTransport(
+        socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    return httpx.Client(timeout=60, transport=transport)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -58,19 +77,20 @@ class Server:
 
 
 def start_server(model: Path, *args: str, api_key: str | None = None,
-                 env_api_key: str | None = None) -> Server:
-    """Start ``lamina serve``; ``env_api_key`` passes the key through LAMINA_API_KEY."""
+                 env_api_key: str | None = None, host: str = "127.0.0.1") -> Server:
+    """Start ``lamina serve``; ``env_api_key`` passes the key through LAMINA_API_KEY,
+    ``host`` is given as --host."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "LAMINA_API_KEY"}
     if env_api_key:
         env["LAMINA_API_KEY"] = env_api_key
     cmd = [sys.executable, "-m", "lamina", "serve", str(model), "--port", str(port),
-           "--threads", "1", *args]
+           "--threads", "1", "--host", host, *args]
     if api_key:
         cmd += ["--api-key", api_key]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -58,12 +58,12 @@ def test_api_key_from_environment(chat_gguf):
 def test_sigterm_ends_open_streams_and_exits_promptly(chat_gguf):
     import time
 
-    from tests.server.conftest import ENDLESS
+    from tests.server.conftest import ENDLESS, HOLD_CTX, HOLD_TOKENS, holding_client
 
-    srv = start_server(chat_gguf, "--ctx", "4096", "--max-tokens", "4000")
+    srv = start_server(chat_gguf, "--ctx", str(HOLD_CTX), "--max-tokens", str(HOLD_TOKENS))
     try:
-        with httpx.Client(timeout=60) as http:
-            body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4000,
+        with holding_client() as http:  # the stream is still open when SIGTERM comes
+            body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": HOLD_TOKENS,
                     "temperature": 0, "stream": True, "response_format": ENDLESS}
             with http.stream("POST", f"{srv.v1}/chat/completions", json=body) as resp:
                 lines = resp.iter_lines()
@@ -75,5 +75,6 @@ def test_sigterm_ends_open_streams_and_exits_promptly(chat_gguf):
         assert srv.proc.wait(timeout=10) in (0, -15)
         assert time.monotonic() - start < 5
         assert any("shutting down" in line for line in rest)
+        assert rest[-1] != "data: [DONE]"  # cut short, not finished
     finally:
         stop_server(srv)

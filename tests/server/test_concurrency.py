@@ -1,7 +1,14 @@
-"""Many clients at once: the queue, 429 past it, and disconnects that free the slot."""
+"""Many clients at once: the queue, 429 past it, and disconnects that free the slot.
+
+Nothing here is timed: a slot is held by a stream that the test stops reading
+(``holding_client``, see conftest), queueing is read from /health, and a client
+that leaves closes its socket once /health shows it waiting.
+"""
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,7 +16,14 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.server.conftest import ENDLESS, start_server, stop_server
+from tests.server.conftest import (
+    ENDLESS,
+    HOLD_CTX,
+    HOLD_TOKENS,
+    holding_client,
+    start_server,
+    stop_server,
+)
 
 LONG = [{"role": "user", "content": "Tell me a long story."}]
 
@@ -36,10 +50,12 @@ def test_eight_concurrent_streams_all_complete(server, model):
     assert server.health()["slots"]["busy"] == 0
 
 
-def _open_long_stream(server, client: httpx.Client, max_tokens: int):
+def _open_holding_stream(server, client: httpx.Client):
+    """A stream that holds its slot until closed: its first chunk has arrived (the slot
+    is taken) and nothing more is read (see HOLD_TOKENS)."""
     req = client.build_request(
         "POST", f"{server.v1}/chat/completions", headers=server.headers(),
-        json={"messages": LONG, "temperature": 0, "max_tokens": max_tokens, "stream": True,
+        json={"messages": LONG, "temperature": 0, "max_tokens": HOLD_TOKENS, "stream": True,
               "response_format": ENDLESS})
     resp = client.send(req, stream=True)
     assert resp.status_code == 200
@@ -49,18 +65,32 @@ def _open_long_stream(server, client: httpx.Client, max_tokens: int):
     return resp
 
 
+def _raw_request(server, path: str, body: dict) -> socket.socket:
+    """Send a POST on a bare socket and return it unread: closing it is a client that
+    leaves at a moment the test chooses."""
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    data = json.dumps(body).encode()
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n")
+    head += "".join(f"{k}: {v}\r\n" for k, v in server.headers().items())
+    sock.sendall(head.encode() + b"\r\n" + data)
+    return sock
+
+
 @pytest.fixture(scope="module")
 def tight_server(chat_gguf):
-    """One slot, one queue place, a long context so a generation holds the slot."""
-    srv = start_server(chat_gguf, "--queue", "1", "--ctx", "8192", "--max-tokens", "8000")
+    """One slot, one queue place, room for a holding stream."""
+    srv = start_server(chat_gguf, "--queue", "1", "--ctx", str(HOLD_CTX),
+                       "--max-tokens", str(HOLD_TOKENS))
     yield srv
     stop_server(srv)
 
 
 def test_past_the_queue_requests_get_429_with_retry_after(tight_server):
     srv = tight_server
-    with httpx.Client(timeout=120) as http:
-        holder = _open_long_stream(srv, http, 8000)  # holds the only slot
+    with holding_client() as http:
+        holder = _open_holding_stream(srv, http)  # holds the only slot
         queued: dict = {}
 
         def wait_in_queue() -> None:
@@ -78,7 +108,9 @@ def test_past_the_queue_requests_get_429_with_retry_after(tight_server):
         assert int(r.headers["Retry-After"]) >= 1
         err = r.json()["error"]
         assert err["type"] == "rate_limit_error" and "--queue" in err["message"]
-        assert srv.health()["requests"]["rejected"] >= 1
+        h = srv.health()
+        assert h["requests"]["rejected"] >= 1
+        assert (h["slots"]["busy"], h["slots"]["waiting"]) == (1, 1)  # nothing moved meanwhile
         holder.close()  # the queued request gets the slot and completes
         t.join(60)
     assert queued["status"] == 200, queued
@@ -88,14 +120,15 @@ def test_past_the_queue_requests_get_429_with_retry_after(tight_server):
 
 def test_queued_client_that_leaves_is_dropped(tight_server):
     srv = tight_server
-    with httpx.Client(timeout=120) as http:
-        holder = _open_long_stream(srv, http, 8000)
+    with holding_client() as http:
+        holder = _open_holding_stream(srv, http)
         before = srv.health()["requests"]["cancelled"]
-        with httpx.Client(timeout=0.5) as impatient:
-            with pytest.raises(httpx.ReadTimeout):
-                impatient.post(f"{srv.v1}/completions", json={"prompt": "杭州", "max_tokens": 4})
-        srv.wait_for(lambda h: h["slots"]["waiting"] == 0
-                     and h["requests"]["cancelled"] == before + 1)
+        leaver = _raw_request(srv, "/v1/completions", {"prompt": "杭州", "max_tokens": 4})
+        srv.wait_for(lambda h: h["slots"]["waiting"] == 1)
+        leaver.close()
+        h = srv.wait_for(lambda h: h["slots"]["waiting"] == 0
+                         and h["requests"]["cancelled"] == before + 1)
+        assert h["slots"]["busy"] == 1  # the holder still has the slot
         holder.close()
     srv.wait_for(lambda h: h["slots"]["busy"] == 0)
 
@@ -103,8 +136,8 @@ def test_queued_client_that_leaves_is_dropped(tight_server):
 def test_client_closing_mid_stream_frees_the_slot(tight_server):
     server = tight_server
     before = server.health()["requests"]["cancelled"]
-    with httpx.Client(timeout=60) as http:
-        resp = _open_long_stream(server, http, 8000)
+    with holding_client() as http:
+        resp = _open_holding_stream(server, http)
         assert server.health()["slots"]["busy"] == 1
         resp.close()
     h = server.wait_for(lambda h: h["slots"]["busy"] == 0)
@@ -121,10 +154,8 @@ def test_parallel_slots_batch_on_the_native_engine(chat_gguf, model):
 
     if not native_available():
         pytest.skip("lamina._native is not built")
-    # A long context, so the two endless generations below outlast the polling
-    # (the engine runs the tiny model at thousands of tokens per second).
-    srv = start_server(chat_gguf, "--parallel", "4", "--queue", "8", "--ctx", "8192",
-                       "--max-tokens", "8000")
+    srv = start_server(chat_gguf, "--parallel", "4", "--queue", "8", "--ctx", str(HOLD_CTX),
+                       "--max-tokens", str(HOLD_TOKENS))
     try:
         assert srv.health()["slots"]["total"] == 4
         # alone in the batch, the engine answers exactly like Model.chat
@@ -132,9 +163,9 @@ def test_parallel_slots_batch_on_the_native_engine(chat_gguf, model):
         expected = (model.chat([{"role": "user", "content": prompt}], temperature=0,
                                max_tokens=40), model.last_stats.finish_reason)
         assert _stream_text(srv.v1, None, prompt) == expected
-        # two long generations run at the same time (one slot would queue the second)
-        with httpx.Client(timeout=60) as a, httpx.Client(timeout=60) as b:
-            streams = [_open_long_stream(srv, a, 7000), _open_long_stream(srv, b, 7000)]
+        # two holding streams at the same time (one slot would queue the second)
+        with holding_client() as a, holding_client() as b:
+            streams = [_open_holding_stream(srv, a), _open_holding_stream(srv, b)]
             srv.wait_for(lambda h: h["slots"]["busy"] == 2 and h["slots"]["waiting"] == 0)
             for resp in streams:  # leaving clients cancel their engine sequences
                 resp.close()
