@@ -130,7 +130,7 @@ def build_grammar(task: str | TaskSpec, schema: Sequence[Any] | Mapping[str, str
                 event = args
             values.append(rules.add(f"events{i}", _list_of(event, lim)))
         elif spec.name == "KG":
-            attrs = item["attribute"]
+            attrs = item["attributes"]
             attr_obj = _optional_subset(rules, f"kg{i}", attrs)
             entity = rules.add(f"entity{i}", f'str ": " {attr_obj}')
             more = f'(", " {entity}){{0,{lim.max_items - 1}}}' if lim.max_items > 1 else ""
