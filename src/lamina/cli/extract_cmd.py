@@ -17,9 +17,13 @@ from lamina.cli.options import ctx_option, template_option, threads_option
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("text", required=False)
 @click.option("--input", "-i", "input_path", type=click.Path(path_type=Path), default=None,
-              help="Documents: text (one a line), JSONL with text/input (+id), or IEPile test JSONL.")
-@click.option("--task", default="NER", show_default=True,
-              help="NER, RE, EE, EET, EEA or KG.")
+              help="Documents: text (one a line), JSON Lines or a JSON array of records: "
+                   "text/input (+id), IEPile train/test records, seed 000's "
+                   "instruction/input/output pairs, raw annotations (text + "
+                   "entity/relation/event, InstructIE).")
+@click.option("--task", default=None,
+              help="NER, RE, EE, EET, EEA or KG, for records that name none (default NER; "
+                   "a record's own 'task' wins).")
 @click.option("--schema", default=None,
               help='JSON list (or a JSON file) of what to extract, e.g. \'["人物","地理位置"]\'.')
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
@@ -54,8 +58,10 @@ from lamina.cli.options import ctx_option, template_option, threads_option
               help="Grammar bound: entries per list.")
 @click.option("--max-chars", type=click.IntRange(min=1), default=48, show_default=True,
               help="Grammar bound: characters per string.")
-@click.option("--format", "style", type=click.Choice(["iepile", "pairs"]), default="iepile",
-              show_default=True, help="Prompt/answer format: IEPile JSON, or seed-000 '类别_实体&...' pairs.")
+@click.option("--format", "style", type=click.Choice(["iepile", "pairs"]), default=None,
+              help="Prompt/answer format: IEPile JSON, or seed-000 '类别_实体&...' pairs "
+                   "(default: pairs for records with seed 000's free-text instruction, "
+                   "else iepile).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
               metavar="[ADDRESS]", help="Run on Ray (pip install \"lamina[ray]\"): a local "
               "instance, or the cluster at ADDRESS (auto, HOST:6379, ray://HOST:10001).")
@@ -64,11 +70,12 @@ from lamina.cli.options import ctx_option, template_option, threads_option
 @threads_option
 @ctx_option
 @template_option
-def extract(model: Path, text: str | None, input_path: Path | None, task: str, schema: str | None,
+def extract(model: Path, text: str | None, input_path: Path | None, task: str | None,
+            schema: str | None,
             output: Path | None, lang: str, split_num: int | None, resume: bool,
             keep_failed: bool, force: bool, no_grammar: bool, batch: int | None,
             fast_batch: bool, max_tokens: int, max_input_tokens: int | None, max_items: int, max_chars: int,
-            style: str, ray_address: str | None, workers: int, n_threads: int | None,
+            style: str | None, ray_address: str | None, workers: int, n_threads: int | None,
             n_ctx: int | None, template: str | None) -> None:
     """Extract entities, relations, events or KG facts as JSON (IEPile/OneKE format)."""
     from lamina.errors import InputError
@@ -85,10 +92,15 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str, s
         raise InputError("--keep-failed only applies with --resume.")
     limits = GrammarLimits(max_items, max_chars)
     # Validate task and schema before the (slow) model load.
-    Extractor(_NoModel(), task=task, schema=schema, lang=lang, split_num=split_num,
-              use_grammar=not no_grammar, limits=limits, style=style)
+    Extractor(_NoModel(), task=task or "NER", schema=schema, lang=lang, split_num=split_num,
+              use_grammar=not no_grammar, limits=limits, style=style or "iepile")
     if ray_address is not None:  # the same run on a Ray cluster (lamina.ray)
+        from lamina.ie.inputs import is_json_array
         from lamina.ray.command import run_from_cli
+
+        if input_path is not None and input_path.is_file() and is_json_array(input_path):
+            raise InputError("--ray reads its input line by line; this file is one JSON array.",
+                             hint="Run without --ray, or write it as JSON Lines first.")
 
         return run_from_cli(
             model=model, input_path=input_path, text=text, output=output, address=ray_address,
@@ -98,7 +110,8 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str, s
                 max_input_tokens=max_input_tokens, exact=not fast_batch),
             batch=batch, max_tokens=max_tokens, n_threads=n_threads, n_ctx=n_ctx,
             template=template, keep_failed=keep_failed)
-    items: list[Any] = list(read_inputs(input_path)) if input_path else [{"id": "1", "text": text}]
+    items: list[Any] = (list(read_inputs(input_path, task=task)) if input_path
+                        else [{"id": "1", "text": text}])
     if not items:
         raise InputError(f"The input file '{input_path}' holds no documents.",
                          hint="Put one document per line, or JSONL records with a 'text' field.")

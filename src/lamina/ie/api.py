@@ -16,8 +16,10 @@ from typing import Any
 
 from lamina.errors import LaminaError, SchemaError
 from lamina.ie.grammar import GrammarLimits, build_grammar, build_pair_grammar
+from lamina.ie.inputs import RecordError, as_input
 from lamina.ie.instructions import (
     build_instruction,
+    pair_categories,
     pair_user_turn,
     parse_instruction,
     render_prompt,
@@ -64,6 +66,8 @@ class Job:
     errors: list[str] = field(default_factory=list)
     #: Set when the document was cut to fit the token budget (see Extractor.fit).
     truncated: dict[str, int] | None = None
+    #: The Extractor that reads the answers (runs can mix tasks, see Extractors).
+    extractor: Any = None
 
 
 @lru_cache(maxsize=256)
@@ -105,8 +109,12 @@ class Extractor:
                         self.limits.max_items, self.limits.max_chars)
 
     def job(self, text: str, instruction: str | None = None) -> Job:
-        """Prompts for one document; a ready-made IEPile ``instruction`` is used as is
-        (only its input is cut when the prompt is over the token budget)."""
+        """Prompts for one document; a record's own ``instruction`` is used as is
+        (only its input is cut when the prompt is over the token budget): an
+        IEPile instruction JSON in the iepile style, seed 000's free-text
+        instruction (categories listed in it) in the pairs style."""
+        if instruction is not None and self.style == "pairs":
+            return self._pair_job(text, instruction)
         if instruction is not None:
             data = parse_instruction(instruction)
             chunk = normalize_schema(self.spec, data["schema"])
@@ -125,11 +133,7 @@ class Extractor:
         if not isinstance(text, str) or not text.strip():
             raise SchemaError("The text to extract from is empty.")
         if self.style == "pairs":
-            schema = list(self.schema)
-            chunks = [schema]  # never split: one answer
-
-            def users_of(doc: str) -> list[str]:
-                return [pair_user_turn(schema, doc)]
+            return self._pair_job(text, None)
         else:
             chunks = self.chunks
 
@@ -138,6 +142,26 @@ class Extractor:
         doc, prompts, cut = self.fit(text, users_of)
         return Job(doc, prompts, [self._grammar_for(c) for c in chunks], list(chunks),
                    truncated=cut)
+
+    def _pair_job(self, text: str, instruction: str | None) -> Job:
+        """Seed 000: one prompt, never split; the categories come from the schema or
+        from the record's own instruction."""
+        if not isinstance(text, str) or not text.strip():
+            raise SchemaError("The text to extract from is empty.")
+        if self.schema is not None:
+            categories = list(self.schema)
+        elif instruction is not None:
+            categories = pair_categories(instruction)
+        else:
+            raise SchemaError("No schema given: say what to extract.",
+                              hint='For example --schema \'["人物","地理位置"]\'.')
+
+        def users_of(doc: str) -> list[str]:
+            return [pair_user_turn(categories, doc, instruction)]
+
+        doc, prompts, cut = self.fit(text, users_of)
+        return Job(doc, prompts, [self._grammar_for(categories)], [categories],
+                   instruction=instruction, truncated=cut)
 
     def fit(self, text: str, users_of: Any) -> tuple[str, list[str], dict[str, int] | None]:
         """The document, its prompts, and how it was cut: the longest prompt keeps to
@@ -197,7 +221,8 @@ class Extractor:
             parts.append(parsed.result if parsed.ok else None)
             if not parsed.ok:
                 errors.append(parsed.error or "unreadable answer")
-        schema = self.schema if job.instruction is None else job.chunks[0]
+        schema = self.schema if job.instruction is None or self.style == "pairs" \
+            else job.chunks[0]
         if self.style == "pairs":
             result: dict[str, Any] = {}
             for part in parts:
@@ -261,15 +286,51 @@ def extract(model: Any, text: str, *, task: str = "NER", schema: Any = None, lan
 
 
 def as_item(item: Any, index: int) -> dict[str, Any]:
-    """Normalise an input item: a string, or a dict with text/input/instruction and id."""
-    if isinstance(item, str):
-        return {"id": str(index + 1), "text": item}
-    if isinstance(item, Mapping):
-        data = dict(item)
-        data.setdefault("id", str(index + 1))
-        return data
-    raise SchemaError(f"Item {index + 1} is a {type(item).__name__}; give text or a dict "
-                      "with a 'text' field.")
+    """Normalise an input item: a string, or a record in any shape ``lamina.ie.inputs``
+    reads (items from its reader are already normalised)."""
+    if isinstance(item, Mapping) and "kind" in item and "id" in item:
+        return dict(item)
+    if not isinstance(item, (str, Mapping)):
+        raise SchemaError(f"Item {index + 1} is a {type(item).__name__}; give text or a dict "
+                          "with a 'text' field.")
+    try:
+        return as_input(item, default_id=str(index + 1))
+    except RecordError as exc:
+        raise SchemaError(f"Item {index + 1} {exc}.") from None
+
+
+class Extractors:
+    """The Extractor each item needs: a run may mix tasks (a record's own ``task``
+    wins over the run's) and prompt styles (seed 000's records bring their own
+    free-text instruction, IEPile records their instruction JSON)."""
+
+    def __init__(self, model: Any, *, task: str | None, style: str | None,
+                 **options: Any) -> None:
+        self.model = model
+        self.task = task
+        self.style = style
+        self.options = options
+        self._made: dict[tuple[str, str], Extractor] = {}
+
+    def for_item(self, item: Mapping[str, Any]) -> tuple[Extractor, str | None]:
+        """(Extractor, the record's own instruction or None); SchemaError if the
+        record does not fit the run's options."""
+        kind = item.get("kind", "text")
+        style = self.style or ("pairs" if kind == "alpaca" else "iepile")
+        if kind == "alpaca" and style != "pairs":
+            raise SchemaError("This record's instruction is free text (seed 000's "
+                              "instruction/input/output layout), not an IEPile instruction.",
+                              hint="Use --format pairs, or leave --format out.")
+        if kind == "iepile" and style == "pairs":
+            raise SchemaError("This record carries an IEPile instruction; --format pairs is "
+                              "for seed 000's '类别_实体' files.",
+                              hint="Leave --format out for IEPile files.")
+        task = str(item.get("task") or self.task or "NER")
+        key = (get_task(task).name, style)
+        if key not in self._made:
+            self._made[key] = Extractor(self.model, task=key[0], style=style, **self.options)
+        instruction = item.get("instruction") if kind in ("iepile", "alpaca") else None
+        return self._made[key], instruction
 
 
 _PASS_THROUGH = ("instruction", "label", "source", "task")
@@ -301,10 +362,10 @@ def default_max_input_tokens(model: Any, max_tokens: int) -> int:
     return max(n_ctx - int(max_tokens), n_ctx // 2, 1)
 
 
-def extract_iter(model: Any, items: Iterable[Any], *, batch: int = 1, task: str = "NER",
+def extract_iter(model: Any, items: Iterable[Any], *, batch: int = 1, task: str | None = None,
                  schema: Any = None, lang: str = "zh", split_num: int | None = None,
                  use_grammar: bool = True, params: Any = None,
-                 limits: GrammarLimits | None = None, style: str = "iepile",
+                 limits: GrammarLimits | None = None, style: str | None = None,
                  max_input_tokens: int | None = None, exact: bool = True,
                  ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Extract from many items, yielding ``(item index, record)`` as each document
@@ -320,13 +381,18 @@ def extract_iter(model: Any, items: Iterable[Any], *, batch: int = 1, task: str 
     not depend on ``batch``; ``exact=False`` lets the engine decode all
     documents in one kernel call (faster on K-quant models, but the answers
     may then change in the last bits with the batch, see BatchEngine).
+
+    Items are texts or records in any shape ``lamina.ie.inputs`` reads. A
+    record's own ``task`` wins over ``task`` (default NER), and its own
+    instruction is used: IEPile instruction JSON, or seed 000's free-text
+    instruction, which picks the pairs style unless ``style`` says otherwise.
     """
     p = _default_params(params)
     budget = max_input_tokens if max_input_tokens is not None else \
         default_max_input_tokens(model, p.max_tokens)
-    ex = Extractor(model, task=task, schema=schema, lang=lang, split_num=split_num,
-                   use_grammar=use_grammar, limits=limits, style=style,
-                   max_input_tokens=budget)
+    extractors = Extractors(model, task=task, style=style, schema=schema, lang=lang,
+                            split_num=split_num, use_grammar=use_grammar, limits=limits,
+                            max_input_tokens=budget)
     engine = _engine() if batch > 1 else None
     # The engine batches continuously inside one call: hand it several batches'
     # worth of documents so slots do not sit idle while a group's last ones finish.
@@ -335,17 +401,19 @@ def extract_iter(model: Any, items: Iterable[Any], *, batch: int = 1, task: str 
     for index, raw in enumerate(items):
         try:
             item = as_item(raw, index)
-            text = item.get("text", item.get("input"))
-            job = ex.job(text if isinstance(text, str) else "", item.get("instruction"))
+            ex, instruction = extractors.for_item(item)
+            text = item.get("text")
+            job = ex.job(text if isinstance(text, str) else "", instruction)
+            job.extractor = ex
             pending.append((index, item, job, None))
         except LaminaError as exc:
             item = raw if isinstance(raw, Mapping) else {"id": str(index + 1), "text": raw}
             pending.append((index, dict(item), None, exc.message))
         if len(pending) >= group:
-            yield from _run_pending(ex, model, pending, p, engine, batch, exact)
+            yield from _run_pending(model, pending, p, engine, batch, exact)
             pending = []
     if pending:
-        yield from _run_pending(ex, model, pending, p, engine, batch, exact)
+        yield from _run_pending(model, pending, p, engine, batch, exact)
 
 
 def extract_many(model: Any, items: Iterable[Any], **kw: Any) -> Iterator[dict[str, Any]]:
@@ -370,7 +438,7 @@ def _engine() -> Any:
         return None
 
 
-def _run_pending(ex: Extractor, model: Any,
+def _run_pending(model: Any,
                  pending: list[tuple[int, dict[str, Any], Job | None, str | None]],
                  params: Any, engine: Any, batch: int,
                  exact: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -381,7 +449,7 @@ def _run_pending(ex: Extractor, model: Any,
         else:
             runnable.append((index, item, job))
     if engine is not None and len(runnable) > 1:
-        yield from _run_on_engine(ex, model, runnable, params, engine, batch, exact)
+        yield from _run_on_engine(model, runnable, params, engine, batch, exact)
         return
     for index, item, job in runnable:
         rec = _make_record(item, job)
@@ -391,11 +459,11 @@ def _run_pending(ex: Extractor, model: Any,
         except LaminaError as exc:
             yield index, _failed(rec, exc.message)
             continue
-        rec.update(ex.finish(job, answers))
+        rec.update(job.extractor.finish(job, answers))
         yield index, rec
 
 
-def _run_on_engine(ex: Extractor, model: Any, runnable: list[tuple[int, dict[str, Any], Job]],
+def _run_on_engine(model: Any, runnable: list[tuple[int, dict[str, Any], Job]],
                    params: Any, engine: Any, batch: int,
                    exact: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
     """All chunk prompts of the documents on the engine; a document's record is
@@ -422,5 +490,5 @@ def _run_on_engine(ex: Extractor, model: Any, runnable: list[tuple[int, dict[str
             if errors[d]:
                 yield index, _failed(rec, "; ".join(dict.fromkeys(errors[d])))
             else:
-                rec.update(ex.finish(job, [a for a in answers[d] if a is not None]))
+                rec.update(job.extractor.finish(job, [a for a in answers[d] if a is not None]))
                 yield index, rec
