@@ -31,7 +31,7 @@ def reference_compute_metrics(decoded_preds, decoded_labels):
 
     rouge = Rouge()
     score_dict = {"rouge-1": [], "rouge-2": [], "rouge-l": [], "bleu-4": []}
-    for pred, label in zip(decoded_preds, decoded_labels):
+    for pred, label in zip(decoded_preds, decoded_labels, strict=False):  # as the seed
         try:
             hypothesis = list(jieba.cut(str(pred))) if pred else ["*****"]
             hypothesis = hypothesis or ["*****"]

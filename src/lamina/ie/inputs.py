@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,10 @@ LINE_SUFFIXES = (".jsonl", ".ndjson")
 #: The raw-annotation list each task's gold comes from (DeepKE's sample.json fields).
 ANNOTATION_FIELDS: dict[str, str] = {"NER": "entity", "RE": "relation", "KG": "relation",
                                      "EE": "event", "EET": "event", "EEA": "event"}
+
+#: The record shapes, as error messages name them.
+KIND_NAMES = {"text": "raw text/annotations", "iepile": "an IEPile record",
+              "alpaca": "an instruction/input/output record"}
 
 #: What a consumer needs from a record: a document (extract), a prompt (generate),
 #: or nothing beyond a well-formed record (eval gold files).
@@ -214,12 +218,15 @@ def _where(line: int, record: int | None) -> str:
 
 
 def read_records(path: str | os.PathLike[str], *, task: str | None = None, need: str = "text",
+                 kinds: Collection[str] | None = None,
                  what: str = "input file") -> Iterator[dict[str, Any] | BadLine]:
     """Normalised items of an input file (see the module docstring), or BadLines.
 
     ``task`` is the task for records that name none (it picks the annotation
     list used as gold and checks labels); ``need`` says what every record must
-    have: a document ("text"), a prompt ("prompt") or nothing more ("any").
+    have: a document ("text"), a prompt ("prompt") or nothing more ("any");
+    ``kinds`` limits the record shapes accepted (``lamina ie convert`` takes raw
+    annotations only).
     """
     for entry in read_values(path, what, plain_lines=need == "prompt"):
         if isinstance(entry, BadLine):
@@ -228,7 +235,7 @@ def read_records(path: str | os.PathLike[str], *, task: str | None = None, need:
         line, record, value = entry
         default_id = str(line if record is None else record)
         try:
-            yield as_input(value, default_id=default_id, task=task, need=need)
+            yield as_input(value, default_id=default_id, task=task, need=need, kinds=kinds)
         except RecordError as exc:
             raw = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
             yield BadLine(line, f"{_where(line, record)} {exc}", raw, record=record)
@@ -247,7 +254,7 @@ def jsonl_item(text: str, lineno: int) -> dict[str, Any] | BadLine:
 
 
 def as_input(data: Any, *, default_id: str, task: str | None = None,
-             need: str = "text") -> dict[str, Any]:
+             need: str = "text", kinds: Collection[str] | None = None) -> dict[str, Any]:
     """Normalise one record; RecordError says why it cannot be used."""
     if need not in NEEDS:
         raise ValueError(f"need must be one of {NEEDS}")
@@ -298,6 +305,9 @@ def as_input(data: Any, *, default_id: str, task: str | None = None,
             item["text"] = doc
         if gold is None:
             gold = _annotations(data, rtask)
+    if kinds is not None and item["kind"] not in kinds:
+        raise RecordError(f"is an instruction record ({item['kind']} layout), not "
+                          f"{' or '.join(KIND_NAMES[k] for k in kinds)}")
     if item["kind"] != "alpaca":
         item.pop("input", None)  # the document is "text" from here on
     if gold is not None:
