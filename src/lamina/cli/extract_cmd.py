@@ -58,10 +58,30 @@ from lamina.cli.options import ctx_option, template_option, threads_option
               help="Grammar bound: entries per list.")
 @click.option("--max-chars", type=click.IntRange(min=1), default=48, show_default=True,
               help="Grammar bound: characters per string.")
-@click.option("--format", "style", type=click.Choice(["iepile", "pairs"]), default=None,
-              help="Prompt/answer format: IEPile JSON, or seed-000 '类别_实体&...' pairs "
-                   "(default: pairs for records with seed 000's free-text instruction, "
-                   "else iepile).")
+@click.option("--format", "style", type=click.Choice(["iepile", "pairs", "icl"]), default=None,
+              help="Prompt/answer format: IEPile JSON, seed-000 '类别_实体&...' pairs, or icl "
+                   "(seed 002's in-context-learning prompts for chat models; --task ner, re, "
+                   "ee, rte or da). Default: pairs for records with seed 000's free-text "
+                   "instruction, else iepile.")
+@click.option("--examples", "examples", type=click.Path(path_type=Path), default=None,
+              help="Few-shot demonstrations: IEPile records with their output (e.g. a train "
+                   "file of `lamina ie convert`) or seed 000 pairs, shown as solved chat turns "
+                   "before each prompt; with --format icl, seed 002's ICL example file.")
+@click.option("--shots", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Demonstrations per prompt (with --examples).")
+@click.option("--select", type=click.Choice(["overlap", "order"]), default="overlap",
+              show_default=True, help="Which demonstrations: most schema types shared with "
+              "the prompt first, or file order.")
+@click.option("--domain", default=None, help="--format icl: the texts' domain.")
+@click.option("--labels", default=None,
+              help="--format icl: the label set, comma-separated (ner: entity types, re: "
+                   "relations, ee: event types, rte: predicates, da: entity types).")
+@click.option("--head", "head_entity", default=None,
+              help="--format icl --task re: the head entity (records may say head_entity).")
+@click.option("--head-type", "head_type", default=None, help="--format icl --task re: its type.")
+@click.option("--tail", "tail_entity", default=None,
+              help="--format icl --task re: the tail entity (records may say tail_entity).")
+@click.option("--tail-type", "tail_type", default=None, help="--format icl --task re: its type.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
               metavar="[ADDRESS]", help="Run on Ray (pip install \"lamina[ray]\"): a local "
               "instance, or the cluster at ADDRESS (auto, HOST:6379, ray://HOST:10001).")
@@ -75,7 +95,10 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str | 
             output: Path | None, lang: str, split_num: int | None, resume: bool,
             keep_failed: bool, force: bool, no_grammar: bool, batch: int | None,
             fast_batch: bool, max_tokens: int, max_input_tokens: int | None, max_items: int, max_chars: int,
-            style: str | None, ray_address: str | None, workers: int, n_threads: int | None,
+            style: str | None, examples: Path | None, shots: int, select: str,
+            domain: str | None, labels: str | None, head_entity: str | None,
+            head_type: str | None, tail_entity: str | None, tail_type: str | None,
+            ray_address: str | None, workers: int, n_threads: int | None,
             n_ctx: int | None, template: str | None) -> None:
     """Extract entities, relations, events or KG facts as JSON (IEPile/OneKE format)."""
     from lamina.errors import InputError
@@ -91,9 +114,14 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str | 
     if keep_failed and not resume:
         raise InputError("--keep-failed only applies with --resume.")
     limits = GrammarLimits(max_items, max_chars)
-    # Validate task and schema before the (slow) model load.
-    Extractor(_NoModel(), task=task or "NER", schema=schema, lang=lang, split_num=split_num,
-              use_grammar=not no_grammar, limits=limits, style=style or "iepile")
+    # Validate task, schema and examples before the (slow) model load.
+    icl, demos = _prepare_examples(style, task, examples, dict(
+        domain=domain, labels=labels, head_entity=head_entity, head_type=head_type,
+        tail_entity=tail_entity, tail_type=tail_type))
+    if style != "icl":
+        Extractor(_NoModel(), task=task or "NER", schema=schema, lang=lang, split_num=split_num,
+                  use_grammar=not no_grammar, limits=limits, style=style or "iepile")
+    extra = dict(examples=demos, shots=shots, select=select, icl=icl)
     if ray_address is not None:  # the same run on a Ray cluster (lamina.ray)
         from lamina.ie.inputs import is_json_array
         from lamina.ray.command import run_from_cli
@@ -107,7 +135,7 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str | 
             workers=workers, resume=resume, force=force, options=dict(
                 task=task, schema=schema, lang=lang, split_num=split_num,
                 use_grammar=not no_grammar, limits=limits, style=style,
-                max_input_tokens=max_input_tokens, exact=not fast_batch),
+                max_input_tokens=max_input_tokens, exact=not fast_batch, **extra),
             batch=batch, max_tokens=max_tokens, n_threads=n_threads, n_ctx=n_ctx,
             template=template, keep_failed=keep_failed)
     items: list[Any] = (list(read_inputs(input_path, task=task)) if input_path
@@ -115,18 +143,39 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str | 
     if not items:
         raise InputError(f"The input file '{input_path}' holds no documents.",
                          hint="Put one document per line, or JSONL records with a 'text' field.")
-    if schema is None and not any(isinstance(i, dict) and "instruction" in i for i in items):
+    if schema is None and style != "icl" and \
+            not any(isinstance(i, dict) and "instruction" in i for i in items):
         raise InputError("No --schema given: say what to extract.",
                          hint='For example --schema \'["人物","地理位置","组织机构"]\'.')
     _run(model, items, output, resume, keep_failed, force, dict(
         task=task, schema=schema, lang=lang, split_num=split_num, use_grammar=not no_grammar,
-        limits=limits, style=style, max_input_tokens=max_input_tokens, exact=not fast_batch),
+        limits=limits, style=style, max_input_tokens=max_input_tokens, exact=not fast_batch,
+        **extra),
         batch, max_tokens,
         n_threads, n_ctx, template)
 
 
 class _NoModel:
     template = None
+
+
+def _prepare_examples(style: str | None, task: str | None, examples: Path | None,
+                      icl_values: dict[str, Any]) -> tuple[Any, Any]:
+    """(ICL params, demonstrations) read and checked before the model loads."""
+    from lamina.ie.fewshot import load_demos
+    from lamina.ie.icl import get_icl_task, icl_params, load_examples
+
+    if style == "icl":
+        if task is None:
+            raise click.UsageError("--format icl needs --task (ner, re, ee, rte or da).")
+        get_icl_task(task)
+        return icl_params(**icl_values), load_examples(examples, task) if examples else ()
+    names = {"domain": "--domain", "labels": "--labels", "head_entity": "--head",
+             "head_type": "--head-type", "tail_entity": "--tail", "tail_type": "--tail-type"}
+    given = [names[k] for k, v in icl_values.items() if v is not None]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} only apply with --format icl.")
+    return None, load_demos(examples) if examples else ()
 
 
 def _run(model_path: Path, items: list[Any], output: Path | None, resume: bool,

@@ -394,8 +394,9 @@ def _annotations(data: Mapping[str, Any], task: str | None) -> Any:
     if task is not None:
         field = ANNOTATION_FIELDS[task]
         value = data.get(field)
-    else:
-        present = [f for f in dict.fromkeys(ANNOTATION_FIELDS.values()) if f in data]
+    else:  # a text value (seed 002's ICL examples: "relation": "导演") is no annotation list
+        present = [f for f in dict.fromkeys(ANNOTATION_FIELDS.values())
+                   if f in data and not isinstance(data[f], str)]
         if len(present) != 1:
             return None
         field = present[0]

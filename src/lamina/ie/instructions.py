@@ -70,6 +70,8 @@ def pair_categories(instruction: str) -> list[str]:
     return names
 
 
-def render_prompt(template: Any, user: str) -> str:
-    """Wrap one user turn in the model's chat template (alpaca2 for OneKE)."""
-    return template.render([{"role": "user", "content": user}], add_generation_prompt=True)
+def render_prompt(template: Any, user: str, history: Sequence[Mapping[str, str]] = ()) -> str:
+    """Wrap one user turn in the model's chat template (alpaca2 for OneKE), after the
+    turns of ``history`` (few-shot demonstrations: user, assistant, ...)."""
+    messages = [dict(m) for m in history] + [{"role": "user", "content": user}]
+    return template.render(messages, add_generation_prompt=True)
