@@ -156,3 +156,71 @@ class DoneIndex:
     def skip(self, item_id: str) -> bool:
         self.seen[item_id] += 1
         return self.seen[item_id] <= self.done[item_id]
+
+
+class JsonlRun:
+    """One resumable run over input items into a JSONL file (or stdout, ``output``
+    None): what a previous run already wrote, where bad input records go, and
+    the order the finished file is published in (input order, although records
+    are written as they finish).
+
+    ``todo`` holds ``(position, item)`` for the items still to do; ``bad`` the
+    input records that could not be used (written to ``OUT.errors.jsonl``
+    unless a previous run already did). ``--resume`` tries failed records again
+    unless ``keep_failed``.
+    """
+
+    def __init__(self, items: list[Any], output: Path | None, *, resume: bool = False,
+                 force: bool = False, keep_failed: bool = False) -> None:
+        self.output = output
+        self.out = self.err = None
+        done = DoneIndex([])
+        bad_done: set[int] = set()
+        self.retried = 0
+        if output is not None:
+            self.out = ResumableJsonl(output)
+            self.err = ResumableJsonl(errors_path(output))
+            self.out.start(resume=resume, force=force or resume)
+            self.err.start(resume=resume, force=True)
+            if not keep_failed:
+                self.retried = self.out.drop_existing(lambda r: "error" in r)
+            done = DoneIndex(self.out.existing)
+            bad_done = {int(r.get("line", -1)) for r in self.err.existing}
+        self.todo: list[tuple[int, Any]] = []
+        self.bad: list[BadLine] = []
+        skipped_pos: dict[str, list[int]] = {}
+        for pos, item in enumerate(items):
+            if isinstance(item, BadLine):
+                self.bad.append(item)
+                if self.err is not None and item.line not in bad_done:
+                    self.err.write(item.as_record())
+            elif done.skip(str(item["id"])):
+                skipped_pos.setdefault(str(item["id"]), []).append(pos)
+            else:
+                self.todo.append((pos, item))
+        self.skipped = len(items) - len(self.bad) - len(self.todo)
+        # Sort keys of the records already in the output, in file order.
+        self.order: list[int] = []
+        for rec in self.out.existing if self.out is not None else []:
+            positions = skipped_pos.get(str(rec.get("id")))
+            self.order.append(positions.pop(0) if positions else len(items))
+
+    def write(self, pos: int, record: dict[str, Any]) -> None:
+        assert self.out is not None
+        self.out.write(record)
+        self.order.append(pos)
+
+    def interrupted(self) -> int:
+        """Close after a failure or Ctrl-C, keeping ``.part`` for --resume; returns
+        how many records it holds."""
+        if self.out is None or self.err is None:
+            return 0
+        self.out.close()
+        self.err.close()
+        return self.out.count
+
+    def finish(self) -> None:
+        """Publish the output in input order; drop an empty errors file."""
+        if self.out is not None and self.err is not None:
+            self.out.finish(order=self.order)
+            self.err.finish(keep_empty=False)
