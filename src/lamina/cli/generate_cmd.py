@@ -118,8 +118,8 @@ def _summary(report: dict[str, Any], output: Path) -> None:
 
     seconds = report["seconds"]
     rate = report["written"] / seconds if seconds > 0 else 0.0
-    parts = [f"[green]Wrote[/] {report['written']} predictions in {seconds:.1f} s "
-             f"({rate:.2f}/s)"]
+    parts = [f"[green]Wrote[/] {report['written']} predictions to {escape(str(output))} in "
+             f"{seconds:.1f} s ({rate:.2f}/s)"]
     if report["skipped"]:
         parts.append(f"{report['skipped']} already done")
     if report["retried"]:
@@ -129,4 +129,4 @@ def _summary(report: dict[str, Any], output: Path) -> None:
     if report["bad"]:
         parts.append(f"[yellow]{report['bad']} bad input records[/] -> "
                      f"{escape(str(errors_path(output)))}")
-    err_console.print(", ".join(parts) + f"; {escape(str(output))}", highlight=False)
+    err_console.print(", ".join(parts), highlight=False)
