@@ -165,3 +165,22 @@ def test_generate_reads_plain_lines_inside_jsonl_and_iepile_instructions(tmp_pat
     items, bad = items_and_bad(src, need="prompt")
     assert [prompt_of(i) for i in items] == ["介绍一下北京", "一行纯文本", "p"]
     assert len(bad) == 1 and "no 'prompt'" in bad[0].reason and bad[0].line == 4
+
+
+def test_iepile_records_bring_their_own_task_to_extract(ie_model):
+    """No --task: each IEPile record's task and instruction decide its prompt,
+    grammar and result keys, in one file of mixed tasks."""
+    from lamina.ie.api import extract_many
+    from tests.ie.conftest import SMALL
+
+    text = "《呐喊》的作者是鲁迅。"
+    items = [{"task": "RE", "instruction": build_instruction("RE", ["作者", "国籍"], text),
+              "output": "{}"},
+             {"task": "NER", "instruction": build_instruction("NER", ["人物"], text),
+              "output": "{}"},
+             {"task": "KG", "instruction": build_instruction(
+                 "KG", [{"entity_type": "人物", "attributes": ["作品"]}], text), "output": "{}"}]
+    recs = list(extract_many(ie_model, items, limits=SMALL))
+    assert [r["task"] for r in recs] == ["RE", "NER", "KG"]
+    assert [list(r["result"]) for r in recs] == [["作者", "国籍"], ["人物"], ["人物"]]
+    assert all("error" not in r for r in recs)

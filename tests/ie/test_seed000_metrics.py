@@ -127,3 +127,33 @@ def test_eval_cli_prints_the_seed_numbers(tmp_path: Path):
     assert table.returncode == 0, table.stderr
     assert f"{seed_test_py(path)['bleu-4']:.4f}" in table.stdout
     assert "left out" in table.stderr
+
+
+def test_seed000_data_file_through_extract_and_eval(chat_gguf, tmp_path: Path):
+    """Seed 000's dev file as it ships (a JSON array, one record broken): extract needs
+    no --schema or --format, the bad record goes to the errors file, and eval gives
+    the seed's numbers for the answers against the records' own outputs."""
+    from tests.ie.test_inputs import SEED0_RECORDS
+
+    text = json.dumps(SEED0_RECORDS + [{"instruction": "x", "output": "y"}], ensure_ascii=False,
+                      indent=4)
+    src = tmp_path / "enoch_fine_tune_dev.json"
+    src.write_text(text, encoding="utf-8")
+    out = tmp_path / "pred.jsonl"
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "lamina", "extract", str(chat_gguf), "-i",
+                           str(src), "-o", str(out), "--max-items", "2", "--max-chars", "3",
+                           "--max-tokens", "100", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    recs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["label"] for r in recs] == [r["output"] for r in SEED0_RECORDS]
+    assert all(r["instruction"] == SEED0_RECORDS[0]["instruction"] for r in recs)
+    (err,) = [json.loads(x) for x in (tmp_path / "pred.errors.jsonl").read_text().splitlines()]
+    assert err["record"] == 4 and "no 'input' document" in err["error"]
+    res = subprocess.run([sys.executable, "-m", "lamina", "eval", "--pred", str(out),
+                          "--metrics", "rouge,bleu", "--json"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    expected = reference_compute_metrics([r["label"] for r in recs], [r["output"] for r in recs])
+    assert {k: json.loads(res.stdout)["text"][k] for k in expected} == expected

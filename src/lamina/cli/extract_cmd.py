@@ -10,7 +10,13 @@ from typing import Any
 
 import click
 
-from lamina.cli.options import ctx_option, template_option, threads_option
+from lamina.cli.options import (
+    ctx_option,
+    keep_failed_option,
+    resume_option,
+    template_option,
+    threads_option,
+)
 
 
 @click.command()
@@ -32,11 +38,8 @@ from lamina.cli.options import ctx_option, template_option, threads_option
               help="Language of the task instruction.")
 @click.option("--split-num", type=int, default=None,
               help="Schema items per prompt (default per task: NER 6, RE/EE/EET/EEA 4, KG 1; -1 = no split).")
-@click.option("--resume", is_flag=True,
-              help="Continue an interrupted run of the same --output (failed documents are "
-                   "tried again).")
-@click.option("--keep-failed", is_flag=True,
-              help="With --resume: keep the failed records instead of trying them again.")
+@resume_option
+@keep_failed_option
 @click.option("--force", "-f", is_flag=True, help="Overwrite --output if it exists.")
 @click.option("--no-grammar", is_flag=True,
               help="Free decoding; answers are parsed leniently and failures counted.")

@@ -22,7 +22,9 @@ from lamina.cli.options import (
     force_option,
     gpu_layers_option,
     json_option,
+    keep_failed_option,
     lora_option,
+    resume_option,
     sampling_options,
     sampling_overrides,
     template_option,
@@ -45,11 +47,8 @@ from lamina.errors import InputError
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Prompts decoded together on the native batched engine (greedy answers "
                    "are the same as one at a time).")
-@click.option("--resume", is_flag=True,
-              help="Continue an interrupted run of the same --output (failed prompts are "
-                   "tried again).")
-@click.option("--keep-failed", is_flag=True,
-              help="With --resume: keep the failed records instead of trying them again.")
+@resume_option
+@keep_failed_option
 @lora_option
 @gpu_layers_option
 @ctx_option

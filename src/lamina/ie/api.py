@@ -529,7 +529,7 @@ def extract_iter(model: Any, items: Iterable[Any], *, batch: int = 1, task: str 
                             split_num=split_num, use_grammar=use_grammar, limits=limits,
                             max_input_tokens=budget, examples=examples or (), shots=shots,
                             select=select, icl=icl_settings)
-    engine = _engine() if batch > 1 else None
+    engine = native_engine() if batch > 1 else None
     # The engine batches continuously inside one call: hand it several batches'
     # worth of documents so slots do not sit idle while a group's last ones finish.
     group = max(1, batch) * ENGINE_GROUP_BATCHES if engine is not None else 1
@@ -565,7 +565,8 @@ def extract_many(model: Any, items: Iterable[Any], **kw: Any) -> Iterator[dict[s
             nxt += 1
 
 
-def _engine() -> Any:
+def native_engine() -> Any:
+    """``lamina.runtime.engine`` when the native batched engine is built, else None."""
     try:
         from lamina.runtime import engine
     except ImportError:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from lamina.errors import LaminaError
+from lamina.ie.api import native_engine
 from lamina.ie.inputs import prompt_of
 from lamina.ie.io import JsonlRun
 
@@ -49,7 +50,7 @@ def generate_iter(model: Any, items: Sequence[Mapping[str, Any]], params: Any, *
     """``(index, record)`` for every item, as each finishes (with ``batch > 1`` not
     in input order). A prompt that cannot run gets a record with its ``error``;
     the others are not affected."""
-    engine = _engine() if batch > 1 and len(items) > 1 else None
+    engine = native_engine() if batch > 1 and len(items) > 1 else None
     if engine is None:
         for i, item in enumerate(items):
             try:
@@ -76,17 +77,6 @@ def generate_iter(model: Any, items: Sequence[Mapping[str, Any]], params: Any, *
                 yield start + j, _record(item, c.text, len(c.tokens), "error", c.error)
             else:
                 yield start + j, _record(item, c.text, len(c.tokens), c.finish_reason)
-
-
-def _engine() -> Any:
-    try:
-        from lamina.runtime import engine
-    except ImportError:
-        return None
-    try:
-        return engine if engine.native_available() else None
-    except Exception:  # a broken native build must not stop generation
-        return None
 
 
 def run_generate(model: Any, run: JsonlRun, params: Any, *, batch: int = 1,

@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lamina.errors import FormatError, InputError, SchemaError
+from lamina.errors import FormatError, SchemaError
 from lamina.files import require_file
 
 ICL_TASKS = ("ner", "re", "ee", "rte", "da")
@@ -346,10 +346,3 @@ def _load(answer: str) -> tuple[Any, str | None]:
             except json.JSONDecodeError:
                 continue
     return None, f"the answer is not JSON ({first.msg})"
-
-
-def check_options(task: str, lang: str, params: IclParams) -> None:
-    """Fail early (before the model loads) on what no record can fix."""
-    get_icl_task(task)
-    if lang not in _WORDS:
-        raise InputError(f"Unknown language '{lang}'.", hint="Use --lang zh or --lang en.")
