@@ -28,7 +28,8 @@ PAGES = {
     "quantize": "quantize.md", "build": "quantize.md", "verify": "quantize.md",
     "info": "quantize.md",
     "chat": "chat.md", "generate": "chat.md", "templates": "chat.md",
-    "extract": "extract.md", "eval": "eval.md", "serve": "serve.md", "demo": "../README.md",
+    "extract": "extract.md", "eval": "eval.md", "ie": "extract.md", "serve": "serve.md",
+    "demo": "../README.md",
 }
 
 
@@ -72,6 +73,11 @@ def cli_reference() -> str:
         if name in PAGES:
             out += [f"Explained in [{PAGES[name].removeprefix('../')}]({PAGES[name]}).", ""]
         out += ["```text", f"$ lamina {name} --help", _help([name]) + "```", ""]
+        command = cli.get_command(ctx, name)
+        if isinstance(command, click.Group):  # a group's subcommands, each with its help
+            for sub in command.list_commands(ctx):
+                out += [f"### `lamina {name} {sub}`", "", "```text",
+                        f"$ lamina {name} {sub} --help", _help([name, sub]) + "```", ""]
     return "\n".join(out)
 
 

@@ -15,7 +15,7 @@ SCHEMAS = {
     "EE": [{"event_type": "出行", "trigger": True, "arguments": ["人物", "目的地"]}],
     "EET": ["出行", "会见"],
     "EEA": [{"event_type": "出行", "arguments": ["人物", "目的地"]}],
-    "KG": [{"entity_type": "人物", "attribute": ["出生地", "职业"]}],
+    "KG": [{"entity_type": "人物", "attributes": ["出生地", "职业"]}],
 }
 PLACES = ["北京", "上海", "杭州", "深圳", "南京", "武汉"]
 

@@ -16,7 +16,7 @@ SCHEMAS = {
     "EE": [{"event_type": "人生-订婚", "trigger": True, "arguments": ["订婚主体", "时间"]},
            {"event_type": "灾害/意外-坍/垮塌", "trigger": True, "arguments": ["受伤人数"]}],
     "EEA": [{"event_type": "组织关系-辞/离职", "arguments": ["离职者", "时间", "原所属组织"]}],
-    "KG": [{"entity_type": "人物", "attribute": ["出生日期", "国籍", "别名"]}],
+    "KG": [{"entity_type": "人物", "attributes": ["出生日期", "国籍", "别名"]}],
 }
 
 

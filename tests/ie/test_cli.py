@@ -25,7 +25,8 @@ def lamina(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]
 def test_read_inputs_plain_jsonl_iepile_and_bad_lines(tmp_path: Path):
     plain = tmp_path / "docs.txt"
     plain.write_text("第一篇\n\n第二篇\n", encoding="utf-8")
-    assert list(read_inputs(plain)) == [{"id": "1", "text": "第一篇"}, {"id": "3", "text": "第二篇"}]
+    assert list(read_inputs(plain)) == [{"id": "1", "kind": "text", "text": "第一篇"},
+                                        {"id": "3", "kind": "text", "text": "第二篇"}]
     js = tmp_path / "docs.jsonl"
     js.write_text("\n".join([
         '{"id": "a", "text": "甲"}', '{"input": "乙"}', "{broken", "[1, 2]", '{"id": "x"}',
@@ -34,7 +35,8 @@ def test_read_inputs_plain_jsonl_iepile_and_bad_lines(tmp_path: Path):
                     '"input": "丙"}', "label": "[]"}),
     ]), encoding="utf-8")
     items = list(read_inputs(js))
-    assert items[0] == {"id": "a", "text": "甲"} and items[1] == {"id": "2", "text": "乙"}
+    assert items[0] == {"id": "a", "kind": "text", "text": "甲"}
+    assert items[1] == {"id": "2", "kind": "text", "text": "乙"}
     bad = [i for i in items if isinstance(i, BadLine)]
     assert [b.line for b in bad] == [3, 4, 5, 6]
     assert "not valid JSON" in bad[0].reason and "no 'text'" in bad[2].reason

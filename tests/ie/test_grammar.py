@@ -39,7 +39,7 @@ def _check_shape(task: str, schema, data, lim: GrammarLimits) -> None:
         if task == "KG":
             assert isinstance(v, dict) and len(v) <= lim.max_items
             for props in v.values():
-                order = [a for a in item["attribute"] if a in props]
+                order = [a for a in item["attributes"] if a in props]
                 assert list(props) == order and all(map(value_ok, props.values()))
             continue
         assert isinstance(v, list) and len(v) <= lim.max_items

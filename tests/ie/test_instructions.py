@@ -106,7 +106,7 @@ def test_merge_keeps_schema_order_whatever_order_chunks_answer_in():
 ])
 def test_schema_validation_messages(task, schema, message):
     if message is None:
-        assert normalize_schema(task, schema) == [{"entity_type": "人物", "attribute": []}]
+        assert normalize_schema(task, schema) == [{"entity_type": "人物", "attributes": []}]
         return
     with pytest.raises(SchemaError, match=message):
         normalize_schema(task, schema)
@@ -126,3 +126,12 @@ def test_described_schema_is_kept_whole_and_keyed_in_order():
 def test_pair_instruction_lists_categories_in_order():
     text = build_pair_instruction(["安装动作", "方位"])
     assert "'安装动作','方位'" in text and "'_'" in text and "'&'" in text
+
+
+def test_kg_schema_says_attributes_as_in_the_iepile_kg_data():
+    """DeepKE's data/KG files (and OneKE) write "attributes"; the instruction must too."""
+    old = normalize_schema("KG", [{"entity_type": "人物", "attribute": ["出生日期"]}])
+    new = normalize_schema("KG", [{"entity_type": "人物", "attributes": ["出生日期"]}])
+    assert old == new == [{"entity_type": "人物", "attributes": ["出生日期"]}]
+    text = build_instruction("KG", new, "文本")
+    assert '"schema": [{"entity_type": "人物", "attributes": ["出生日期"]}]' in text

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from lamina.ie.metrics import PRF, f1_score, percent, rouge_bleu, score_f1
+from lamina.ie.metrics import PRF, f1_score, percent, score_f1, seed000_scores
 from lamina.ie.parse import parse_answer, parse_pairs
 from lamina.ie.readers import read_answer, read_label
 from lamina.ie.schema_split import normalize_schema
@@ -152,24 +152,26 @@ def test_answers_read_as_deepke_does():
     assert read_answer("NER", '["康有为"]') == (False, [])
 
 
-def test_rouge_bleu_hand_computed():
+def test_seed000_scores_hand_computed():
     pytest.importorskip("jieba")
     pytest.importorskip("rouge_chinese")
     pytest.importorskip("nltk")
-    # identical -> 100; disjoint -> 0; empty vs empty -> 100; empty vs text -> 0
-    assert rouge_bleu([("w1 w2 w3 w4", "w1 w2 w3 w4")]) == \
-        {"rouge-1": 100.0, "rouge-2": 100.0, "rouge-l": 100.0, "bleu-4": 100.0, "records": 1}
-    zero = rouge_bleu([("aa bb", "cc dd ee"), ("", "cc")])
-    assert zero["rouge-1"] == 0.0 and zero["rouge-l"] == 0.0 and zero["bleu-4"] < 1.0
-    assert rouge_bleu([("", "")])["rouge-1"] == 100.0
-    # prefix: hyp = 4 tokens of the 5-token ref. ROUGE-1 F = 2*1*0.8/1.8, ROUGE-2 F: 3 of 4
-    # bigrams, P=1 -> 2*0.75/1.75; ROUGE-L = ROUGE-1 here; BLEU-4: all n-gram precisions 1,
-    # brevity penalty exp(1 - 5/4).
-    s = rouge_bleu([("w1 w2 w3 w4", "w1 w2 w3 w4 w5")])
-    assert s["rouge-1"] == pytest.approx(100 * 1.6 / 1.8, abs=1e-3)
-    assert s["rouge-2"] == pytest.approx(100 * 1.5 / 1.75, abs=1e-3)
+    # identical -> 100 everywhere
+    same = seed000_scores(["w1 w2 w3 w4"], ["w1 w2 w3 w4"])
+    assert [same[k] for k in ("rouge-1", "rouge-2", "rouge-l", "bleu-4")] == [100.0] * 4
+    # empty vs empty: both become '*****' for ROUGE (100), BLEU over no characters is 0
+    empty = seed000_scores([""], [""])
+    assert empty["rouge-1"] == 100.0 and empty["bleu-4"] == 0.0
+    # prefix: hyp = 4 words of the 5-word ref. ROUGE-1 F = 2*1*0.8/1.8, ROUGE-2 F: 3 of 4
+    # bigrams, P=1 -> 2*0.75/1.75; ROUGE-L = ROUGE-1 here; BLEU-4 over characters: every
+    # n-gram of the 11-character hypothesis is in the 14-character reference, brevity
+    # penalty exp(1 - 14/11).
+    s = seed000_scores(["w1 w2 w3 w4"], ["w1 w2 w3 w4 w5"])
+    assert s["rouge-1"] == round(100 * 1.6 / 1.8, 4)
+    assert s["rouge-2"] == round(100 * 1.5 / 1.75, 4)
     assert s["rouge-l"] == pytest.approx(100 * 1.6 / 1.8, abs=1e-3)
-    assert s["bleu-4"] == pytest.approx(100 * math.exp(1 - 5 / 4), abs=1e-3)
-    # the mean over records
-    both = rouge_bleu([("w1 w2 w3 w4", "w1 w2 w3 w4"), ("aa", "bb")])
-    assert both["rouge-1"] == 50.0 and both["records"] == 2
+    assert s["bleu-4"] == pytest.approx(100 * math.exp(1 - 14 / 11), abs=1e-3)
+    # the mean over records; a whitespace-only hypothesis is left out (rouge_chinese raises)
+    both = seed000_scores(["w1 w2 w3 w4", "aa", "  "], ["w1 w2 w3 w4", "bb", "x"])
+    assert both["rouge-1"] == 50.0 and both["records"] == 3 and both["scored"]["rouge-1"] == 2
+    assert both["skipped"][0]["index"] == 2 and "empty" in both["skipped"][0]["error"]

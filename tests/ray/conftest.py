@@ -19,7 +19,7 @@ import pytest
 #: because on the synthetic model it gives answers that differ between documents
 #: (NER answers are all empty lists, which would make the comparison weak).
 TASK = "KG"
-SCHEMA = [{"entity_type": "人物", "attribute": ["出生地"]}]
+SCHEMA = [{"entity_type": "人物", "attributes": ["出生地"]}]
 MAX_TOKENS = 64
 MAX_ITEMS = 2
 MAX_CHARS = 4

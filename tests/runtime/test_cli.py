@@ -192,7 +192,7 @@ def test_generate_data_file_to_predictions_jsonl(chat_gguf, tmp_path):
                      "--temp", "0", "-n", "8", "--ctx", "256")
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
-    assert [r["id"] for r in rows] == ["a", 1, 2]
+    assert [r["id"] for r in rows] == ["a", "2", "3"]  # own id, else the line number
     assert [r["prompt"] for r in rows] == ["介绍一下北京", "翻译\nhello", "一行纯文本的问题"]
     with lamina.load(chat_gguf, n_ctx=256, n_threads=1) as m:
         expected = m.chat([{"role": "user", "content": "介绍一下北京"}], temperature=0.0,
@@ -206,12 +206,20 @@ def test_generate_data_file_to_predictions_jsonl(chat_gguf, tmp_path):
     assert out.read_text("utf-8") == before
 
 
-def test_generate_bad_jsonl_names_the_line(chat_gguf, tmp_path):
+def test_generate_bad_records_go_to_the_errors_file(chat_gguf, tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"instruction": "ok"}\n{"instruction": broken}\n')
-    res = lamina_cmd("generate", str(chat_gguf), "--input", str(bad))
-    assert res.returncode == 1 and "bad.jsonl:2" in flat(res.stderr)
-    assert "Traceback" not in res.stderr
+    bad.write_text('{"instruction": "ok"}\n{"instruction": broken}\n{"id": 3}\n')
+    res = lamina_cmd("generate", str(chat_gguf), "--input", str(bad), "-n", "4")
+    assert res.returncode == 0 and "Traceback" not in res.stderr
+    assert "line 2 is not valid JSON" in flat(res.stderr) and "line 3 has no 'prompt'" in \
+        flat(res.stderr)
+    assert [json.loads(x)["id"] for x in res.stdout.splitlines()] == ["1"]
+    out = tmp_path / "pred.jsonl"
+    res = lamina_cmd("generate", str(chat_gguf), "--input", str(bad), "-n", "4", "-o", str(out))
+    assert res.returncode == 0 and "2 bad input records" in flat(res.stderr)
+    errors = [json.loads(x) for x in (tmp_path / "pred.errors.jsonl").read_text().splitlines()]
+    assert [e["line"] for e in errors] == [2, 3]
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["1"]
     assert not list(tmp_path.glob("*.part"))
 
 

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "templates": "templates_cmd:templates",
     "extract": "extract_cmd:extract",
     "eval": "eval_cmd:eval_command",
+    "ie": "ie_cmd:ie",
     "serve": "serve_cmd:serve",
     "demo": "demo_cmd:demo",
 }

@@ -17,27 +17,34 @@ from lamina.cli.options import json_option
 
 @click.command("eval")
 @click.option("--pred", "pred", type=click.Path(path_type=Path), required=True,
-              help="Predictions: the JSONL written by `lamina extract`.")
+              help="Predictions: what `lamina extract` wrote (JSONL or a JSON array), or seed "
+                   "000's answer file (a JSON array of ori_answer/gen_answer).")
 @click.option("--gold", "gold", type=click.Path(path_type=Path), default=None,
-              help="Gold JSONL (IEPile test file with 'label', or records with 'output'); "
-                   "default: the 'label' each prediction carries.")
-@click.option("--task", default="NER", show_default=True, help="NER, RE, EE, EET, EEA or KG.")
+              help="Gold records (IEPile test/train files, raw annotations, InstructIE, seed "
+                   "000's pairs); default: the 'label' each prediction carries.")
+@click.option("--task", default=None,
+              help="NER, RE, EE, EET, EEA or KG (default: the records' own 'task', else NER).")
 @click.option("--sort-by", "sort_by", default=None,
               help="Also score per value of this field (e.g. source = per data set).")
-@click.option("--metrics", "metrics", default="f1", show_default=True,
-              help="f1, or rouge,bleu for the seed-000 '类别_实体&...' answers.")
+@click.option("--metrics", "metrics", default=None,
+              help="f1, or rouge,bleu (seed 000's ROUGE-1/2/L + BLEU-4); default: rouge,bleu "
+                   "for seed 000's answer file, else f1.")
 @click.option("--fix", "fixes", multiple=True, metavar="NAME",
               help="Correct a DeepKE defect (repeatable, or comma-separated): re-subject-object, "
-                   "kg-triples, instance-key, or all. Default: DeepKE's numbers as published.")
-@click.option("--format", "style", type=click.Choice(["iepile", "pairs"]), default="iepile",
-              show_default=True, help="Answer format of the predictions.")
+                   "kg-triples, instance-key, text-order, or all. Default: DeepKE's and seed "
+                   "000's numbers as published.")
+@click.option("--format", "style", type=click.Choice(["iepile", "pairs"]), default=None,
+              help="Answer format of the predictions (default: pairs for seed 000's files, "
+                   "else iepile).")
 @json_option
-def eval_command(pred: Path, gold: Path | None, task: str, sort_by: str | None, metrics: str,
-                 fixes: tuple[str, ...], style: str, as_json: bool) -> None:
+def eval_command(pred: Path, gold: Path | None, task: str | None, sort_by: str | None,
+                 metrics: str | None, fixes: tuple[str, ...], style: str | None,
+                 as_json: bool) -> None:
     """Score extraction output against gold annotations."""
     from lamina.ie.evaluate import evaluate_files, parse_metrics
 
-    report = evaluate_files(pred, gold, task=task, metrics=parse_metrics(metrics),
+    report = evaluate_files(pred, gold, task=task,
+                            metrics=parse_metrics(metrics) if metrics is not None else None,
                             sort_by=sort_by, style=style, fixes=fixes)
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
@@ -53,10 +60,13 @@ def _print(report: dict[str, Any]) -> None:
     if report.get("missing_predictions"):
         err_console.print(f"[yellow]{report['missing_predictions']} gold record(s) have no "
                           "prediction; scored as empty answers.[/]")
+    from lamina.ie.fixes import FIXES
+
     f1 = report.get("f1")
     if f1:
-        if report.get("fixes"):
-            err_console.print(escape(f"DeepKE's rules with --fix {','.join(report['fixes'])}: "
+        f1_fixes = [f for f in report.get("fixes", ()) if FIXES[f].metrics == "f1"]
+        if f1_fixes:
+            err_console.print(escape(f"DeepKE's rules with --fix {','.join(f1_fixes)}: "
                                      "not comparable with published IEPile scores."),
                               style="yellow")
         _f1_table(console, Table, f1, escape(f"{report['task']} — {report['pred']}"))
@@ -64,11 +74,18 @@ def _print(report: dict[str, Any]) -> None:
             _f1_table(console, Table, sub, escape(f"source = {source}"), per_type=False)
     text = report.get("text")
     if text:
-        table = Table(title=f"Text overlap (jieba tokens), {text['records']} records")
+        order = "" if text["order"] == "seed000" else ", --fix text-order"
+        table = Table(title=f"Seed 000's ROUGE (jieba words) and BLEU-4 (characters){order}, "
+                            f"{text['records']} records")
         for col in ("ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU-4"):
             table.add_column(col, justify="right")
-        table.add_row(*(f"{text[k]:.2f}" for k in ("rouge-1", "rouge-2", "rouge-l", "bleu-4")))
+        table.add_row(*("–" if text[k] is None else f"{text[k]:.4f}"
+                        for k in ("rouge-1", "rouge-2", "rouge-l", "bleu-4")))
         console.print(table)
+        for skip in text["skipped"][:5]:
+            err_console.print(escape(f"Record {skip['index'] + 1} left out of the scores it had "
+                                     f"not reached ({skip['error']}), as seed 000 does."),
+                              style="yellow")
 
 
 def _f1_table(console: Any, table_cls: Any, f1: dict[str, Any], title: str,

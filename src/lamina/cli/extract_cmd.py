@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from lamina.cli.options import ctx_option, template_option, threads_option
+from lamina.cli.options import (
+    ctx_option,
+    keep_failed_option,
+    resume_option,
+    template_option,
+    threads_option,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from lamina.ie.job import ExtractOptions
@@ -19,9 +25,13 @@ if TYPE_CHECKING:  # pragma: no cover
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("text", required=False)
 @click.option("--input", "-i", "input_path", type=click.Path(path_type=Path), default=None,
-              help="Documents: text (one a line), JSONL with text/input (+id), or IEPile test JSONL.")
-@click.option("--task", default="NER", show_default=True,
-              help="NER, RE, EE, EET, EEA or KG.")
+              help="Documents: text (one a line), JSON Lines or a JSON array of records: "
+                   "text/input (+id), IEPile train/test records, seed 000's "
+                   "instruction/input/output pairs, raw annotations (text + "
+                   "entity/relation/event, InstructIE).")
+@click.option("--task", default=None,
+              help="NER, RE, EE, EET, EEA or KG, for records that name none (default NER; "
+                   "a record's own 'task' wins).")
 @click.option("--schema", default=None,
               help='JSON list (or a JSON file) of what to extract, e.g. \'["人物","地理位置"]\'.')
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
@@ -30,11 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
               help="Language of the task instruction.")
 @click.option("--split-num", type=int, default=None,
               help="Schema items per prompt (default per task: NER 6, RE/EE/EET/EEA 4, KG 1; -1 = no split).")
-@click.option("--resume", is_flag=True,
-              help="Continue an interrupted run of the same --output (failed documents are "
-                   "tried again).")
-@click.option("--keep-failed", is_flag=True,
-              help="With --resume: keep the failed records instead of trying them again.")
+@resume_option
+@keep_failed_option
 @click.option("--force", "-f", is_flag=True, help="Overwrite --output if it exists.")
 @click.option("--no-grammar", is_flag=True,
               help="Free decoding; answers are parsed leniently and failures counted.")
@@ -56,8 +63,30 @@ if TYPE_CHECKING:  # pragma: no cover
               help="Grammar bound: entries per list.")
 @click.option("--max-chars", type=click.IntRange(min=1), default=48, show_default=True,
               help="Grammar bound: characters per string.")
-@click.option("--format", "style", type=click.Choice(["iepile", "pairs"]), default="iepile",
-              show_default=True, help="Prompt/answer format: IEPile JSON, or seed-000 '类别_实体&...' pairs.")
+@click.option("--format", "style", type=click.Choice(["iepile", "pairs", "icl"]), default=None,
+              help="Prompt/answer format: IEPile JSON, seed-000 '类别_实体&...' pairs, or icl "
+                   "(seed 002's in-context-learning prompts for chat models; --task ner, re, "
+                   "ee, rte or da). Default: pairs for records with seed 000's free-text "
+                   "instruction, else iepile.")
+@click.option("--examples", "examples", type=click.Path(path_type=Path), default=None,
+              help="Few-shot demonstrations: IEPile records with their output (e.g. a train "
+                   "file of `lamina ie convert`) or seed 000 pairs, shown as solved chat turns "
+                   "before each prompt; with --format icl, seed 002's ICL example file.")
+@click.option("--shots", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Demonstrations per prompt (with --examples).")
+@click.option("--select", type=click.Choice(["overlap", "order"]), default="overlap",
+              show_default=True, help="Which demonstrations: most schema types shared with "
+              "the prompt first, or file order.")
+@click.option("--domain", default=None, help="--format icl: the texts' domain.")
+@click.option("--labels", default=None,
+              help="--format icl: the label set, comma-separated (ner: entity types, re: "
+                   "relations, ee: event types, rte: predicates, da: entity types).")
+@click.option("--head", "head_entity", default=None,
+              help="--format icl --task re: the head entity (records may say head_entity).")
+@click.option("--head-type", "head_type", default=None, help="--format icl --task re: its type.")
+@click.option("--tail", "tail_entity", default=None,
+              help="--format icl --task re: the tail entity (records may say tail_entity).")
+@click.option("--tail-type", "tail_type", default=None, help="--format icl --task re: its type.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
               metavar="[ADDRESS]", help="Run on Ray (pip install \"lamina[ray]\"): a local "
               "instance, or the cluster at ADDRESS (auto, HOST:6379, ray://HOST:10001).")
@@ -66,11 +95,15 @@ if TYPE_CHECKING:  # pragma: no cover
 @threads_option
 @ctx_option
 @template_option
-def extract(model: Path, text: str | None, input_path: Path | None, task: str, schema: str | None,
+def extract(model: Path, text: str | None, input_path: Path | None, task: str | None,
+            schema: str | None,
             output: Path | None, lang: str, split_num: int | None, resume: bool,
             keep_failed: bool, force: bool, no_grammar: bool, batch: int | None,
             fast_batch: bool, max_tokens: int, max_input_tokens: int | None, max_items: int, max_chars: int,
-            style: str, ray_address: str | None, workers: int, n_threads: int | None,
+            style: str | None, examples: Path | None, shots: int, select: str,
+            domain: str | None, labels: str | None, head_entity: str | None,
+            head_type: str | None, tail_entity: str | None, tail_type: str | None,
+            ray_address: str | None, workers: int, n_threads: int | None,
             n_ctx: int | None, template: str | None) -> None:
     """Extract entities, relations, events or KG facts as JSON (IEPile/OneKE format)."""
     from lamina.ie.grammar import GrammarLimits
@@ -82,7 +115,9 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str, s
         limits=GrammarLimits(max_items, max_chars), style=style, max_tokens=max_tokens,
         max_input_tokens=max_input_tokens, batch=batch, exact=not fast_batch,
         n_threads=n_threads, n_ctx=n_ctx, template=template, resume=resume,
-        keep_failed=keep_failed, force=force)
+        keep_failed=keep_failed, force=force, examples=examples, shots=shots, select=select,
+        domain=domain, labels=labels, head_entity=head_entity, head_type=head_type,
+        tail_entity=tail_entity, tail_type=tail_type)
     check_options(options)  # before the (slow) model load
     if ray_address is not None:  # the same run on a Ray cluster (lamina.ray)
         return _run_ray(options, ray_address, workers)

@@ -35,6 +35,14 @@ name_option = click.option(
     help="Model name recorded in the output (GGUF general.name); default: the input "
          "folders' names, base+lora+..., the same for convert, build and merge.",
 )
+resume_option = click.option(
+    "--resume", is_flag=True,
+    help="Continue an interrupted run of the same --output (failed records are tried again).",
+)
+keep_failed_option = click.option(
+    "--keep-failed", is_flag=True,
+    help="With --resume: keep the failed records instead of trying them again.",
+)
 output_option = click.option(
     "--output", "-o", "output", type=click.Path(dir_okay=False), required=True,
     help="Output file.",

@@ -1,4 +1,4 @@
-"""Named corrections to DeepKE's IEPile scorer (``lamina eval --fix NAME``).
+"""Named corrections to DeepKE's IEPile scorer and seed 000's ROUGE/BLEU (``--fix NAME``).
 
 By default ``lamina eval`` gives DeepKE's ``eval_func.py`` numbers, defects
 included, so that a lamina score can be compared with published IEPile/OneKE
@@ -23,6 +23,8 @@ class Fix:
     name: str
     tasks: tuple[str, ...]
     summary: str
+    #: Which numbers it changes: "f1" (DeepKE's scorer) or "text" (seed 000's ROUGE/BLEU).
+    metrics: str = "f1"
 
 
 FIXES: dict[str, Fix] = {f.name: f for f in (
@@ -34,6 +36,10 @@ FIXES: dict[str, Fix] = {f.name: f for f in (
     Fix("instance-key", tuple(TASKS),
         "group chunk answers by (source, id); DeepKE joins the two strings, so source 'A' "
         "id '11' and source 'A1' id '1' become one instance"),
+    Fix("text-order", tuple(TASKS),
+        "ROUGE/BLEU with the model's answer as the hypothesis and the gold as the reference; "
+        "seed 000's test.py passes them the other way round (BLEU changes, and ROUGE-L over "
+        "several sentences)", metrics="text"),
 )}
 
 

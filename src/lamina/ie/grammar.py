@@ -130,7 +130,7 @@ def build_grammar(task: str | TaskSpec, schema: Sequence[Any] | Mapping[str, str
                 event = args
             values.append(rules.add(f"events{i}", _list_of(event, lim)))
         elif spec.name == "KG":
-            attrs = item["attribute"]
+            attrs = item["attributes"]
             attr_obj = _optional_subset(rules, f"kg{i}", attrs)
             entity = rules.add(f"entity{i}", f'str ": " {attr_obj}')
             more = f'(", " {entity}){{0,{lim.max_items - 1}}}' if lim.max_items > 1 else ""
@@ -174,3 +174,36 @@ def build_pair_grammar(categories: Sequence[str], limits: GrammarLimits | None =
         f"pair ::= ({cats}) {join} ent\n"
         f"ent ::= [^&\\x00-\\x1f]{{1,{lim.max_chars}}}\n"
     )
+
+
+def build_icl_grammar(task: str, labels: Sequence[str] = (),
+                      limits: GrammarLimits | None = None) -> str:
+    """GBNF for the answers of ``--format icl`` (see ``lamina.ie.icl``); ``labels``,
+    when given, are the only types (ner, ee), relations (re), predicates (rte) or
+    entity types (da) the answer may name."""
+    lim = limits or GrammarLimits()
+    rules = _Rules(lim)
+    kind = "(" + " | ".join(gbnf_literal(json.dumps(x, ensure_ascii=False)) for x in labels) \
+        + ")" if labels else "str"
+    rules.add("kind", kind)
+    key = _json_key
+    if task == "ner":
+        item = rules.add("ent", f'"{{" {key("entity")} str ", " {key("type")} kind "}}"')
+    elif task == "re":
+        rules.lines.insert(0, 'root ::= " "? kind')
+        return rules.text()
+    elif task == "ee":
+        arg = rules.add("arg", f'"{{" {key("role")} str ", " {key("argument")} str "}}"')
+        args = rules.add("args", _list_of(arg, lim))
+        item = rules.add("event", f'"{{" {key("event_type")} kind ", " {key("arguments")} '
+                                  f'{args} "}}"')
+    elif task == "rte":
+        item = rules.add("triple", '"[" str ", " kind ", " str "]"')
+    elif task == "da":
+        fields = [("context", "str"), ("head_entity", "str"), ("head_type", "kind"),
+                  ("tail_entity", "str"), ("tail_type", "kind")]
+        item = rules.add("sample", _object([f for f, _ in fields], [v for _, v in fields]))
+    else:
+        raise SchemaError(f"No in-context-learning grammar for task '{task}'.")
+    rules.lines.insert(0, f'root ::= " "? ({_list_of(item, lim)})')
+    return rules.text()

@@ -8,10 +8,11 @@ order and json.dumps' default separators are part of the trained format.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lamina.errors import FormatError
+from lamina.errors import FormatError, SchemaError
 from lamina.ie.tasks import description
 
 #: Seed-000 style: categories listed in the instruction, answer "类别_实体&类别_实体".
@@ -45,11 +46,32 @@ def build_pair_instruction(categories: Sequence[str]) -> str:
             f"二元组内部用'{PAIR_JOIN}'连接，二元组之间用'{PAIR_SEP}'分割。")
 
 
-def pair_user_turn(categories: Sequence[str], text: str) -> str:
-    """Instruction and input as one user turn (Alpaca's instruction + input)."""
-    return f"{build_pair_instruction(categories)}\n{text}"
+def pair_user_turn(categories: Sequence[str], text: str, instruction: str | None = None) -> str:
+    """Instruction and input as one user turn (Alpaca's instruction + input); a
+    record's own ``instruction`` (seed 000's data files carry one) replaces
+    lamina's."""
+    head = build_pair_instruction(categories) if instruction is None else instruction
+    return f"{head}\n{text}"
 
 
-def render_prompt(template: Any, user: str) -> str:
-    """Wrap one user turn in the model's chat template (alpaca2 for OneKE)."""
-    return template.render([{"role": "user", "content": user}], add_generation_prompt=True)
+_CATEGORY_LIST = re.compile(r"类别为\s*((?:['‘\"][^'’\"]+['’\"]\s*[,，、]?\s*)+)")
+_QUOTED = re.compile(r"['‘\"]([^'’\"]+)['’\"]")
+
+
+def pair_categories(instruction: str) -> list[str]:
+    """The categories a seed-000 instruction lists ("...类别为'a','b'的二元组..."),
+    in order; they bound the answer's grammar and parsing when no schema is given."""
+    m = _CATEGORY_LIST.search(instruction)
+    names = list(dict.fromkeys(_QUOTED.findall(m.group(1)))) if m else []
+    if not names:
+        raise SchemaError("Cannot tell the categories from this record's instruction "
+                          "(seed 000 lists them as 类别为'a','b',...).",
+                          hint='Give them with --schema \'["类别1","类别2"]\'.')
+    return names
+
+
+def render_prompt(template: Any, user: str, history: Sequence[Mapping[str, str]] = ()) -> str:
+    """Wrap one user turn in the model's chat template (alpaca2 for OneKE), after the
+    turns of ``history`` (few-shot demonstrations: user, assistant, ...)."""
+    messages = [dict(m) for m in history] + [{"role": "user", "content": user}]
+    return template.render(messages, add_generation_prompt=True)

@@ -1,9 +1,7 @@
-"""Input documents and resumable JSONL output for ``lamina extract``.
+"""Resumable JSONL output for ``lamina extract`` and ``lamina generate``.
 
-Inputs: plain text (one document a line, id = line number), or JSONL records
-with ``text``/``input`` (optional ``id``), or IEPile test records (``id``,
-``instruction``, ``label``) as DeepKE's converter writes them. A bad line is
-reported with its reason and the run goes on.
+Inputs are read by ``lamina.ie.inputs`` (every seed's file shape; its names
+are re-exported here for the callers that import them from this module).
 
 Outputs are written to ``OUT.part`` one flushed line per record and renamed
 to ``OUT`` when the run completes, so ``OUT`` is never half-written; after a
@@ -16,89 +14,19 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from lamina.errors import InputError, OutputExistsError
-from lamina.files import check_output_path, require_file
+from lamina.errors import OutputExistsError
+from lamina.files import check_output_path
+from lamina.ie.inputs import BadLine, is_jsonl_input, jsonl_item, read_records
 
-JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
-
-
-@dataclass
-class BadLine:
-    """An input line that could not be used, and why."""
-
-    line: int
-    reason: str
-    raw: str
-
-    def as_record(self) -> dict[str, Any]:
-        return {"line": self.line, "error": self.reason, "raw": self.raw[:2000]}
+__all__ = ["BadLine", "DoneIndex", "ResumableJsonl", "errors_path", "is_jsonl_input",
+           "jsonl_item", "part_path", "read_inputs", "read_records"]
 
 
-def is_jsonl_input(path: Path, first: str) -> bool:
-    """JSONL records or one plain-text document per line? By suffix or first line,
-    so the local and the Ray readers decide the same way."""
-    return path.suffix.lower() in JSON_SUFFIXES or first.lstrip().startswith("{")
-
-
-def read_inputs(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | BadLine]:
-    """Documents from a file, as item dicts (``id``, ``text`` / ``instruction``...)."""
-    p = require_file(path, "input file")
-    try:
-        handle = p.open(encoding="utf-8")
-        lines = iter(handle)
-        first = next(lines, "")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"The input file '{p}' is not UTF-8 text.",
-                         hint="Convert it to UTF-8 (e.g. iconv -f gbk -t utf-8).") from exc
-    with handle:
-        jsonl = is_jsonl_input(p, first)
-        lineno = 0
-        for raw in _chain(first, lines, p):
-            lineno += 1
-            text = raw.rstrip("\r\n")
-            if not text.strip():
-                continue
-            yield jsonl_item(text, lineno) if jsonl else {"id": str(lineno), "text": text}
-
-
-def _chain(first: str, rest: Iterator[str], p: Path) -> Iterator[str]:
-    if first:
-        yield first
-    try:
-        yield from rest
-    except UnicodeDecodeError as exc:
-        raise InputError(f"The input file '{p}' is not UTF-8 text.") from exc
-
-
-def jsonl_item(text: str, lineno: int) -> dict[str, Any] | BadLine:
-    """One JSONL line -> an input item, or a BadLine with the reason (local and Ray)."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return BadLine(lineno, f"line {lineno} is not valid JSON ({exc.msg})", text)
-    if not isinstance(data, dict):
-        return BadLine(lineno, f"line {lineno} is a JSON {type(data).__name__}, not an object",
-                       text)
-    item = dict(data)
-    item["id"] = str(data["id"]) if data.get("id") is not None else str(lineno)
-    if "instruction" in data and "text" not in data and "input" not in data:
-        if not isinstance(data["instruction"], str):
-            return BadLine(lineno, f"line {lineno}: 'instruction' must be a string", text)
-        return item
-    doc = data.get("text", data.get("input"))
-    if doc is None:
-        return BadLine(lineno, f"line {lineno} has no 'text', 'input' or 'instruction' field",
-                       text)
-    if not isinstance(doc, str) or not doc.strip():
-        return BadLine(lineno, f"line {lineno} has an empty or non-text document", text)
-    item["text"] = doc
-    item.pop("input", None)
-    return item
+#: The documents of an input file (the name extract's callers know).
+read_inputs = read_records
 
 
 def errors_path(out: Path) -> Path:
@@ -228,3 +156,71 @@ class DoneIndex:
     def skip(self, item_id: str) -> bool:
         self.seen[item_id] += 1
         return self.seen[item_id] <= self.done[item_id]
+
+
+class JsonlRun:
+    """One resumable run over input items into a JSONL file (or stdout, ``output``
+    None): what a previous run already wrote, where bad input records go, and
+    the order the finished file is published in (input order, although records
+    are written as they finish).
+
+    ``todo`` holds ``(position, item)`` for the items still to do; ``bad`` the
+    input records that could not be used (written to ``OUT.errors.jsonl``
+    unless a previous run already did). ``--resume`` tries failed records again
+    unless ``keep_failed``.
+    """
+
+    def __init__(self, items: list[Any], output: Path | None, *, resume: bool = False,
+                 force: bool = False, keep_failed: bool = False) -> None:
+        self.output = output
+        self.out = self.err = None
+        done = DoneIndex([])
+        bad_done: set[int] = set()
+        self.retried = 0
+        if output is not None:
+            self.out = ResumableJsonl(output)
+            self.err = ResumableJsonl(errors_path(output))
+            self.out.start(resume=resume, force=force or resume)
+            self.err.start(resume=resume, force=True)
+            if not keep_failed:
+                self.retried = self.out.drop_existing(lambda r: "error" in r)
+            done = DoneIndex(self.out.existing)
+            bad_done = {int(r.get("line", -1)) for r in self.err.existing}
+        self.todo: list[tuple[int, Any]] = []
+        self.bad: list[BadLine] = []
+        skipped_pos: dict[str, list[int]] = {}
+        for pos, item in enumerate(items):
+            if isinstance(item, BadLine):
+                self.bad.append(item)
+                if self.err is not None and item.line not in bad_done:
+                    self.err.write(item.as_record())
+            elif done.skip(str(item["id"])):
+                skipped_pos.setdefault(str(item["id"]), []).append(pos)
+            else:
+                self.todo.append((pos, item))
+        self.skipped = len(items) - len(self.bad) - len(self.todo)
+        # Sort keys of the records already in the output, in file order.
+        self.order: list[int] = []
+        for rec in self.out.existing if self.out is not None else []:
+            positions = skipped_pos.get(str(rec.get("id")))
+            self.order.append(positions.pop(0) if positions else len(items))
+
+    def write(self, pos: int, record: dict[str, Any]) -> None:
+        assert self.out is not None
+        self.out.write(record)
+        self.order.append(pos)
+
+    def interrupted(self) -> int:
+        """Close after a failure or Ctrl-C, keeping ``.part`` for --resume; returns
+        how many records it holds."""
+        if self.out is None or self.err is None:
+            return 0
+        self.out.close()
+        self.err.close()
+        return self.out.count
+
+    def finish(self) -> None:
+        """Publish the output in input order; drop an empty errors file."""
+        if self.out is not None and self.err is not None:
+            self.out.finish(order=self.order)
+            self.err.finish(keep_empty=False)

@@ -26,7 +26,7 @@ from typing import Any
 
 from lamina.errors import InputError
 from lamina.ie.grammar import GrammarLimits
-from lamina.ie.io import BadLine, DoneIndex, ResumableJsonl, errors_path, read_inputs
+from lamina.ie.io import BadLine, JsonlRun, errors_path, read_records
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,23 @@ class ExtractOptions:
     input: Path | None = None  # a file of documents (text lines, JSONL, IEPile test JSONL)
     text: str | None = None  # ... or one document
     output: Path | None = None  # JSONL records (None: records only reach ``on_record``)
-    task: str = "NER"
+    task: str | None = None  # for records that name none (default NER); a record's own wins
     schema: Any = None  # list, JSON text or a JSON file; None when records bring instructions
     lang: str = "zh"
     split_num: int | None = None
     use_grammar: bool = True
     limits: GrammarLimits = field(default_factory=GrammarLimits)
-    style: str = "iepile"  # or "pairs" (seed 000)
+    style: str | None = None  # "iepile", "pairs" (seed 000), "icl"; None: from the records
+    examples: Path | None = None  # few-shot demonstrations (or, with icl, seed 002's examples)
+    shots: int = 2
+    select: str = "overlap"  # or "order"
+    #: --format icl only: the texts' domain, the label set, RE's given head/tail entities.
+    domain: str | None = None
+    labels: str | None = None
+    head_entity: str | None = None
+    head_type: str | None = None
+    tail_entity: str | None = None
+    tail_type: str | None = None
     max_tokens: int = 512
     max_input_tokens: int | None = None
     batch: int | None = None  # None: what the KV budget allows on the native engine
@@ -56,11 +66,19 @@ class ExtractOptions:
     force: bool = False
 
     def extractor_options(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`lamina.ie.api.extract_iter` these options set."""
+        """The keyword arguments of :func:`lamina.ie.api.extract_iter` these options set
+        (the examples file is read here)."""
+        icl, demos = prepare_examples(self)
         return dict(task=self.task, schema=self.schema, lang=self.lang,
                     split_num=self.split_num, use_grammar=self.use_grammar,
                     limits=self.limits, style=self.style,
-                    max_input_tokens=self.max_input_tokens, exact=self.exact)
+                    max_input_tokens=self.max_input_tokens, exact=self.exact,
+                    examples=demos, shots=self.shots, select=self.select, icl=icl)
+
+    def icl_values(self) -> dict[str, str | None]:
+        return dict(domain=self.domain, labels=self.labels, head_entity=self.head_entity,
+                    head_type=self.head_type, tail_entity=self.tail_entity,
+                    tail_type=self.tail_type)
 
 
 @dataclass
@@ -108,8 +126,33 @@ def check_options(options: ExtractOptions) -> None:
         raise InputError("--resume needs --output (the file of the run to continue).")
     if options.keep_failed and not options.resume:
         raise InputError("--keep-failed only applies with --resume.")
-    Extractor(_NoModel(), **{k: v for k, v in options.extractor_options().items()
-                             if k not in ("max_input_tokens", "exact")})
+    prepare_examples(options)
+    if options.style != "icl":
+        Extractor(_NoModel(), task=options.task or "NER", schema=options.schema,
+                  lang=options.lang, split_num=options.split_num,
+                  use_grammar=options.use_grammar, limits=options.limits,
+                  style=options.style or "iepile")
+
+
+_ICL_FLAGS = {"domain": "--domain", "labels": "--labels", "head_entity": "--head",
+              "head_type": "--head-type", "tail_entity": "--tail", "tail_type": "--tail-type"}
+
+
+def prepare_examples(options: ExtractOptions) -> tuple[Any, Any]:
+    """(ICL parameters, demonstrations) from the options, read and checked."""
+    from lamina.ie.fewshot import load_demos
+    from lamina.ie.icl import get_icl_task, icl_params, load_examples
+
+    if options.style == "icl":
+        if options.task is None:
+            raise InputError("--format icl needs --task (ner, re, ee, rte or da).")
+        get_icl_task(options.task)
+        examples = load_examples(options.examples, options.task) if options.examples else ()
+        return icl_params(**options.icl_values()), examples
+    given = [_ICL_FLAGS[k] for k, v in options.icl_values().items() if v is not None]
+    if given:
+        raise InputError(f"{', '.join(given)} only apply with --format icl.")
+    return None, load_demos(options.examples) if options.examples else ()
 
 
 class _NoModel:
@@ -124,58 +167,28 @@ def run_extract(options: ExtractOptions, on_progress: ProgressCallback | None = 
     (in input order when there is no output file, as they finish otherwise)."""
     check_options(options)
     items = _documents(options)
-    report = ExtractReport(output=options.output)
-    out = err = None
-    done = DoneIndex([])
-    bad_done: set[int] = set()
-    if options.output is not None:
-        out = ResumableJsonl(options.output)
-        err = ResumableJsonl(errors_path(options.output))
-        out.start(resume=options.resume, force=options.force or options.resume)
-        err.start(resume=options.resume, force=True)
-        if not options.keep_failed:
-            report.retried = out.drop_existing(lambda r: "error" in r)
-        done = DoneIndex(out.existing)
-        bad_done = {int(r.get("line", -1)) for r in err.existing}
-    todo, todo_pos, skipped_pos = [], [], {}
-    for pos, item in enumerate(items):
-        if isinstance(item, BadLine):
-            report.bad_lines.append(item)
-            if err is not None and item.line not in bad_done:
-                err.write(item.as_record())
-        elif done.skip(str(item["id"])):
-            skipped_pos.setdefault(str(item["id"]), []).append(pos)
-        else:
-            todo.append(item)
-            todo_pos.append(pos)
-    report.skipped = len(items) - len(report.bad_lines) - len(todo)
-    # Sort keys of the output's records, in the order they are written: the
-    # finished file is in input order although records are written as they finish.
-    order: list[int] = []
-    for rec in out.existing if out is not None else []:
-        positions = skipped_pos.get(str(rec.get("id")))
-        order.append(positions.pop(0) if positions else len(items))
+    run = JsonlRun(items, options.output, resume=options.resume, force=options.force,
+                   keep_failed=options.keep_failed)
+    report = ExtractReport(output=options.output, skipped=run.skipped, retried=run.retried,
+                           bad_lines=list(run.bad))
+    positions = [pos for pos, _ in run.todo]
     start = time.perf_counter()
     try:
-        for index, rec in _extract(options, todo, ordered=out is None, on_progress=on_progress):
+        for index, rec in _extract(options, [item for _, item in run.todo],
+                                   ordered=options.output is None, on_progress=on_progress):
             report.failed += int("error" in rec)
             report.cut += int(rec.get("finish_reason") == "length")
             report.written += 1
-            if out is not None:
-                out.write(rec)
-                order.append(todo_pos[index])
+            if options.output is not None:
+                run.write(positions[index], rec)
             if on_record is not None:
                 on_record(rec)
     except BaseException as exc:
-        if out is not None and err is not None:
-            out.close()
-            err.close()
-            if isinstance(exc, KeyboardInterrupt) and out.count:
-                raise ExtractInterrupted(out.count) from exc
+        kept = run.interrupted()
+        if isinstance(exc, KeyboardInterrupt) and kept:
+            raise ExtractInterrupted(kept) from exc
         raise
-    if out is not None and err is not None:
-        out.finish(order=order)
-        err.finish(keep_empty=False)
+    run.finish()
     report.seconds = time.perf_counter() - start
     return report
 
@@ -183,14 +196,14 @@ def run_extract(options: ExtractOptions, on_progress: ProgressCallback | None = 
 def _documents(options: ExtractOptions) -> list[dict[str, Any] | BadLine]:
     """The job's documents (and rejected lines), checked before any model is loaded."""
     if options.input is not None:
-        items: list[Any] = list(read_inputs(options.input))
+        items: list[Any] = list(read_records(options.input, task=options.task))
         if not items:
             raise InputError(f"The input file '{options.input}' holds no documents.",
                              hint="Put one document per line, or JSONL records with a 'text' field.")
     else:
         items = [{"id": "1", "text": options.text}]
-    if options.schema is None and not any(isinstance(i, dict) and "instruction" in i
-                                          for i in items):
+    if options.schema is None and options.style != "icl" and \
+            not any(isinstance(i, dict) and "instruction" in i for i in items):
         raise InputError("No --schema given: say what to extract.",
                          hint='For example --schema \'["人物","地理位置","组织机构"]\'.')
     return items

@@ -164,39 +164,59 @@ def score_f1(task: str, records: Iterable[tuple[Sequence[Tuple], Sequence[Any], 
     return report
 
 
-def _tokens(text: str) -> list[str]:
-    import jieba
+#: What seed 000 scores in place of an answer that is empty (or cuts into no words).
+EMPTY_ANSWER = "*****"
+TEXT_METRICS = ("rouge-1", "rouge-2", "rouge-l", "bleu-4")
 
-    return [t for t in jieba.cut(text) if t.strip()]
 
+def seed000_scores(preds: Sequence[Any], labels: Sequence[Any]) -> dict[str, Any]:
+    """Mean ROUGE-1/2/L F and BLEU-4 (x100) computed as seed 000's
+    ``compute_metrics(decoded_preds, decoded_labels)`` computes them.
 
-def rouge_bleu(pairs: Iterable[tuple[str, str]]) -> dict[str, float]:
-    """Mean ROUGE-1/2/L F and BLEU-4 (x100) over jieba tokens, as seed 000 scores
-    the "类别_实体&..." answers. Empty vs empty scores 100, empty vs text 0."""
+    Per pair: the words are ``jieba.cut(str(x))`` joined by spaces, and a
+    falsy answer, or one that cuts into no words, is the one word ``*****``;
+    ROUGE is rouge_chinese's ``Rouge().get_scores(pred words, label words)``
+    F; BLEU-4 is nltk's ``sentence_bleu([list(label)], list(pred),
+    SmoothingFunction().method3)`` over *characters*, on the unreplaced
+    strings. Each value is ``round(x * 100, 4)``. A pair where the
+    computation raises (rouge_chinese refuses a hypothesis of only
+    whitespace; BLEU needs strings) adds nothing to the metrics it had not
+    reached, as the seed's try/except leaves it; ``skipped`` says which and
+    why. The means are numpy's, over the values each metric got (None when a
+    metric got none).
+    """
     from lamina.errors import require
 
     for module in ("jieba", "rouge_chinese", "nltk"):
         require(module, "eval")
     import logging
+    import warnings
 
     import jieba
+    import numpy as np
     from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
     from rouge_chinese import Rouge
 
     jieba.setLogLevel(logging.WARNING)
     rouge, smooth = Rouge(), SmoothingFunction().method3
-    sums = {"rouge-1": 0.0, "rouge-2": 0.0, "rouge-l": 0.0, "bleu-4": 0.0}
-    n = 0
-    for pred, gold in pairs:
-        n += 1
-        hyp, ref = _tokens(pred or ""), _tokens(gold or "")
-        if not hyp or not ref:
-            same = float(not hyp and not ref)
-            for k in sums:
-                sums[k] += same
-            continue
-        scores = rouge.get_scores(" ".join(hyp), " ".join(ref))[0]
-        for k in ("rouge-1", "rouge-2", "rouge-l"):
-            sums[k] += scores[k]["f"]
-        sums["bleu-4"] += sentence_bleu([ref], hyp, smoothing_function=smooth)
-    return {k: round(100 * v / n, 4) if n else 0.0 for k, v in sums.items()} | {"records": n}
+    values: dict[str, list[float]] = {k: [] for k in TEXT_METRICS}
+    skipped: list[dict[str, Any]] = []
+
+    def words(x: Any) -> str:
+        cut = list(jieba.cut(str(x))) if x else []
+        return " ".join(cut or [EMPTY_ANSWER])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nltk warns about zero n-gram counts
+        for n, (pred, label) in enumerate(zip(preds, labels, strict=True)):
+            try:
+                result = rouge.get_scores(words(pred), words(label))[0]
+                for k, v in result.items():
+                    values[k].append(round(v["f"] * 100, 4))
+                bleu = sentence_bleu([list(label)], list(pred), smoothing_function=smooth)
+                values["bleu-4"].append(round(bleu * 100, 4))
+            except Exception as exc:  # the seed's own rule: drop what did not compute
+                skipped.append({"index": n, "error": f"{type(exc).__name__}: {exc}"})
+    means = {k: float(np.mean(v)) if v else None for k, v in values.items()}
+    return {**means, "records": len(preds), "scored": {k: len(v) for k, v in values.items()},
+            "skipped": skipped}

@@ -104,7 +104,7 @@ def _coerce(spec: TaskSpec, item: Any, value: Any, notes: list[str], key: str) -
                 out.append({"arguments": args})
         return out
     # KG: {entity: {attribute: value | [values]}}, unknown attributes dropped
-    attrs = item["attribute"] if isinstance(item, Mapping) else []
+    attrs = item["attributes"] if isinstance(item, Mapping) else []
     out_kg: dict[str, Any] = {}
     for name, props in value.items() if isinstance(value, Mapping) else []:
         if not isinstance(props, Mapping):

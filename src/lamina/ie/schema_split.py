@@ -42,7 +42,7 @@ def normalize_schema(task: str | TaskSpec, schema: Any) -> Schema | dict[str, st
     Label tasks (NER, RE, EET) take a list of names (or a {name: description}
     dict, OneKE's described schema, which is never split). Object tasks take
     dicts: EE {"event_type", "trigger", "arguments"}, EEA {"event_type",
-    "arguments"}, KG {"entity_type", "attribute"}; keys are re-emitted in that
+    "arguments"}, KG {"entity_type", "attributes"}; keys are re-emitted in that
     order because the instruction text must match the training data exactly.
     """
     spec = task if isinstance(task, TaskSpec) else get_task(task)
@@ -82,12 +82,15 @@ def _object_item(spec: TaskSpec, item: Any, i: int, example: str) -> dict[str, A
             or not item[spec.key_field]:
         raise SchemaError(f"Schema item {i + 1} must be an object with a non-empty "
                           f"\"{spec.key_field}\".", hint=f"Example: {example}")
-    roles = item.get(spec.list_field, [])
+    field = spec.list_field
+    if field not in item and spec.list_alias is not None and spec.list_alias in item:
+        field = spec.list_alias
+    roles = item.get(field, [])
     if not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles):
-        raise SchemaError(f"\"{spec.list_field}\" of schema item {i + 1} must be a list of "
+        raise SchemaError(f"\"{field}\" of schema item {i + 1} must be a list of "
                           "non-empty strings.", hint=f"Example: {example}")
     if len(set(roles)) != len(roles):
-        raise SchemaError(f"\"{spec.list_field}\" of schema item {i + 1} repeats a name.")
+        raise SchemaError(f"\"{field}\" of schema item {i + 1} repeats a name.")
     norm: dict[str, Any] = {spec.key_field: item[spec.key_field]}
     for key, default in spec.defaults:
         value = item.get(key, default)
@@ -105,7 +108,7 @@ def _example(spec: TaskSpec) -> str:
         "EET": '["人生-订婚", "组织关系-裁员"]',
         "EE": '[{"event_type": "人生-订婚", "trigger": true, "arguments": ["订婚主体", "时间"]}]',
         "EEA": '[{"event_type": "组织关系-辞/离职", "arguments": ["离职者", "时间"]}]',
-        "KG": '[{"entity_type": "人物", "attribute": ["出生日期", "国籍"]}]',
+        "KG": '[{"entity_type": "人物", "attributes": ["出生日期", "国籍"]}]',
     }[spec.name]
 
 

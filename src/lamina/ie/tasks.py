@@ -48,6 +48,8 @@ class TaskSpec:
     key_field: str | None = None
     list_field: str | None = None  # the dict field holding roles/attributes
     defaults: tuple[tuple[str, object], ...] = ()
+    #: Another name accepted for ``list_field`` on input (re-emitted as list_field).
+    list_alias: str | None = None
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -57,8 +59,10 @@ TASKS: dict[str, TaskSpec] = {
                    (("trigger", True),)),
     "EET": TaskSpec("EET", "event type + trigger extraction", 4, "label"),
     "EEA": TaskSpec("EEA", "event argument extraction", 4, "object", "event_type", "arguments"),
+    # IEPile/OneKE KG schemas say "attributes" (DeepKE's data/KG files); the
+    # singular, which lamina once wrote, is still read.
     "KG": TaskSpec("KG", "entity knowledge (KG) extraction", 1, "object", "entity_type",
-                   "attribute"),
+                   "attributes", list_alias="attribute"),
 }
 
 

@@ -28,6 +28,11 @@ def ray_options(options: ExtractOptions, *, address: str, workers: int,
         raise InputError("--ray needs --input FILE (a file, a folder, or a URI Ray Data reads), "
                          "not a TEXT argument.",
                          hint="For one text, drop --ray: lamina extract MODEL.gguf --schema ... TEXT")
+    from lamina.ie.inputs import is_json_array
+
+    if Path(options.input).is_file() and is_json_array(options.input):
+        raise InputError("--ray reads its input line by line; this file is one JSON array.",
+                         hint="Run without --ray, or write it as JSON Lines first.")
     if options.resume:
         raise InputError("--resume is not supported with --ray.",
                          hint="A Ray run writes its output only when complete; rerun it with --force.")
