@@ -9,6 +9,7 @@ import json
 import httpx
 import pytest
 
+import lamina
 from lamina.ie.api import Extractor
 from lamina.runtime.sampling import SamplingParams
 from tests.fixtures.prompts import chatml
@@ -128,7 +129,7 @@ def test_extract_split_num_and_max_tokens(server, model):
     ok = _extract(server, max_tokens=limit, split_num=1)
     assert ok.status_code == 200, ok.text
     assert ok.json()["result"] == {"人物": [], "地理位置": [], "组织机构": []} \
-        == model.extract("马云在杭州创办了阿里巴巴。", schema=["人物", "地理位置", "组织机构"])
+        == lamina.extract(model, "马云在杭州创办了阿里巴巴。", schema=["人物", "地理位置", "组织机构"])
     assert _extract(server, max_tokens=0).json()["error"]["param"] == "max_tokens"
 
 
