@@ -82,7 +82,7 @@ def _answer(task: str, schema) -> dict:
             roles = item["arguments"]
             out[key] = [{r: ["甲", "乙"] if i == 0 else "丙" for i, r in enumerate(roles)}]
         else:  # KG: any in-order subset of the attributes
-            attrs = item["attribute"]
+            attrs = item["attributes"]
             out[key] = {"甲": {attrs[0]: "乙", attrs[2]: ["丙", "丁"]}, "戊": {}}
     return out
 
