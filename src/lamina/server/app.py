@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lamina.server.backend import Backend, make_backend
+from lamina.server.bodycheck import check_body
 from lamina.server.config import ServerConfig
-from lamina.server.errors import APIError, error_body, install_error_handlers
+from lamina.server.errors import APIError, CatchAll, error_body, install_error_handlers
 from lamina.server.slots import SlotPool
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,12 +63,13 @@ def _aliases(model: Model, name: str) -> frozenset[str]:
 
 
 class GuardMiddleware:
-    """Pure ASGI middleware: API key check and request-body size cap.
+    """Pure ASGI middleware: API key check, request-body size cap, body text check.
 
     Pure ASGI (not BaseHTTPMiddleware) so streamed responses and client
     disconnects pass through untouched. The body is read here, up to the cap,
     and replayed to the app, so an oversized or endless body is refused with
-    413 before any route parses it.
+    413, and one that is not UTF-8 or holds lone surrogates with 400
+    (``bodycheck``), before any route parses it.
     """
 
     def __init__(self, app: Any, api_key: str | None, max_body: int) -> None:
@@ -76,8 +78,9 @@ class GuardMiddleware:
         self.max_body = max_body
 
     async def _reply(self, send: Any, status: int, message: str, code: str,
-                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        body = json.dumps(error_body(status, message, code=code)).encode()
+                     headers: list[tuple[bytes, bytes]] | None = None,
+                     param: str | None = None) -> None:
+        body = json.dumps(error_body(status, message, param=param, code=code)).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()), *(headers or [])]})
@@ -129,6 +132,11 @@ class GuardMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+        bad_text = check_body(b"".join(chunks))
+        if bad_text is not None:
+            await self._reply(send, bad_text.status, bad_text.message, bad_text.code or "",
+                              param=bad_text.param)
+            return
         replayed = False
 
         async def replay() -> dict[str, Any]:
@@ -170,4 +178,5 @@ def create_app(model: Model, config: ServerConfig | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.add_middleware(GuardMiddleware, api_key=config.api_key, max_body=config.max_body_bytes)
+    app.add_middleware(CatchAll)  # outermost of ours: a bug answers 500, keeps the connection
     return app

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from lamina.errors import LaminaError
+from lamina.ie.tasks import get_task
 from lamina.runtime.sampling import SamplingParams
 from lamina.server import shapes
 from lamina.server.app import ServerState
@@ -29,6 +30,7 @@ from lamina.server.schemas import (
     CompletionRequest,
     EmbeddingRequest,
     ExtractRequest,
+    check_max_tokens,
 )
 from lamina.server.slots import PieceStream
 
@@ -82,25 +84,35 @@ class _Run:
         return shapes.finish_reason((self.stream.result or Usage()).finish_reason)
 
 
-async def _start(request: Request, make_iter: Callable[[], Iterator[str]]) -> _Run:
-    """Wait for a slot, then evaluate the prompt and get the first pieces."""
+async def _start(request: Request, make_iter: Callable[[], Iterator[str]],
+                 prompt_param: str) -> _Run:
+    """Wait for a slot, then evaluate the prompt and get the first pieces.
+
+    A library error before the first piece is about the prompt (sampling values
+    were checked before queueing): its 400 names ``prompt_param``.
+    """
     state = _state(request)
     stack = contextlib.AsyncExitStack()
     try:
         slot = await stack.enter_async_context(state.slots.slot(request.is_disconnected))
         stream = PieceStream(slot, make_iter, finish=state.backend.usage)
         stack.push_async_callback(stream.aclose)
-        first = await stream.next_pieces()
+        try:
+            first = await stream.next_pieces()
+        except LaminaError as exc:
+            err = from_lamina_error(exc)
+            err.param = err.param or prompt_param
+            raise err from exc
     except BaseException:
         await stack.aclose()
         raise
     return _Run(state, stack, stream, first)
 
 
-async def _collect(request: Request, make_iter: Callable[[], Iterator[str]]
-                   ) -> tuple[str, _Run]:
+async def _collect(request: Request, make_iter: Callable[[], Iterator[str]],
+                   prompt_param: str) -> tuple[str, _Run]:
     """Run a whole generation; stop early if the client disconnects."""
-    run = await _start(request, make_iter)
+    run = await _start(request, make_iter, prompt_param)
     try:
         parts = list(run.first)
         while not run.stream.finished:
@@ -149,14 +161,14 @@ def _stream_response(request: Request, run: _Run, encode: Callable[[str], dict[s
 
 
 async def _answer(request: Request, shape: type[shapes.Answer],
-                  make_iter: Callable[[], Iterator[str]], stream: bool, include_usage: bool
-                  ) -> JSONResponse | StreamingResponse:
+                  make_iter: Callable[[], Iterator[str]], stream: bool, include_usage: bool,
+                  prompt_param: str) -> JSONResponse | StreamingResponse:
     """Run a chat or text completion and answer whole or as a stream."""
     name = _state(request).name
     if not stream:
-        text, run = await _collect(request, make_iter)
+        text, run = await _collect(request, make_iter, prompt_param)
         return JSONResponse(shape(name).whole(text, run.finish_reason(), run.usage()))
-    run = await _start(request, make_iter)
+    run = await _start(request, make_iter, prompt_param)
     answer = shape(name)  # created: when the slot was taken and generation began
 
     def tail() -> list[dict[str, Any]]:
@@ -212,7 +224,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request
         return state.backend.chat(messages, grammar, overrides)
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return await _answer(request, shapes.ChatAnswer, make_iter, body.stream, include_usage)
+    return await _answer(request, shapes.ChatAnswer, make_iter, body.stream, include_usage,
+                         "messages")
 
 
 @router.post("/v1/completions", response_model=None)
@@ -227,7 +240,8 @@ async def completions(body: CompletionRequest, request: Request
         return state.backend.complete(prompt, None, overrides)
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return await _answer(request, shapes.TextAnswer, make_iter, body.stream, include_usage)
+    return await _answer(request, shapes.TextAnswer, make_iter, body.stream, include_usage,
+                         "prompt")
 
 
 @router.post("/v1/embeddings")
@@ -258,14 +272,16 @@ async def extract(body: ExtractRequest, request: Request) -> dict[str, Any]:
     """lamina's information extraction (IEPile/OneKE instructions) as one call."""
     state = _state(request)
     state.check_model(body.model)
+    try:
+        get_task(body.task)
+    except LaminaError as exc:
+        raise APIError(400, f"{exc.message} {exc.hint or ''}".strip(), param="task") from exc
     kwargs: dict[str, Any] = {"task": body.task, "schema": body.schema_, "lang": body.lang,
                               "use_grammar": body.use_grammar}
     if body.split_num is not None:
         kwargs["split_num"] = body.split_num
     if body.max_tokens is not None:
-        if not 1 <= body.max_tokens <= state.config.max_tokens_cap:
-            raise APIError(400, f"max_tokens must be between 1 and {state.config.max_tokens_cap}.",
-                           param="max_tokens")
+        check_max_tokens("max_tokens", body.max_tokens, state.config.max_tokens_cap)
         kwargs["params"] = SamplingParams.greedy(max_tokens=body.max_tokens)
 
     async with state.slots.slot(request.is_disconnected) as slot:

@@ -91,8 +91,9 @@ class _Sampled(BaseModel):
     stop: str | list[str] | None = None
     n: int | None = 1
     logprobs: Any = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
+    # Accepted for OpenAI clients (which send 0), not applied; OpenAI's range is checked.
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     # lamina/llama.cpp extensions (seed 003 sends repetition_penalty)
     top_k: int | None = None
     min_p: float | None = None
@@ -115,24 +116,41 @@ class _Sampled(BaseModel):
         defaults (the chat template's sampling defaults) apply to the rest.
         """
         self.refuse_unsupported()
-        if self.max_tokens is not None and self.max_tokens > max_tokens_cap:
-            raise APIError(400, f"max_tokens={self.max_tokens} is more than this server allows "
-                                f"({max_tokens_cap}). Ask for fewer tokens, or start the server "
-                                "with a larger --max-tokens.", param="max_tokens")
-        penalty = self.repeat_penalty if self.repeat_penalty is not None \
-            else self.repetition_penalty
-        fields = {"max_tokens": self.max_tokens, "temperature": self.temperature,
-                  "top_p": self.top_p, "seed": self.seed, "top_k": self.top_k,
-                  "min_p": self.min_p, "repeat_penalty": penalty}
-        overrides: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+        check_max_tokens("max_tokens", self.max_tokens, max_tokens_cap)
+        penalty_field = "repeat_penalty" if self.repeat_penalty is not None \
+            else "repetition_penalty"
+        # request field -> SamplingParams field, for the ones the client sent
+        sent = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
+                "seed": "seed", "top_k": "top_k", "min_p": "min_p",
+                penalty_field: "repeat_penalty"}
+        overrides: dict[str, Any] = {}
+        named: dict[str, str] = {}
+        for field, target in sent.items():
+            value = getattr(self, field)
+            if value is not None:
+                overrides[target] = value
+                named[target] = field
         if self.stop:
             overrides["stop"] = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+            named["stop"] = "stop"
         try:
             SamplingParams().replace(**overrides)  # validate now, before any work starts
         except LaminaError as exc:
-            param = next((k for k in overrides if f" {k}=" in f" {exc.message}"), None)
-            raise APIError(400, exc.message, param=param) from exc
+            target = next((k for k in overrides if f" {k}=" in f" {exc.message}"), None)
+            raise APIError(400, exc.message, param=named.get(target or "")) from exc
         return overrides
+
+
+def check_max_tokens(field: str, value: int | None, cap: int) -> None:
+    """A token budget between 1 and the server's ``--max-tokens``, named if not."""
+    if value is None:
+        return
+    if value < 1:
+        raise APIError(400, f"{field}={value} must be at least 1.", param=field)
+    if value > cap:
+        raise APIError(400, f"{field}={value} is more than this server allows ({cap}). Ask "
+                            "for fewer tokens, or start the server with a larger --max-tokens.",
+                       param=field)
 
 
 class ChatCompletionRequest(_Sampled):
@@ -145,6 +163,7 @@ class ChatCompletionRequest(_Sampled):
         if self.tools:
             raise APIError(400, "tools/function calling is not supported by lamina's server.",
                            param="tools")
+        check_max_tokens("max_completion_tokens", self.max_completion_tokens, max_tokens_cap)
         if self.max_tokens is None and self.max_completion_tokens is not None:
             self.max_tokens = self.max_completion_tokens
         return super().sampling_overrides(max_tokens_cap)
