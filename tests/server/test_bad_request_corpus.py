@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 import httpx
-import pytest
 
 CHAT = "/v1/chat/completions"
 TEXT = "/v1/completions"
@@ -162,7 +161,6 @@ def _check_error(resp: httpx.Response, where: str, problems: list[str]) -> dict[
     return err
 
 
-@pytest.mark.slow
 def test_bad_request_corpus_gets_4xx_naming_the_field_on_one_connection(server):
     problems: list[str] = []
     ports: set[int] = set()

@@ -48,8 +48,16 @@ class ServerState:
     #: server stops within uvicorn's graceful-shutdown time.
     closing: bool = False
 
-    def check_model(self, requested: str | None) -> None:
-        """404 for a model name this server does not serve (empty/None means ours)."""
+    def check_model(self, requested: str | None, lookup: bool = False) -> None:
+        """404 for a model name this server does not serve (empty/None means ours).
+
+        With one model served, a request naming any model is answered by it
+        (OpenAI clients send a default name such as "gpt-3.5-turbo"), unless
+        ``--strict-model``; ``lookup`` (GET /v1/models/{id}) always checks,
+        since there the name is the question.
+        """
+        if not (lookup or self.config.strict_model):
+            return
         if requested and requested not in self.aliases:
             raise APIError(404, f"The model '{requested}' does not exist on this server; it "
                                 f"serves '{self.name}' (see GET /v1/models).",

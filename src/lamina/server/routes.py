@@ -200,7 +200,7 @@ async def list_models(request: Request) -> dict[str, Any]:
 @router.get("/v1/models/{model_id:path}")
 async def get_model(model_id: str, request: Request) -> dict[str, Any]:
     state = _state(request)
-    state.check_model(model_id)
+    state.check_model(model_id, lookup=True)
     return _card(state)
 
 
@@ -235,8 +235,12 @@ async def completions(body: CompletionRequest, request: Request
     state.check_model(body.model)
     overrides = body.sampling_overrides(state.config.max_tokens_cap)
     prompt = body.prompt_text()
+    templated = body.use_chat_template if body.use_chat_template is not None \
+        else state.config.completions_template
 
     def make_iter() -> Iterator[str]:
+        if templated:
+            return state.backend.chat([{"role": "user", "content": prompt}], None, overrides)
         return state.backend.complete(prompt, None, overrides)
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)

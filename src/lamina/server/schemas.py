@@ -32,6 +32,9 @@ class ChatMessage(BaseModel):
         if not isinstance(data, dict):
             raise ValueError("each message must be an object like "
                              '{"role": "user", "content": "..."}')
+        if "content" not in data and isinstance(data.get("message"), str):
+            # Seed 003's own client sends {"role": "user", "message": "..."}.
+            data = {**data, "content": data["message"]}
         if "content" not in data:
             wrong = [k for k in ("message", "text", "msg") if k in data]
             if wrong:
@@ -174,6 +177,9 @@ class CompletionRequest(_Sampled):
     echo: bool = False
     suffix: str | None = None
     best_of: int | None = None
+    #: lamina extension: render the prompt as one user message with the chat
+    #: template (None: the server's --completions-template setting).
+    use_chat_template: bool | None = None
 
     @field_validator("prompt", mode="before")
     @classmethod
