@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI
 
     from lamina.runtime.model import Model
+    from lamina.server.metrics import Metrics
 
 log = logging.getLogger("lamina.server")
 
@@ -43,6 +44,7 @@ class ServerState:
     backend: Backend
     name: str
     aliases: frozenset[str]
+    metrics: Metrics
     started: int = field(default_factory=lambda: int(time.time()))
     #: Set on Ctrl-C/SIGTERM: open streams end at their next piece so the
     #: server stops within uvicorn's graceful-shutdown time.
@@ -162,8 +164,10 @@ def create_app(model: Model, config: ServerConfig | None = None) -> FastAPI:
     from lamina.errors import require
 
     require("fastapi", "serve")
+    require("prometheus_client", "serve")
     from fastapi import FastAPI
 
+    from lamina.server.metrics import Metrics, MetricsMiddleware
     from lamina.server.routes import router
 
     config = config or ServerConfig()
@@ -181,10 +185,12 @@ def create_app(model: Model, config: ServerConfig | None = None) -> FastAPI:
 
     app = FastAPI(title="lamina", summary="OpenAI-compatible API for a local GGUF model",
                   docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    metrics = Metrics(slots)
     app.state.lamina = ServerState(model=model, config=config, slots=slots, backend=backend,
-                                   name=name, aliases=_aliases(model, name))
+                                   name=name, aliases=_aliases(model, name), metrics=metrics)
     install_error_handlers(app)
     app.include_router(router)
     app.add_middleware(GuardMiddleware, api_key=config.api_key, max_body=config.max_body_bytes)
-    app.add_middleware(CatchAll)  # outermost of ours: a bug answers 500, keeps the connection
+    app.add_middleware(CatchAll)  # a bug answers 500 and keeps the connection
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts every answer
     return app

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from lamina.errors import LaminaError
 from lamina.ie.tasks import get_task
@@ -68,6 +69,7 @@ class _Run:
         self.stream = stream
         self.first = first
         self.completed = False
+        self.counted = False  # tokens added to the metrics
 
     async def release(self) -> None:
         """Stop the generation if it still runs, give the slot back (idempotent)."""
@@ -75,6 +77,10 @@ class _Run:
             self.completed = True  # count a cancelled run once
             self.state.slots.cancelled += 1
         await self.stack.aclose()
+        if not self.counted and self.stream.result is not None:
+            self.counted = True
+            use = self.stream.result
+            self.state.metrics.count_usage(use.prompt_tokens, use.completion_tokens)
 
     def usage(self) -> dict[str, int]:
         use = self.stream.result or Usage()
@@ -92,10 +98,12 @@ async def _start(request: Request, make_iter: Callable[[], Iterator[str]],
     were checked before queueing): its 400 names ``prompt_param``.
     """
     state = _state(request)
+    arrived = time.perf_counter()
     stack = contextlib.AsyncExitStack()
     try:
         slot = await stack.enter_async_context(state.slots.slot(request.is_disconnected))
-        stream = PieceStream(slot, make_iter, finish=state.backend.usage)
+        stream = PieceStream(slot, make_iter, finish=state.backend.usage,
+                             on_gap=state.metrics.itl.observe)
         stack.push_async_callback(stream.aclose)
         try:
             first = await stream.next_pieces()
@@ -103,6 +111,7 @@ async def _start(request: Request, make_iter: Callable[[], Iterator[str]],
             err = from_lamina_error(exc)
             err.param = err.param or prompt_param
             raise err from exc
+        state.metrics.first_piece(arrived)
     except BaseException:
         await stack.aclose()
         raise
@@ -189,6 +198,14 @@ async def health(request: Request) -> dict[str, Any]:
                       "queue_limit": pool.max_queue},
             "requests": {"served": pool.served, "cancelled": pool.cancelled,
                          "rejected": pool.rejected}}
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus text format (see lamina.server.metrics for what is counted)."""
+    from lamina.server.metrics import CONTENT_TYPE_LATEST
+
+    return Response(_state(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/models")
