@@ -113,7 +113,7 @@ def test_content_parts_and_developer_role_are_accepted():
     req = ChatCompletionRequest(messages=[
         {"role": "developer", "content": "be brief"},
         {"role": "user", "content": [{"type": "text", "text": "你"}, {"type": "text", "text": "好"}]}])
-    assert [m.model_dump() for m in req.messages] == [
+    assert [m.model_dump(exclude_none=True) for m in req.messages] == [
         {"role": "system", "content": "be brief"}, {"role": "user", "content": "你好"}]
 
 

@@ -1,4 +1,4 @@
-"""The HTTP routes: OpenAI's /v1 endpoints, lamina's /v1/extract, /health.
+"""The HTTP routes: OpenAI's /v1 endpoints, lamina's /v1/extract, /health, /metrics.
 
 Each route validates and maps the request first (so a bad request never
 waits in the queue), then takes a slot and runs the model on the slot's
@@ -34,6 +34,7 @@ from lamina.server.schemas import (
     check_max_tokens,
 )
 from lamina.server.slots import PieceStream
+from lamina.server.tools import ToolRun
 
 log = logging.getLogger("lamina.server")
 router = APIRouter()
@@ -91,7 +92,7 @@ class _Run:
 
 
 async def _start(request: Request, make_iter: Callable[[], Iterator[str]],
-                 prompt_param: str) -> _Run:
+                 prompt_param: str, finish: Callable[[Any], Usage] | None = None) -> _Run:
     """Wait for a slot, then evaluate the prompt and get the first pieces.
 
     A library error before the first piece is about the prompt (sampling values
@@ -102,7 +103,7 @@ async def _start(request: Request, make_iter: Callable[[], Iterator[str]],
     stack = contextlib.AsyncExitStack()
     try:
         slot = await stack.enter_async_context(state.slots.slot(request.is_disconnected))
-        stream = PieceStream(slot, make_iter, finish=state.backend.usage,
+        stream = PieceStream(slot, make_iter, finish=finish or state.backend.usage,
                              on_gap=state.metrics.itl.observe)
         stack.push_async_callback(stream.aclose)
         try:
@@ -118,10 +119,8 @@ async def _start(request: Request, make_iter: Callable[[], Iterator[str]],
     return _Run(state, stack, stream, first)
 
 
-async def _collect(request: Request, make_iter: Callable[[], Iterator[str]],
-                   prompt_param: str) -> tuple[str, _Run]:
-    """Run a whole generation; stop early if the client disconnects."""
-    run = await _start(request, make_iter, prompt_param)
+async def _collect(request: Request, run: _Run) -> list[str]:
+    """The rest of a generation's pieces; stop early if the client disconnects."""
     try:
         parts = list(run.first)
         while not run.stream.finished:
@@ -130,17 +129,16 @@ async def _collect(request: Request, make_iter: Callable[[], Iterator[str]],
             parts.extend(await run.stream.next_pieces())
     finally:
         await run.release()
-    return "".join(parts), run
+    return parts
 
 
-def _stream_response(request: Request, run: _Run, encode: Callable[[str], dict[str, Any]],
-                     head: list[dict[str, Any]], tail: Callable[[], list[dict[str, Any]]]
-                     ) -> SlotStreamingResponse:
+def _stream_response(request: Request, run: _Run, answer: shapes.Answer,
+                     tail: Callable[[], list[dict[str, Any]]]) -> SlotStreamingResponse:
     async def body() -> AsyncIterator[bytes]:
-        for event in head:
+        for event in answer.head():
             yield shapes.sse(event)
-        if run.first:
-            yield shapes.sse(encode("".join(run.first)))
+        for event in answer.chunks(run.first):
+            yield shapes.sse(event)
         while not run.stream.finished:
             if await request.is_disconnected():
                 return  # release() stops the generation and counts it
@@ -159,8 +157,8 @@ def _stream_response(request: Request, run: _Run, encode: Callable[[str], dict[s
                     yield shapes.sse(shapes.error_event(500, f"Internal server error "
                                                              f"({type(exc).__name__})."))
                 return
-            if pieces:
-                yield shapes.sse(encode("".join(pieces)))
+            for event in answer.chunks(pieces):
+                yield shapes.sse(event)
         await run.release()  # free the slot before the client reads the tail
         for event in tail():
             yield shapes.sse(event)
@@ -169,24 +167,24 @@ def _stream_response(request: Request, run: _Run, encode: Callable[[str], dict[s
     return SlotStreamingResponse(body(), cleanup=run.release)
 
 
-async def _answer(request: Request, shape: type[shapes.Answer],
+async def _answer(request: Request, make_answer: Callable[[], shapes.Answer],
                   make_iter: Callable[[], Iterator[str]], stream: bool, include_usage: bool,
-                  prompt_param: str) -> JSONResponse | StreamingResponse:
+                  prompt_param: str, finish: Callable[[Any], Usage] | None = None
+                  ) -> JSONResponse | StreamingResponse:
     """Run a chat or text completion and answer whole or as a stream."""
-    name = _state(request).name
+    run = await _start(request, make_iter, prompt_param, finish)
+    answer = make_answer()  # created: when the slot was taken and generation began
     if not stream:
-        text, run = await _collect(request, make_iter, prompt_param)
-        return JSONResponse(shape(name).whole(text, run.finish_reason(), run.usage()))
-    run = await _start(request, make_iter, prompt_param)
-    answer = shape(name)  # created: when the slot was taken and generation began
+        pieces = await _collect(request, run)
+        return JSONResponse(answer.whole(pieces, run.finish_reason(), run.usage()))
 
     def tail() -> list[dict[str, Any]]:
-        events = [answer.last(run.finish_reason())]
+        events = answer.closing(run.finish_reason())
         if include_usage:
             events.append(answer.usage(run.usage()))
         return events
 
-    return _stream_response(request, run, answer.piece, answer.head(), tail)
+    return _stream_response(request, run, answer, tail)
 
 
 @router.get("/health")
@@ -235,14 +233,31 @@ async def chat_completions(body: ChatCompletionRequest, request: Request
     state.check_model(body.model)
     overrides = body.sampling_overrides(state.config.max_tokens_cap)
     grammar = grammar_for(body.response_format.model_dump() if body.response_format else None)
-    messages = [m.model_dump() for m in body.messages]
-
-    def make_iter() -> Iterator[str]:
-        return state.backend.chat(messages, grammar, overrides)
-
+    plan = body.tool_plan()
+    messages = [m.model_dump(exclude_none=True) for m in body.messages]
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return await _answer(request, shapes.ChatAnswer, make_iter, body.stream, include_usage,
-                         "messages")
+    if plan is None:
+        def make_iter() -> Iterator[str]:
+            return state.backend.chat(messages, grammar, overrides)
+
+        return await _answer(request, lambda: shapes.ChatAnswer(state.name), make_iter,
+                             body.stream, include_usage, "messages")
+    if grammar is not None:
+        raise APIError(400, "response_format and tools cannot be combined: the tool call's "
+                            "arguments are already constrained by its schema.",
+                       param="response_format")
+    model = state.model
+    fmt = model.template.tool_format
+
+    def make_tool_run() -> ToolRun:
+        prompt = model.chat_tokens(messages, tools=plan.tools)
+        return ToolRun(state.backend, prompt, plan, fmt, overrides,
+                       tuple(overrides.get("stop", ())) + tuple(model.template.stop),
+                       lambda text: model.tokenize(text, add_bos=False))
+
+    return await _answer(request, lambda: shapes.ToolChatAnswer(state.name, fmt),
+                         make_tool_run, body.stream, include_usage, "messages",
+                         finish=lambda run: run.usage)
 
 
 @router.post("/v1/completions", response_model=None)
@@ -261,8 +276,8 @@ async def completions(body: CompletionRequest, request: Request
         return state.backend.complete(prompt, None, overrides)
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return await _answer(request, shapes.TextAnswer, make_iter, body.stream, include_usage,
-                         "prompt")
+    return await _answer(request, lambda: shapes.TextAnswer(state.name), make_iter,
+                         body.stream, include_usage, "prompt")
 
 
 @router.post("/v1/embeddings")

@@ -2,8 +2,8 @@
 
 Fields OpenAI clients send routinely but lamina cannot honour differently
 (``user``, ``metadata``, zero penalties...) are accepted; fields that would
-silently change the meaning of an answer (``n`` > 1, ``logprobs``, ``tools``,
-token-id prompts) are refused with a 400 that names them. Sampler settings are
+silently change the meaning of an answer (``n`` > 1, ``logprobs``, token-id
+prompts, the deprecated ``functions``) are refused with a 400 that names them. Sampler settings are
 turned into the one ``SamplingParams`` type; nothing here defines another.
 """
 
@@ -16,8 +16,27 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lamina.errors import LaminaError
 from lamina.runtime.sampling import SamplingParams
 from lamina.server.errors import APIError
+from lamina.server.grammar import check_schema
+from lamina.server.tools import ToolPlan, ToolSpec
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
+
+
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    arguments: str | dict[str, Any] = "{}"
+
+
+class ToolCall(BaseModel):
+    """A call in an earlier assistant turn, as OpenAI clients send the history back."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: FunctionCall
 
 
 class ChatMessage(BaseModel):
@@ -25,6 +44,9 @@ class ChatMessage(BaseModel):
 
     role: str
     content: str
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -35,6 +57,8 @@ class ChatMessage(BaseModel):
         if "content" not in data and isinstance(data.get("message"), str):
             # Seed 003's own client sends {"role": "user", "message": "..."}.
             data = {**data, "content": data["message"]}
+        if "content" not in data and data.get("tool_calls"):
+            data = {**data, "content": ""}
         if "content" not in data:
             wrong = [k for k in ("message", "text", "msg") if k in data]
             if wrong:
@@ -43,8 +67,8 @@ class ChatMessage(BaseModel):
                                  "\"content\": \"...\"}")
             raise ValueError("'content' is missing: send {\"role\": \"user\", \"content\": \"...\"}")
         content = data["content"]
-        if content is None and data.get("role") == "assistant":
-            data = {**data, "content": ""}
+        if content is None and data.get("role") in ("assistant", "tool"):
+            data = {**data, "content": ""}  # an assistant turn that only called tools
         elif isinstance(content, list):  # OpenAI "content parts"; only text parts
             texts = []
             for part in content:
@@ -156,16 +180,84 @@ def check_max_tokens(field: str, value: int | None, cap: int) -> None:
                        param=field)
 
 
+class FunctionDef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolDef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class NamedFunction(BaseModel):
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+#: Arguments schema of a function declared without ``parameters``.
+NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+
+
 class ChatCompletionRequest(_Sampled):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = None
     response_format: ResponseFormat | None = None
-    tools: list[Any] | None = None
+    tools: list[ToolDef] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    functions: Any = None  # OpenAI's deprecated form: refused with a pointer to tools
+
+    def tool_plan(self) -> ToolPlan | None:
+        """The validated tool request, or None when no call can be made.
+
+        ``required`` and a named function need tools; every function's
+        ``parameters`` must be a valid JSON Schema (it becomes the grammar).
+        """
+        if self.functions is not None:
+            raise APIError(400, "'functions' is OpenAI's deprecated form of tool calling; send "
+                                "'tools': [{\"type\": \"function\", \"function\": {...}}].",
+                           param="functions")
+        choice = self.tool_choice
+        if not self.tools:
+            if choice not in (None, "none", "auto"):
+                raise APIError(400, "tool_choice asks for a tool call, but the request has no "
+                                    "'tools'.", param="tool_choice")
+            return None
+        names = [t.function.name for t in self.tools]
+        dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if dup is not None:
+            raise APIError(400, f"tools declares the function '{dup}' twice.",
+                           param=f"tools.{names.index(dup, names.index(dup) + 1)}.function.name")
+        specs = []
+        for i, t in enumerate(self.tools):
+            params = t.function.parameters if t.function.parameters is not None \
+                else NO_PARAMETERS
+            check_schema(params, f"tools.{i}.function.parameters")
+            specs.append(ToolSpec(t.function.name, params))
+        if choice == "none":
+            return None
+        mode = "auto" if choice in (None, "auto") else "required"
+        if isinstance(choice, NamedToolChoice):
+            if choice.function.name not in names:
+                raise APIError(400, f"tool_choice names the function '{choice.function.name}', "
+                                    f"which is not in tools ({', '.join(names)}).",
+                               param="tool_choice.function.name")
+            specs = [s for s in specs if s.name == choice.function.name]
+        tools = [t.model_dump(exclude_none=True) for t in self.tools]
+        return ToolPlan(tools, specs, mode)
 
     def sampling_overrides(self, max_tokens_cap: int) -> dict[str, Any]:
-        if self.tools:
-            raise APIError(400, "tools/function calling is not supported by lamina's server.",
-                           param="tools")
         check_max_tokens("max_completion_tokens", self.max_completion_tokens, max_tokens_cap)
         if self.max_tokens is None and self.max_completion_tokens is not None:
             self.max_tokens = self.max_completion_tokens
