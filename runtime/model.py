@@ -599,11 +599,14 @@ class Model:
         return self._run(tokens, p, grammar, tuple(p.stop) + self.template.stop, stream,
                          lstrip=True)
 
-    def chat_tokens(self, messages: list[dict[str, str]],
-                    template: ChatTemplate | None = None) -> list[int]:
-        """Prompt tokens for ``messages``: the template's text (which may render the
-        BOS/EOS markers itself) with the vocabulary's BOS rule applied."""
-        text = (template or self.template).render(messages, add_generation_prompt=True)
+    def chat_tokens(self, messages: list[dict[str, Any]],
+                    template: ChatTemplate | None = None,
+                    tools: Sequence[dict[str, Any]] | None = None) -> list[int]:
+        """Prompt tokens for ``messages`` (and the OpenAI-style ``tools`` the model may
+        call): the template's text (which may render the BOS/EOS markers itself)
+        with the vocabulary's BOS rule applied."""
+        text = (template or self.template).render(messages, add_generation_prompt=True,
+                                                  tools=tools)
         return self.tokenize(text)
 
     def session(self, system: str | None = None, template: str | None = None) -> ChatSession:

@@ -73,8 +73,9 @@ class SamplingParams:
 
         if number("temperature") < 0:
             raise bad("temperature", "must be >= 0 (0 = greedy)")
-        if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 0:
-            raise bad("top_k", "must be an integer >= 0 (0 = off)")
+        if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) \
+                or not 0 <= self.top_k < 2**31:
+            raise bad("top_k", "must be an integer in [0, 2^31) (0 = off)")
         if not 0 < number("top_p") <= 1:
             raise bad("top_p", "must be in (0, 1]")
         if not 0 <= number("min_p") <= 1:

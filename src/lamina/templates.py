@@ -9,7 +9,17 @@ drift apart.
 
 Rendering always happens in Jinja's ``ImmutableSandboxedEnvironment``: a GGUF
 downloaded from the internet carries its own template text, and that text must
-not be able to reach Python objects or run code.
+not be able to reach Python objects or run code. The environment offers what
+Hugging Face's renderer offers (``raise_exception``, a ``tojson`` that writes
+plain JSON, ``strftime_now``), which model files' templates rely on.
+
+Tool calls (OpenAI's ``tools``, assistant ``tool_calls``, ``role: tool``
+messages): a template that knows them in one of the two formats lamina reads
+back (:data:`TOOL_FORMATS`: Hermes/Qwen ``<tool_call>`` tags, Llama-3's bare
+JSON with ``parameters``) renders them itself, from the GGUF's own Jinja with
+``tools=``; every other template gets lamina's documented text format
+(:func:`tools_as_text`): the tool list in the system message, calls and
+results as ``<tool_call>``/``<tool_response>`` text in ordinary turns.
 
 A template may render the BOS/EOS markers itself (``bos_token``/``eos_token``,
 bound to the model's own token texts by ``Model.bind_template``); the prompt is
@@ -20,6 +30,7 @@ never doubles a BOS the text already starts with (``Model._add_specials``).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -116,13 +127,42 @@ class ChatTemplate:
     bos_token: str = BOS
     eos_token: str = EOS
 
-    def render(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        """The full prompt text for ``messages`` (roles system/user/assistant)."""
+    @property
+    def native_tool_format(self) -> ToolFormat | None:
+        """The tool-call format this template renders itself, or None (lamina's text format).
+
+        Recognised from the Jinja text: a template that takes ``tools`` and
+        writes ``<tool_call>`` tags (Qwen 2.5, Hermes, SmolLM3...) or Llama-3's
+        ``"parameters"`` JSON under ``<|start_header_id|>``.
+        """
+        if not re.search(r"\btools\b", self.jinja):
+            return None
+        if "<tool_call>" in self.jinja:
+            return TOOL_FORMATS["hermes"]
+        if "<|start_header_id|>" in self.jinja and "parameters" in self.jinja:
+            return TOOL_FORMATS["llama3"]
+        return None
+
+    @property
+    def tool_format(self) -> ToolFormat:
+        """How this model is asked to write a tool call (and how lamina reads it back)."""
+        return self.native_tool_format or TOOL_FORMATS["hermes"]
+
+    def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = True,
+               tools: Sequence[Mapping[str, Any]] | None = None) -> str:
+        """The full prompt text for ``messages`` (roles system/user/assistant/tool).
+
+        ``tools`` are OpenAI-style tool definitions (``{"type": "function",
+        "function": {"name", "description", "parameters"}}``) the model may call.
+        """
         _check_messages(messages)
+        if self.native_tool_format is None:
+            messages, tools = tools_as_text(messages, tools), None
         compiled = _compile(self.jinja)
         try:
             text = compiled.render(
-                messages=[{"role": m["role"], "content": m["content"]} for m in messages],
+                messages=[_for_template(m) for m in messages],
+                tools=list(tools) if tools else None,
                 add_generation_prompt=add_generation_prompt,
                 bos_token=self.bos_token,
                 eos_token=self.eos_token,
@@ -147,7 +187,7 @@ EXAMPLE_MESSAGES: list[dict[str, str]] = [
     {"role": "user", "content": "介绍一下北京"},
 ]
 
-_ROLES = ("system", "user", "assistant")
+_ROLES = ("system", "user", "assistant", "tool")
 
 
 def _check_messages(messages: Sequence[Any]) -> None:
@@ -160,16 +200,158 @@ def _check_messages(messages: Sequence[Any]) -> None:
             )
         if m["role"] not in _ROLES:
             raise TemplateError(
-                f"Message {i} has role '{m['role']}'.", hint="Use one of: system, user, assistant."
+                f"Message {i} has role '{m['role']}'.",
+                hint="Use one of: system, user, assistant, tool.",
             )
         if not isinstance(m["content"], str):
             raise TemplateError(f"Message {i} content must be text, got {type(m['content']).__name__}.")
         if m["role"] == "system" and i != 0:
             raise TemplateError("A system message may only come first in the conversation.")
+        calls = m.get("tool_calls")
+        if calls is not None and (m["role"] != "assistant" or not isinstance(calls, list) or not all(
+                isinstance(c, Mapping) and isinstance(c.get("function"), Mapping)
+                and isinstance(c["function"].get("name"), str) for c in calls)):
+            raise TemplateError(f"Message {i} has tool_calls that are not a list of "
+                                "{'function': {'name': ..., 'arguments': ...}} on an assistant turn.")
+
+
+@dataclass(frozen=True)
+class ToolFormat:
+    """How a model writes one tool call, so it can be asked for, constrained and read back.
+
+    A call is ``open + '{"name": "NAME", "ARGS_KEY": ARGUMENTS}' + close``.
+    ``trigger`` is the text that shows an answer has begun a call: anywhere in
+    the answer, or only at its very start when ``at_start``.
+    """
+
+    name: str
+    open: str
+    close: str
+    args_key: str
+    trigger: str
+    at_start: bool
+
+    def head(self, name: str) -> str:
+        """A call's text up to its arguments."""
+        return f'{self.open}{{"name": {json.dumps(name, ensure_ascii=False)}, "{self.args_key}": '
+
+    @property
+    def tail(self) -> str:
+        """A call's text after its arguments."""
+        return "}" + self.close
+
+    def call_text(self, name: str, arguments: str) -> str:
+        """One call as the model writes it (``arguments``: JSON text)."""
+        return self.head(name) + arguments + self.tail
+
+
+TOOL_FORMATS: dict[str, ToolFormat] = {
+    "hermes": ToolFormat("hermes", "<tool_call>\n", "\n</tool_call>", "arguments",
+                         trigger="<tool_call>", at_start=False),
+    "llama3": ToolFormat("llama3", "", "", "parameters", trigger="{", at_start=True),
+}
+
+#: lamina's text format for templates that do not know tools (documented in docs/serve.md).
+TOOLS_SYSTEM_PROMPT = (
+    "# Tools\n\nYou can call the functions below to help answer. Each one is described "
+    "by a JSON object (its name, what it does, and a JSON Schema of its arguments) "
+    "between <tools> and </tools>:\n<tools>\n{tools}\n</tools>\n\nTo call a function, "
+    "answer with only this, filling in the name and the arguments object:\n<tool_call>\n"
+    '{{"name": "<function name>", "arguments": {{<arguments>}}}}\n</tool_call>\n'
+    "The result comes back in a <tool_response> message; then answer the user."
+)
+
+
+def _arguments_value(arguments: Any) -> Any:
+    """OpenAI sends arguments as JSON text; templates want the JSON value (text kept
+    as it is when it does not parse)."""
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return arguments
+    return {} if arguments is None else arguments
+
+
+def _arguments_text(arguments: Any) -> str:
+    value = _arguments_value(arguments)
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def tools_as_text(messages: Sequence[Mapping[str, Any]],
+                  tools: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """The conversation with tools, calls and results written as plain turns.
+
+    For templates that know only system/user/assistant: the tool list joins
+    the system message (first, created if needed), an assistant turn's calls
+    become ``<tool_call>`` text after its content, and consecutive ``tool``
+    results become one user turn of ``<tool_response>`` blocks.
+    """
+    fmt = TOOL_FORMATS["hermes"]
+    out: list[dict[str, Any]] = []
+    if tools:
+        listing = "\n".join(json.dumps(t.get("function", t), ensure_ascii=False) for t in tools)
+        prompt = TOOLS_SYSTEM_PROMPT.format(tools=listing)
+        if messages and messages[0]["role"] == "system":
+            head, messages = messages[0]["content"], messages[1:]
+            prompt = f"{head}\n\n{prompt}" if head else prompt
+        out.append({"role": "system", "content": prompt})
+    for m in messages:
+        if m["role"] == "tool":
+            block = f"<tool_response>\n{m['content']}\n</tool_response>"
+            if out and out[-1].get("_tool_results"):
+                out[-1]["content"] += "\n" + block
+            else:
+                out.append({"role": "user", "content": block, "_tool_results": True})
+        elif m.get("tool_calls"):
+            calls = [fmt.call_text(c["function"]["name"],
+                                   _arguments_text(c["function"].get("arguments")))
+                     for c in m["tool_calls"]]
+            text = "\n".join(([m["content"]] if m["content"] else []) + calls)
+            out.append({"role": "assistant", "content": text})
+        else:
+            out.append({"role": m["role"], "content": m["content"]})
+    for m in out:
+        m.pop("_tool_results", None)
+    return out
+
+
+def _for_template(m: Mapping[str, Any]) -> dict[str, Any]:
+    """What a Jinja template sees of a message: Hugging Face's message shape.
+
+    ``tool_calls`` only when there are some (Llama-3's template tests for the
+    key), with ``arguments`` as the JSON value rather than text, as HF
+    templates expect; ``tool_call_id``/``name`` on tool results.
+    """
+    out: dict[str, Any] = {"role": m["role"], "content": m["content"]}
+    if m.get("tool_calls"):
+        out["tool_calls"] = [
+            {"id": c.get("id"), "type": "function",
+             "function": {"name": c["function"]["name"],
+                          "arguments": _arguments_value(c["function"].get("arguments"))}}
+            for c in m["tool_calls"]]
+    for key in ("tool_call_id", "name"):
+        if m.get(key) is not None:
+            out[key] = m[key]
+    return out
 
 
 def _raise_exception(message: str) -> None:
     raise TemplateError(f"The chat template refused the conversation: {message}")
+
+
+def _tojson(value: Any, indent: int | None = None, separators: Any = None,
+            sort_keys: bool = False, ensure_ascii: bool = False) -> str:
+    """Hugging Face's ``tojson``: plain JSON (Jinja's own escapes <, > and & for HTML)."""
+    return json.dumps(value, indent=indent, separators=separators, sort_keys=sort_keys,
+                      ensure_ascii=ensure_ascii)
+
+
+def _strftime_now(fmt: str) -> str:
+    """Today's date for templates that print it (Llama-3's), as HF's renderer offers."""
+    import datetime
+
+    return datetime.datetime.now().strftime(str(fmt))
 
 
 @lru_cache(maxsize=32)
@@ -180,6 +362,8 @@ def _compile(source: str) -> Any:
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = _strftime_now
+    env.filters["tojson"] = _tojson
     try:
         return env.from_string(source)
     except TemplateSyntaxError as exc:

@@ -23,7 +23,7 @@ def test_replace_validates_and_greedy_is_argmax():
     with pytest.raises(InputError, match="temprature"):
         p.replace(temprature=1)
     for bad in ({"temperature": -1}, {"top_p": 0}, {"max_tokens": 0}, {"top_k": -2},
-                {"seed": -5}, {"stop": ("",)}, {"min_p": float("nan")}):
+                {"top_k": 2**31}, {"seed": -5}, {"stop": ("",)}, {"min_p": float("nan")}):
         with pytest.raises(InputError):
             SamplingParams(**bad)
 

@@ -24,6 +24,7 @@ from tests.server.conftest import (
     start_server,
     stop_server,
 )
+from tests.server.test_metrics import scrape
 
 LONG = [{"role": "user", "content": "Tell me a long story."}]
 
@@ -111,6 +112,11 @@ def test_past_the_queue_requests_get_429_with_retry_after(tight_server):
         h = srv.health()
         assert h["requests"]["rejected"] >= 1
         assert (h["slots"]["busy"], h["slots"]["waiting"]) == (1, 1)  # nothing moved meanwhile
+        with httpx.Client(timeout=30) as http:
+            m = scrape(srv, http)
+        assert m[("lamina_queue_length", ())] == 1 and m[("lamina_slots_busy", ())] == 1
+        assert m[("lamina_rejected_requests_total", ())] >= 1
+        assert m[("lamina_requests_total", (("route", "/v1/completions"), ("status", "429")))] >= 1
         holder.close()  # the queued request gets the slot and completes
         t.join(60)
     assert queued["status"] == 200, queued

@@ -113,7 +113,7 @@ def test_content_parts_and_developer_role_are_accepted():
     req = ChatCompletionRequest(messages=[
         {"role": "developer", "content": "be brief"},
         {"role": "user", "content": [{"type": "text", "text": "你"}, {"type": "text", "text": "好"}]}])
-    assert [m.model_dump() for m in req.messages] == [
+    assert [m.model_dump(exclude_none=True) for m in req.messages] == [
         {"role": "system", "content": "be brief"}, {"role": "user", "content": "你好"}]
 
 
@@ -189,3 +189,49 @@ def test_answer_shapes_are_openais():
     assert text.usage(use) == {**head, "choices": [], "usage": use}
     assert text.whole("杭州", "length", use)["choices"] == [
         {"index": 0, "text": "杭州", "logprobs": None, "finish_reason": "length"}]
+
+
+def test_body_check_names_the_field_with_a_lone_surrogate_or_bad_bytes():
+    import json
+
+    from lamina.server.bodycheck import check_body, lone_surrogate_path
+
+    assert lone_surrogate_path({"messages": [{"role": "user", "content": "ok"},
+                                             {"role": "user", "content": "a\ud800b"}]}) \
+        == "messages.1.content"
+    assert lone_surrogate_path({"x": {"\udc00": 1}}) == "x.\\udc00"
+    assert lone_surrogate_path({"emoji": "\U0001f600", "zh": "杭州"}) is None
+    deep: object = "\udfff"
+    for _ in range(5000):  # deeper than any recursive walk could go
+        deep = [deep]
+    assert lone_surrogate_path(deep) == ".".join(["0"] * 5000)
+    # a surrogate pair written as two escapes is one valid character
+    assert check_body(json.dumps({"prompt": "\U0001f600"}).encode()) is None
+    assert check_body(b'{"prompt": "\\\\ud800 is how you write it"}') is None
+    err = check_body(json.dumps({"input": ["ok", "\ud800"]}).encode())
+    assert (err.status, err.param, err.code) == (400, "input.1", "invalid_unicode")
+    err = check_body(b'{"messages": [{"role": "user", "content": "\xff\xfe"}]}')
+    assert (err.status, err.param) == (400, "messages.0.content")
+    assert "UTF-8" in err.message and "0xff" in err.message
+
+
+def test_a_bug_in_a_route_answers_500_json_without_raising():
+    import json
+
+    from lamina.server.errors import CatchAll
+
+    async def broken(scope, receive, send):
+        raise RuntimeError("boom")
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    asyncio.run(CatchAll(broken)({"type": "http", "path": "/x"}, receive, send))
+    assert sent[0]["status"] == 500
+    body = json.loads(sent[1]["body"])
+    assert body["error"]["type"] == "server_error" and "RuntimeError" in body["error"]["message"]

@@ -34,6 +34,12 @@ from lamina.server.config import DEFAULT_PORT
               show_default=True, help="Largest request body in bytes (413 beyond).")
 @click.option("--name", "model_name", default=None,
               help="Model id clients use (default: the model's general.name).")
+@click.option("--strict-model", is_flag=True,
+              help="Answer 404 to requests naming another model (default: any name is "
+                   "served by this model, as most OpenAI clients send a default name).")
+@click.option("--completions-template", is_flag=True,
+              help="Send /v1/completions prompts through the chat template (a request's "
+                   "use_chat_template field overrides this).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="warning", show_default=True, help="uvicorn's access/error log level.")
 @template_option
@@ -42,7 +48,8 @@ from lamina.server.config import DEFAULT_PORT
 @ctx_option
 @gpu_layers_option
 def serve(model: Path, host: str, port: int, api_key: str | None, parallel: int, queue: int,
-          max_tokens: int, max_body: int, model_name: str | None, log_level: str,
+          max_tokens: int, max_body: int, model_name: str | None, strict_model: bool,
+          completions_template: bool, log_level: str,
           template: str | None, lora: tuple[str, ...], n_threads: int | None,
           n_ctx: int | None, n_gpu_layers: int) -> None:
     """Serve MODEL (a GGUF) with an OpenAI-compatible API (chat, completions, embeddings,
@@ -52,7 +59,8 @@ def serve(model: Path, host: str, port: int, api_key: str | None, parallel: int,
 
     config = ServerConfig(host=host, port=port, api_key=ServerConfig.resolve_api_key(api_key),
                           parallel=parallel, queue=queue, max_tokens_cap=max_tokens,
-                          max_body_bytes=max_body, model_name=model_name)
+                          max_body_bytes=max_body, model_name=model_name,
+                          strict_model=strict_model, completions_template=completions_template)
     run_server(model, config, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers,
                lora=lora, template=template, log_level=log_level, notify=notify)
 

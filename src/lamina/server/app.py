@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lamina.server.backend import Backend, make_backend
+from lamina.server.bodycheck import check_body
 from lamina.server.config import ServerConfig
-from lamina.server.errors import APIError, error_body, install_error_handlers
+from lamina.server.errors import APIError, CatchAll, error_body, install_error_handlers
 from lamina.server.slots import SlotPool
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI
 
     from lamina.runtime.model import Model
+    from lamina.server.metrics import Metrics
 
 log = logging.getLogger("lamina.server")
 
@@ -42,13 +44,22 @@ class ServerState:
     backend: Backend
     name: str
     aliases: frozenset[str]
+    metrics: Metrics
     started: int = field(default_factory=lambda: int(time.time()))
     #: Set on Ctrl-C/SIGTERM: open streams end at their next piece so the
     #: server stops within uvicorn's graceful-shutdown time.
     closing: bool = False
 
-    def check_model(self, requested: str | None) -> None:
-        """404 for a model name this server does not serve (empty/None means ours)."""
+    def check_model(self, requested: str | None, lookup: bool = False) -> None:
+        """404 for a model name this server does not serve (empty/None means ours).
+
+        With one model served, a request naming any model is answered by it
+        (OpenAI clients send a default name such as "gpt-3.5-turbo"), unless
+        ``--strict-model``; ``lookup`` (GET /v1/models/{id}) always checks,
+        since there the name is the question.
+        """
+        if not (lookup or self.config.strict_model):
+            return
         if requested and requested not in self.aliases:
             raise APIError(404, f"The model '{requested}' does not exist on this server; it "
                                 f"serves '{self.name}' (see GET /v1/models).",
@@ -62,12 +73,13 @@ def _aliases(model: Model, name: str) -> frozenset[str]:
 
 
 class GuardMiddleware:
-    """Pure ASGI middleware: API key check and request-body size cap.
+    """Pure ASGI middleware: API key check, request-body size cap, body text check.
 
     Pure ASGI (not BaseHTTPMiddleware) so streamed responses and client
     disconnects pass through untouched. The body is read here, up to the cap,
     and replayed to the app, so an oversized or endless body is refused with
-    413 before any route parses it.
+    413, and one that is not UTF-8 or holds lone surrogates with 400
+    (``bodycheck``), before any route parses it.
     """
 
     def __init__(self, app: Any, api_key: str | None, max_body: int) -> None:
@@ -76,8 +88,9 @@ class GuardMiddleware:
         self.max_body = max_body
 
     async def _reply(self, send: Any, status: int, message: str, code: str,
-                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        body = json.dumps(error_body(status, message, code=code)).encode()
+                     headers: list[tuple[bytes, bytes]] | None = None,
+                     param: str | None = None) -> None:
+        body = json.dumps(error_body(status, message, param=param, code=code)).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()), *(headers or [])]})
@@ -129,6 +142,11 @@ class GuardMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+        bad_text = check_body(b"".join(chunks))
+        if bad_text is not None:
+            await self._reply(send, bad_text.status, bad_text.message, bad_text.code or "",
+                              param=bad_text.param)
+            return
         replayed = False
 
         async def replay() -> dict[str, Any]:
@@ -146,8 +164,10 @@ def create_app(model: Model, config: ServerConfig | None = None) -> FastAPI:
     from lamina.errors import require
 
     require("fastapi", "serve")
+    require("prometheus_client", "serve")
     from fastapi import FastAPI
 
+    from lamina.server.metrics import Metrics, MetricsMiddleware
     from lamina.server.routes import router
 
     config = config or ServerConfig()
@@ -165,9 +185,12 @@ def create_app(model: Model, config: ServerConfig | None = None) -> FastAPI:
 
     app = FastAPI(title="lamina", summary="OpenAI-compatible API for a local GGUF model",
                   docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    metrics = Metrics(slots)
     app.state.lamina = ServerState(model=model, config=config, slots=slots, backend=backend,
-                                   name=name, aliases=_aliases(model, name))
+                                   name=name, aliases=_aliases(model, name), metrics=metrics)
     install_error_handlers(app)
     app.include_router(router)
     app.add_middleware(GuardMiddleware, api_key=config.api_key, max_body=config.max_body_bytes)
+    app.add_middleware(CatchAll)  # a bug answers 500 and keeps the connection
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts every answer
     return app

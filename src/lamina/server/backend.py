@@ -43,6 +43,11 @@ class Backend:
                  overrides: dict[str, Any]) -> Iterator[str]:
         return self.model.generate(prompt, stream=True, grammar=grammar, **overrides)
 
+    def tokens(self, tokens: Sequence[int], grammar: str | None,
+               overrides: dict[str, Any]) -> Iterator[str]:
+        """Continue prompt token ids as they are (tool calls build their own prompts)."""
+        return self.model.generate(list(tokens), stream=True, grammar=grammar, **overrides)
+
     def usage(self, _it: Iterator[str]) -> Usage:
         """Counts of the generation ``_it`` just finished (read on the same slot thread)."""
         s = self.model.last_stats
@@ -81,6 +86,10 @@ class EngineBackend(Backend):
                  overrides: dict[str, Any]) -> Iterator[str]:
         return self._stream(self.model.tokenize(prompt), grammar,
                             overrides)
+
+    def tokens(self, tokens: Sequence[int], grammar: str | None,
+               overrides: dict[str, Any]) -> Iterator[str]:
+        return self._stream(tokens, grammar, overrides)
 
     def usage(self, it: Iterator[str]) -> Usage:
         req = it.request if isinstance(it, _EngineStream) else None

@@ -19,6 +19,10 @@ class ServerConfig:
 
     ``parallel`` is the number of slots (requests generating at the same time);
     ``queue`` is how many more may wait for a slot before the server answers 429.
+    ``strict_model`` refuses requests naming another model (404) instead of
+    serving them with the one model there is, as llama-server does;
+    ``completions_template`` sends /v1/completions prompts through the chat
+    template unless a request says otherwise (seed 003's server did that).
     """
 
     host: str = "127.0.0.1"
@@ -29,6 +33,8 @@ class ServerConfig:
     max_body_bytes: int = 2 * 1024 * 1024
     max_tokens_cap: int = 4096
     model_name: str | None = None
+    strict_model: bool = False
+    completions_template: bool = False
 
     def __post_init__(self) -> None:
         if self.parallel < 1:

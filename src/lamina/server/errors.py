@@ -8,6 +8,7 @@ never reaches the client (it is logged on the server instead).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from typing import Any
@@ -104,44 +105,99 @@ def validation_message(errors: list[dict[str, Any]]) -> tuple[int, str, str | No
     return 422, "Invalid request: " + "; ".join(lines) + more, param
 
 
+def error_json(content: dict[str, Any]) -> bytes:
+    """An error body as bytes; text that UTF-8 cannot hold is sent as JSON escapes.
+
+    An error message may quote what the client sent, and nothing the client
+    sends may turn the error answer itself into a crash.
+    """
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "backslashreplace")
+
+
+#: FastAPI's message when the body is not parseable at all (too deep, not JSON text).
+_PARSE_FAILED = "There was an error parsing the body"
+
+
+class CatchAll:
+    """Pure ASGI middleware: a bug in a route answers 500 and the connection lives on.
+
+    Starlette's own last-resort handler re-raises after answering, and uvicorn
+    then drops the connection, so a client's keep-alive connection (and every
+    request queued on it) would be reset by one failing request. Here the
+    exception is logged with its traceback and answered as OpenAI-style JSON;
+    if the response had already started (a stream), it is re-raised as before.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                raise
+            log.exception("internal error while serving a request")
+            body = error_json(error_body(
+                500, f"Internal server error ({type(exc).__name__}). This is a bug in lamina; "
+                     "the server log has details."))
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+
 def install_error_handlers(app: Any) -> None:
     """Register handlers so every error leaves the server as OpenAI-style JSON."""
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
+    class ErrorResponse(JSONResponse):
+        def render(self, content: Any) -> bytes:
+            return error_json(content)
+
     async def api_error(_request: Any, exc: APIError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        return ErrorResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     async def lamina_error(_request: Any, exc: LaminaError) -> JSONResponse:
         err = from_lamina_error(exc)
-        return JSONResponse(err.body(), status_code=err.status)
+        return ErrorResponse(err.body(), status_code=err.status)
 
     async def invalid(_request: Any, exc: RequestValidationError) -> JSONResponse:
         status, message, param = validation_message(list(exc.errors()))
-        return JSONResponse(error_body(status, message, param=param, code="invalid_value"),
-                            status_code=status)
+        return ErrorResponse(error_body(status, message, param=param, code="invalid_value"),
+                             status_code=status)
 
     async def http_error(_request: Any, exc: StarletteHTTPException) -> JSONResponse:
         message = {404: "Unknown URL. lamina serves /v1/models, /v1/completions, "
-                        "/v1/chat/completions, /v1/embeddings, /v1/extract and /health.",
+                        "/v1/chat/completions, /v1/embeddings, /v1/extract, /metrics and "
+                        "/health.",
                    405: "Method not allowed for this URL."}.get(exc.status_code, str(exc.detail))
-        return JSONResponse(error_body(exc.status_code, message), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        if exc.status_code == 400 and exc.detail == _PARSE_FAILED:
+            message = ("The request body could not be parsed: send one JSON object (nested "
+                       "less than about 900 levels deep) with Content-Type: application/json.")
+        return ErrorResponse(error_body(exc.status_code, message), status_code=exc.status_code,
+                             headers=getattr(exc, "headers", None))
 
     async def gone(_request: Any, _exc: ClientGone) -> JSONResponse:
         # Nobody reads this; nginx's 499 keeps access logs honest.
-        return JSONResponse(error_body(499, "Client closed the request."), status_code=499)
-
-    async def crash(_request: Any, exc: Exception) -> JSONResponse:
-        log.exception("internal error while serving a request")
-        return JSONResponse(error_body(500, f"Internal server error ({type(exc).__name__}). "
-                                            "This is a bug in lamina; the server log has details."),
-                            status_code=500)
+        return ErrorResponse(error_body(499, "Client closed the request."), status_code=499)
 
     app.add_exception_handler(APIError, api_error)
     app.add_exception_handler(LaminaError, lamina_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(ClientGone, gone)
-    app.add_exception_handler(Exception, crash)

@@ -22,6 +22,38 @@ def _schema_grammar(schema_json: str) -> str:
     return json_schema_to_gbnf(schema_json)
 
 
+def check_schema(schema: Any, param: str) -> None:
+    """A 400 naming ``param`` unless ``schema`` is a valid JSON Schema (its own metaschema).
+
+    The converter turns unknown keywords or types into something rather than
+    failing, so without this a typo would silently constrain nothing.
+    """
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
+    if not isinstance(schema, dict):
+        raise APIError(400, f"{param} must be a JSON Schema object, got "
+                            f"{type(schema).__name__}.", param=param)
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path) or "(top level)"
+        raise APIError(400, f"{param} is not a valid JSON Schema: at {where}: "
+                            f"{exc.message:.300}", param=param) from exc
+    except RecursionError as exc:
+        raise APIError(400, f"{param} is nested too deeply to check.", param=param) from exc
+
+
+def schema_grammar(schema: Any, param: str) -> str:
+    """The GBNF text allowing exactly the JSON values ``schema`` accepts; 400 if it can't."""
+    check_schema(schema, param)
+    try:
+        return _schema_grammar(json.dumps(schema, sort_keys=True, ensure_ascii=False))
+    except Exception as exc:  # the converter raises plain exceptions on bad schemas
+        raise APIError(400, f"{param} could not be turned into a grammar: "
+                            f"{type(exc).__name__}: {exc}", param=param) from exc
+
+
 def grammar_for(response_format: dict[str, Any] | None) -> str | None:
     """The GBNF text for an OpenAI ``response_format``, or None for plain text."""
     if not response_format:
@@ -41,11 +73,6 @@ def grammar_for(response_format: dict[str, Any] | None) -> str | None:
                                 "object, e.g. {\"type\": \"json_schema\", \"json_schema\": "
                                 "{\"name\": \"x\", \"schema\": {\"type\": \"object\", ...}}}.",
                            param="response_format.json_schema.schema")
-        try:
-            return _schema_grammar(json.dumps(schema, sort_keys=True, ensure_ascii=False))
-        except Exception as exc:  # the converter raises plain exceptions on bad schemas
-            raise APIError(400, f"response_format.json_schema.schema could not be turned into a "
-                                f"grammar: {type(exc).__name__}: {exc}",
-                           param="response_format.json_schema.schema") from exc
+        return schema_grammar(schema, "response_format.json_schema.schema")
     raise APIError(400, f"response_format.type {kind!r} is not supported; use 'text', "
                         "'json_object' or 'json_schema'.", param="response_format.type")

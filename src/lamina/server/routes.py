@@ -1,4 +1,4 @@
-"""The HTTP routes: OpenAI's /v1 endpoints, lamina's /v1/extract, /health.
+"""The HTTP routes: OpenAI's /v1 endpoints, lamina's /v1/extract, /health, /metrics.
 
 Each route validates and maps the request first (so a bad request never
 waits in the queue), then takes a slot and runs the model on the slot's
@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from lamina.errors import LaminaError
 from lamina.ie.api import extract as ie_extract
+from lamina.ie.tasks import get_task
 from lamina.runtime.sampling import SamplingParams
 from lamina.server import shapes
 from lamina.server.app import ServerState
@@ -30,8 +32,10 @@ from lamina.server.schemas import (
     CompletionRequest,
     EmbeddingRequest,
     ExtractRequest,
+    check_max_tokens,
 )
 from lamina.server.slots import PieceStream
+from lamina.server.tools import ToolRun
 
 log = logging.getLogger("lamina.server")
 router = APIRouter()
@@ -67,6 +71,7 @@ class _Run:
         self.stream = stream
         self.first = first
         self.completed = False
+        self.counted = False  # tokens added to the metrics
 
     async def release(self) -> None:
         """Stop the generation if it still runs, give the slot back (idempotent)."""
@@ -74,6 +79,10 @@ class _Run:
             self.completed = True  # count a cancelled run once
             self.state.slots.cancelled += 1
         await self.stack.aclose()
+        if not self.counted and self.stream.result is not None:
+            self.counted = True
+            use = self.stream.result
+            self.state.metrics.count_usage(use.prompt_tokens, use.completion_tokens)
 
     def usage(self) -> dict[str, int]:
         use = self.stream.result or Usage()
@@ -83,25 +92,36 @@ class _Run:
         return shapes.finish_reason((self.stream.result or Usage()).finish_reason)
 
 
-async def _start(request: Request, make_iter: Callable[[], Iterator[str]]) -> _Run:
-    """Wait for a slot, then evaluate the prompt and get the first pieces."""
+async def _start(request: Request, make_iter: Callable[[], Iterator[str]],
+                 prompt_param: str, finish: Callable[[Any], Usage] | None = None) -> _Run:
+    """Wait for a slot, then evaluate the prompt and get the first pieces.
+
+    A library error before the first piece is about the prompt (sampling values
+    were checked before queueing): its 400 names ``prompt_param``.
+    """
     state = _state(request)
+    arrived = time.perf_counter()
     stack = contextlib.AsyncExitStack()
     try:
         slot = await stack.enter_async_context(state.slots.slot(request.is_disconnected))
-        stream = PieceStream(slot, make_iter, finish=state.backend.usage)
+        stream = PieceStream(slot, make_iter, finish=finish or state.backend.usage,
+                             on_gap=state.metrics.itl.observe)
         stack.push_async_callback(stream.aclose)
-        first = await stream.next_pieces()
+        try:
+            first = await stream.next_pieces()
+        except LaminaError as exc:
+            err = from_lamina_error(exc)
+            err.param = err.param or prompt_param
+            raise err from exc
+        state.metrics.first_piece(arrived)
     except BaseException:
         await stack.aclose()
         raise
     return _Run(state, stack, stream, first)
 
 
-async def _collect(request: Request, make_iter: Callable[[], Iterator[str]]
-                   ) -> tuple[str, _Run]:
-    """Run a whole generation; stop early if the client disconnects."""
-    run = await _start(request, make_iter)
+async def _collect(request: Request, run: _Run) -> list[str]:
+    """The rest of a generation's pieces; stop early if the client disconnects."""
     try:
         parts = list(run.first)
         while not run.stream.finished:
@@ -110,17 +130,16 @@ async def _collect(request: Request, make_iter: Callable[[], Iterator[str]]
             parts.extend(await run.stream.next_pieces())
     finally:
         await run.release()
-    return "".join(parts), run
+    return parts
 
 
-def _stream_response(request: Request, run: _Run, encode: Callable[[str], dict[str, Any]],
-                     head: list[dict[str, Any]], tail: Callable[[], list[dict[str, Any]]]
-                     ) -> SlotStreamingResponse:
+def _stream_response(request: Request, run: _Run, answer: shapes.Answer,
+                     tail: Callable[[], list[dict[str, Any]]]) -> SlotStreamingResponse:
     async def body() -> AsyncIterator[bytes]:
-        for event in head:
+        for event in answer.head():
             yield shapes.sse(event)
-        if run.first:
-            yield shapes.sse(encode("".join(run.first)))
+        for event in answer.chunks(run.first):
+            yield shapes.sse(event)
         while not run.stream.finished:
             if await request.is_disconnected():
                 return  # release() stops the generation and counts it
@@ -139,8 +158,8 @@ def _stream_response(request: Request, run: _Run, encode: Callable[[str], dict[s
                     yield shapes.sse(shapes.error_event(500, f"Internal server error "
                                                              f"({type(exc).__name__})."))
                 return
-            if pieces:
-                yield shapes.sse(encode("".join(pieces)))
+            for event in answer.chunks(pieces):
+                yield shapes.sse(event)
         await run.release()  # free the slot before the client reads the tail
         for event in tail():
             yield shapes.sse(event)
@@ -149,24 +168,24 @@ def _stream_response(request: Request, run: _Run, encode: Callable[[str], dict[s
     return SlotStreamingResponse(body(), cleanup=run.release)
 
 
-async def _answer(request: Request, shape: type[shapes.Answer],
-                  make_iter: Callable[[], Iterator[str]], stream: bool, include_usage: bool
+async def _answer(request: Request, make_answer: Callable[[], shapes.Answer],
+                  make_iter: Callable[[], Iterator[str]], stream: bool, include_usage: bool,
+                  prompt_param: str, finish: Callable[[Any], Usage] | None = None
                   ) -> JSONResponse | StreamingResponse:
     """Run a chat or text completion and answer whole or as a stream."""
-    name = _state(request).name
+    run = await _start(request, make_iter, prompt_param, finish)
+    answer = make_answer()  # created: when the slot was taken and generation began
     if not stream:
-        text, run = await _collect(request, make_iter)
-        return JSONResponse(shape(name).whole(text, run.finish_reason(), run.usage()))
-    run = await _start(request, make_iter)
-    answer = shape(name)  # created: when the slot was taken and generation began
+        pieces = await _collect(request, run)
+        return JSONResponse(answer.whole(pieces, run.finish_reason(), run.usage()))
 
     def tail() -> list[dict[str, Any]]:
-        events = [answer.last(run.finish_reason())]
+        events = answer.closing(run.finish_reason())
         if include_usage:
             events.append(answer.usage(run.usage()))
         return events
 
-    return _stream_response(request, run, answer.piece, answer.head(), tail)
+    return _stream_response(request, run, answer, tail)
 
 
 @router.get("/health")
@@ -180,6 +199,14 @@ async def health(request: Request) -> dict[str, Any]:
                          "rejected": pool.rejected}}
 
 
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus text format (see lamina.server.metrics for what is counted)."""
+    from lamina.server.metrics import CONTENT_TYPE_LATEST
+
+    return Response(_state(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
 @router.get("/v1/models")
 async def list_models(request: Request) -> dict[str, Any]:
     state = _state(request)
@@ -189,7 +216,7 @@ async def list_models(request: Request) -> dict[str, Any]:
 @router.get("/v1/models/{model_id:path}")
 async def get_model(model_id: str, request: Request) -> dict[str, Any]:
     state = _state(request)
-    state.check_model(model_id)
+    state.check_model(model_id, lookup=True)
     return _card(state)
 
 
@@ -207,13 +234,31 @@ async def chat_completions(body: ChatCompletionRequest, request: Request
     state.check_model(body.model)
     overrides = body.sampling_overrides(state.config.max_tokens_cap)
     grammar = grammar_for(body.response_format.model_dump() if body.response_format else None)
-    messages = [m.model_dump() for m in body.messages]
-
-    def make_iter() -> Iterator[str]:
-        return state.backend.chat(messages, grammar, overrides)
-
+    plan = body.tool_plan()
+    messages = [m.model_dump(exclude_none=True) for m in body.messages]
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return await _answer(request, shapes.ChatAnswer, make_iter, body.stream, include_usage)
+    if plan is None:
+        def make_iter() -> Iterator[str]:
+            return state.backend.chat(messages, grammar, overrides)
+
+        return await _answer(request, lambda: shapes.ChatAnswer(state.name), make_iter,
+                             body.stream, include_usage, "messages")
+    if grammar is not None:
+        raise APIError(400, "response_format and tools cannot be combined: the tool call's "
+                            "arguments are already constrained by its schema.",
+                       param="response_format")
+    model = state.model
+    fmt = model.template.tool_format
+
+    def make_tool_run() -> ToolRun:
+        prompt = model.chat_tokens(messages, tools=plan.tools)
+        return ToolRun(state.backend, prompt, plan, fmt, overrides,
+                       tuple(overrides.get("stop", ())) + tuple(model.template.stop),
+                       lambda text: model.tokenize(text, add_bos=False))
+
+    return await _answer(request, lambda: shapes.ToolChatAnswer(state.name, fmt),
+                         make_tool_run, body.stream, include_usage, "messages",
+                         finish=lambda run: run.usage)
 
 
 @router.post("/v1/completions", response_model=None)
@@ -223,12 +268,17 @@ async def completions(body: CompletionRequest, request: Request
     state.check_model(body.model)
     overrides = body.sampling_overrides(state.config.max_tokens_cap)
     prompt = body.prompt_text()
+    templated = body.use_chat_template if body.use_chat_template is not None \
+        else state.config.completions_template
 
     def make_iter() -> Iterator[str]:
+        if templated:
+            return state.backend.chat([{"role": "user", "content": prompt}], None, overrides)
         return state.backend.complete(prompt, None, overrides)
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return await _answer(request, shapes.TextAnswer, make_iter, body.stream, include_usage)
+    return await _answer(request, lambda: shapes.TextAnswer(state.name), make_iter,
+                         body.stream, include_usage, "prompt")
 
 
 @router.post("/v1/embeddings")
@@ -259,14 +309,16 @@ async def extract(body: ExtractRequest, request: Request) -> dict[str, Any]:
     """lamina's information extraction (IEPile/OneKE instructions) as one call."""
     state = _state(request)
     state.check_model(body.model)
+    try:
+        get_task(body.task)
+    except LaminaError as exc:
+        raise APIError(400, f"{exc.message} {exc.hint or ''}".strip(), param="task") from exc
     kwargs: dict[str, Any] = {"task": body.task, "schema": body.schema_, "lang": body.lang,
                               "use_grammar": body.use_grammar}
     if body.split_num is not None:
         kwargs["split_num"] = body.split_num
     if body.max_tokens is not None:
-        if not 1 <= body.max_tokens <= state.config.max_tokens_cap:
-            raise APIError(400, f"max_tokens must be between 1 and {state.config.max_tokens_cap}.",
-                           param="max_tokens")
+        check_max_tokens("max_tokens", body.max_tokens, state.config.max_tokens_cap)
         kwargs["params"] = SamplingParams.greedy(max_tokens=body.max_tokens)
 
     async with state.slots.slot(request.is_disconnected) as slot:

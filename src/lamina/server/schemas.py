@@ -1,9 +1,9 @@
 """Request bodies in OpenAI's shapes, and their mapping onto ``SamplingParams``.
 
 Fields OpenAI clients send routinely but that do not change an answer
-(``user``, ``metadata``...) are accepted; fields that would
-silently change the meaning of an answer (``n`` > 1, ``logprobs``, ``tools``,
-token-id prompts) are refused with a 400 that names them. Sampler settings are
+(``user``, ``metadata``...) are accepted; fields that would silently change the
+meaning of an answer (``n`` > 1, ``logprobs``, token-id prompts, the deprecated
+``functions``) are refused with a 400 that names them. Sampler settings are
 turned into the one ``SamplingParams`` type; nothing here defines another.
 """
 
@@ -16,8 +16,27 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lamina.errors import LaminaError
 from lamina.runtime.sampling import SamplingParams
 from lamina.server.errors import APIError
+from lamina.server.grammar import check_schema
+from lamina.server.tools import ToolPlan, ToolSpec
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
+
+
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    arguments: str | dict[str, Any] = "{}"
+
+
+class ToolCall(BaseModel):
+    """A call in an earlier assistant turn, as OpenAI clients send the history back."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: FunctionCall
 
 
 class ChatMessage(BaseModel):
@@ -25,6 +44,9 @@ class ChatMessage(BaseModel):
 
     role: str
     content: str
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -32,6 +54,11 @@ class ChatMessage(BaseModel):
         if not isinstance(data, dict):
             raise ValueError("each message must be an object like "
                              '{"role": "user", "content": "..."}')
+        if "content" not in data and isinstance(data.get("message"), str):
+            # Seed 003's own client sends {"role": "user", "message": "..."}.
+            data = {**data, "content": data["message"]}
+        if "content" not in data and data.get("tool_calls"):
+            data = {**data, "content": ""}
         if "content" not in data:
             wrong = [k for k in ("message", "text", "msg") if k in data]
             if wrong:
@@ -40,8 +67,8 @@ class ChatMessage(BaseModel):
                                  "\"content\": \"...\"}")
             raise ValueError("'content' is missing: send {\"role\": \"user\", \"content\": \"...\"}")
         content = data["content"]
-        if content is None and data.get("role") == "assistant":
-            data = {**data, "content": ""}
+        if content is None and data.get("role") in ("assistant", "tool"):
+            data = {**data, "content": ""}  # an assistant turn that only called tools
         elif isinstance(content, list):  # OpenAI "content parts"; only text parts
             texts = []
             for part in content:
@@ -91,8 +118,9 @@ class _Sampled(BaseModel):
     stop: str | list[str] | None = None
     n: int | None = 1
     logprobs: Any = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
+    # Accepted for OpenAI clients (which send 0), not applied; OpenAI's range is checked.
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     # lamina/llama.cpp extensions (seed 003 sends repetition_penalty)
     top_k: int | None = None
     min_p: float | None = None
@@ -115,38 +143,123 @@ class _Sampled(BaseModel):
         defaults (the chat template's sampling defaults) apply to the rest.
         """
         self.refuse_unsupported()
-        if self.max_tokens is not None and self.max_tokens > max_tokens_cap:
-            raise APIError(400, f"max_tokens={self.max_tokens} is more than this server allows "
-                                f"({max_tokens_cap}). Ask for fewer tokens, or start the server "
-                                "with a larger --max-tokens.", param="max_tokens")
-        penalty = self.repeat_penalty if self.repeat_penalty is not None \
-            else self.repetition_penalty
-        fields = {"max_tokens": self.max_tokens, "temperature": self.temperature,
-                  "top_p": self.top_p, "seed": self.seed, "top_k": self.top_k,
-                  "min_p": self.min_p, "repeat_penalty": penalty,
-                  "presence_penalty": self.presence_penalty,
-                  "frequency_penalty": self.frequency_penalty}
-        overrides: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+        check_max_tokens("max_tokens", self.max_tokens, max_tokens_cap)
+        penalty_field = "repeat_penalty" if self.repeat_penalty is not None \
+            else "repetition_penalty"
+        # request field -> SamplingParams field, for the ones the client sent
+        sent = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
+                "seed": "seed", "top_k": "top_k", "min_p": "min_p",
+                penalty_field: "repeat_penalty", "presence_penalty": "presence_penalty",
+                "frequency_penalty": "frequency_penalty"}
+        overrides: dict[str, Any] = {}
+        named: dict[str, str] = {}
+        for field, target in sent.items():
+            value = getattr(self, field)
+            if value is not None:
+                overrides[target] = value
+                named[target] = field
         if self.stop:
             overrides["stop"] = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+            named["stop"] = "stop"
         try:
             SamplingParams().replace(**overrides)  # validate now, before any work starts
         except LaminaError as exc:
-            param = next((k for k in overrides if f" {k}=" in f" {exc.message}"), None)
-            raise APIError(400, exc.message, param=param) from exc
+            target = next((k for k in overrides if f" {k}=" in f" {exc.message}"), None)
+            raise APIError(400, exc.message, param=named.get(target or "")) from exc
         return overrides
+
+
+def check_max_tokens(field: str, value: int | None, cap: int) -> None:
+    """A token budget between 1 and the server's ``--max-tokens``, named if not."""
+    if value is None:
+        return
+    if value < 1:
+        raise APIError(400, f"{field}={value} must be at least 1.", param=field)
+    if value > cap:
+        raise APIError(400, f"{field}={value} is more than this server allows ({cap}). Ask "
+                            "for fewer tokens, or start the server with a larger --max-tokens.",
+                       param=field)
+
+
+class FunctionDef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolDef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class NamedFunction(BaseModel):
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+#: Arguments schema of a function declared without ``parameters``.
+NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 class ChatCompletionRequest(_Sampled):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = None
     response_format: ResponseFormat | None = None
-    tools: list[Any] | None = None
+    tools: list[ToolDef] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    functions: Any = None  # OpenAI's deprecated form: refused with a pointer to tools
+
+    def tool_plan(self) -> ToolPlan | None:
+        """The validated tool request, or None when no call can be made.
+
+        ``required`` and a named function need tools; every function's
+        ``parameters`` must be a valid JSON Schema (it becomes the grammar).
+        """
+        if self.functions is not None:
+            raise APIError(400, "'functions' is OpenAI's deprecated form of tool calling; send "
+                                "'tools': [{\"type\": \"function\", \"function\": {...}}].",
+                           param="functions")
+        choice = self.tool_choice
+        if not self.tools:
+            if choice not in (None, "none", "auto"):
+                raise APIError(400, "tool_choice asks for a tool call, but the request has no "
+                                    "'tools'.", param="tool_choice")
+            return None
+        names = [t.function.name for t in self.tools]
+        dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if dup is not None:
+            raise APIError(400, f"tools declares the function '{dup}' twice.",
+                           param=f"tools.{names.index(dup, names.index(dup) + 1)}.function.name")
+        specs = []
+        for i, t in enumerate(self.tools):
+            params = t.function.parameters if t.function.parameters is not None \
+                else NO_PARAMETERS
+            check_schema(params, f"tools.{i}.function.parameters")
+            specs.append(ToolSpec(t.function.name, params))
+        if choice == "none":
+            return None
+        mode = "auto" if choice in (None, "auto") else "required"
+        if isinstance(choice, NamedToolChoice):
+            if choice.function.name not in names:
+                raise APIError(400, f"tool_choice names the function '{choice.function.name}', "
+                                    f"which is not in tools ({', '.join(names)}).",
+                               param="tool_choice.function.name")
+            specs = [s for s in specs if s.name == choice.function.name]
+        tools = [t.model_dump(exclude_none=True) for t in self.tools]
+        return ToolPlan(tools, specs, mode)
 
     def sampling_overrides(self, max_tokens_cap: int) -> dict[str, Any]:
-        if self.tools:
-            raise APIError(400, "tools/function calling is not supported by lamina's server.",
-                           param="tools")
+        check_max_tokens("max_completion_tokens", self.max_completion_tokens, max_tokens_cap)
         if self.max_tokens is None and self.max_completion_tokens is not None:
             self.max_tokens = self.max_completion_tokens
         return super().sampling_overrides(max_tokens_cap)
@@ -157,6 +270,9 @@ class CompletionRequest(_Sampled):
     echo: bool = False
     suffix: str | None = None
     best_of: int | None = None
+    #: lamina extension: render the prompt as one user message with the chat
+    #: template (None: the server's --completions-template setting).
+    use_chat_template: bool | None = None
 
     @field_validator("prompt", mode="before")
     @classmethod

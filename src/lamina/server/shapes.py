@@ -11,9 +11,14 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from lamina.server.tools import CallEvent, CallParser, CallText
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lamina.templates import ToolFormat
 
 
 def new_id(prefix: str) -> str:
@@ -31,7 +36,7 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 def finish_reason(stats_reason: str | None) -> str:
     """lamina's GenerationStats.finish_reason -> OpenAI's ('cancelled' never reaches a client)."""
-    return "length" if stats_reason == "length" else "stop"
+    return stats_reason if stats_reason in ("length", "tool_calls") else "stop"
 
 
 class Answer:
@@ -55,12 +60,23 @@ class Answer:
         """Where the whole answer's text goes in its choice."""
         raise NotImplementedError
 
-    def whole(self, text: str, reason: str, use: dict[str, int]) -> dict[str, Any]:
-        """The non-streaming response body."""
+    def whole(self, pieces: Sequence[str], reason: str, use: dict[str, int]) -> dict[str, Any]:
+        """The non-streaming response body for the generation's ``pieces``."""
+        return self._whole(self._message("".join(pieces)), reason, use)
+
+    def _whole(self, choice: dict[str, Any], reason: str, use: dict[str, int]) -> dict[str, Any]:
         return {"id": self.rid, "object": self.object, "created": now(), "model": self.model,
-                "choices": [{"index": 0, **self._message(text), "logprobs": None,
-                             "finish_reason": reason}],
+                "choices": [{"index": 0, **choice, "logprobs": None, "finish_reason": reason}],
                 "usage": use}
+
+    def chunks(self, pieces: Sequence[str]) -> list[dict[str, Any]]:
+        """Stream chunks for pieces just generated (none for no text)."""
+        text = "".join(pieces)
+        return [self.piece(text)] if text else []
+
+    def closing(self, reason: str) -> list[dict[str, Any]]:
+        """The chunks that end the stream's choice (before the optional usage chunk)."""
+        return [self.last(reason)]
 
     def _chunk(self, choice: dict[str, Any], reason: str | None) -> dict[str, Any]:
         return {"id": self.rid, "object": self.chunk_object, "created": self.created,
@@ -103,6 +119,71 @@ class ChatAnswer(Answer):
 
     def last(self, reason: str) -> dict[str, Any]:
         return self._chunk({"delta": {}}, reason)
+
+
+class ToolChatAnswer(ChatAnswer):
+    """A chat answer that may hold a tool call: ``message.tool_calls`` / ``delta.tool_calls``.
+
+    The pieces are content (``str``) and the call's text (``CallText``), which a
+    ``CallParser`` reads as it comes: the call's first chunk carries its id, type
+    and name with empty arguments, later ones argument text, as OpenAI streams.
+    A call cut off before its name was complete is returned as content.
+    """
+
+    def __init__(self, model: str, fmt: ToolFormat) -> None:
+        super().__init__(model)
+        self.parser = CallParser(fmt)
+
+    def _call_chunk(self, event: CallEvent) -> dict[str, Any]:
+        call: dict[str, Any] = {"index": event.index}
+        if event.id is not None:
+            call.update(id=event.id, type="function",
+                        function={"name": event.name, "arguments": event.arguments})
+        else:
+            call["function"] = {"arguments": event.arguments}
+        return self._chunk({"delta": {"tool_calls": [call]}}, None)
+
+    def chunks(self, pieces: Sequence[str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        content: list[str] = []
+        for piece in pieces:
+            if isinstance(piece, CallText):
+                out.extend(super().chunks(content))
+                content = []
+                out.extend(self._call_chunk(e) for e in self.parser.feed(piece))
+            else:
+                content.append(piece)
+        return out + super().chunks(content)
+
+    def _finish_call(self, reason: str) -> tuple[list[CallEvent], str]:
+        """The call's last events, and the call text to show as content if it never began."""
+        events = self.parser.finish(complete=reason == "tool_calls")
+        unread = self.parser.buffer if self.parser.call is None else ""
+        return events, unread
+
+    def closing(self, reason: str) -> list[dict[str, Any]]:
+        events, unread = self._finish_call(reason)
+        out = [self._call_chunk(e) for e in events]
+        if unread:
+            out.append(self.piece(unread))
+        return [*out, self.last(self._reason(reason))]
+
+    def _reason(self, reason: str) -> str:
+        return "stop" if reason == "tool_calls" and self.parser.call is None else reason
+
+    def whole(self, pieces: Sequence[str], reason: str, use: dict[str, int]) -> dict[str, Any]:
+        content = "".join(p for p in pieces if not isinstance(p, CallText))
+        for piece in pieces:
+            if isinstance(piece, CallText):
+                self.parser.feed(piece)
+        _events, unread = self._finish_call(reason)
+        message: dict[str, Any] = {"role": "assistant", "content": (content + unread) or None}
+        call = self.parser.call
+        if call is not None:
+            message["tool_calls"] = [{"id": call.id, "type": "function",
+                                      "function": {"name": call.name,
+                                                   "arguments": call.arguments}}]
+        return self._whole({"message": message}, self._reason(reason), use)
 
 
 class TextAnswer(Answer):

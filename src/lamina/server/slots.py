@@ -139,10 +139,14 @@ class PieceStream:
     """
 
     def __init__(self, slot: Slot, make_iterator: Callable[[], Iterator[str]],
-                 finish: Callable[[Iterator[str]], Any] | None = None) -> None:
+                 finish: Callable[[Iterator[str]], Any] | None = None,
+                 on_gap: Callable[[float], None] | None = None) -> None:
         self._slot = slot
         self._make = make_iterator
         self._finish = finish
+        #: Called with the seconds between two consecutive pieces (inter-token latency).
+        self._on_gap = on_gap
+        self._last_piece: float | None = None
         self._it: Iterator[str] | None = None
         self.finished = False
         #: What ``finish(iterator)`` returned (the usage numbers), read on the slot's
@@ -158,9 +162,13 @@ class PieceStream:
         pieces: list[str] = []
         deadline = time.perf_counter() + budget
         for piece in self._it:
+            now = time.perf_counter()
             if piece:
                 pieces.append(piece)
-            if pieces and time.perf_counter() >= deadline:
+                if self._on_gap is not None and self._last_piece is not None:
+                    self._on_gap(now - self._last_piece)
+                self._last_piece = now
+            if pieces and now >= deadline:
                 return pieces
         self.finished = True
         if self._finish is not None:
@@ -177,6 +185,9 @@ class PieceStream:
         close = getattr(self._it, "close", None)
         if close is not None:
             close()
+        if self._it is not None and self.result is None and self._finish is not None:
+            # Stopped early: what it had done so far (still on the slot's thread).
+            self.result = self._finish(self._it)
 
     async def aclose(self) -> None:
         """Stop the generation (if still running) and wait until the model is free."""
