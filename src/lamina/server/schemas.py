@@ -118,9 +118,9 @@ class _Sampled(BaseModel):
     stop: str | list[str] | None = None
     n: int | None = 1
     logprobs: Any = None
-    # Accepted for OpenAI clients (which send 0), not applied; OpenAI's range is checked.
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    # OpenAI's penalties, applied; their range (-2..2) is checked by SamplingParams.
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
     # lamina/llama.cpp extensions (seed 003 sends repetition_penalty)
     top_k: int | None = None
     min_p: float | None = None
