@@ -144,7 +144,7 @@ def test_generate_json_prints_the_record(chat_gguf, ref):
     out = run("generate", str(chat_gguf), "-p", QUESTION, "--json", "-n", str(N), *GREEDY)
     record = json.loads(out)
     tokens = ref.greedy(ref.tokenize(alpaca2(QUESTION)), N)
-    assert record == {"id": 0, "prompt": QUESTION, "output": answer(ref, alpaca2(QUESTION)),
+    assert record == {"id": "0", "prompt": QUESTION, "output": answer(ref, alpaca2(QUESTION)),
                       "completion_tokens": len(tokens),
                       "finish_reason": "length" if len(tokens) == N else "stop"}
 
