@@ -28,7 +28,7 @@ PAGES = {
     "quantize": "quantize.md", "build": "quantize.md", "verify": "quantize.md",
     "info": "quantize.md",
     "chat": "chat.md", "generate": "chat.md", "templates": "chat.md",
-    "extract": "extract.md", "eval": "eval.md", "ie": "extract.md", "serve": "serve.md",
+    "extract": "extract.md", "eval": "eval.md", "ie": "extract.md", "serve": "serve.md", "ui": "web.md",
     "demo": "../README.md",
 }
 

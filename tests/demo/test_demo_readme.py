@@ -14,7 +14,7 @@ rates, progress bars, whether a temporary file went to RAM or disk), and column
 padding is ignored, since a wider timing cell widens its column. A block whose
 output cannot be reproduced (it depends on the installed versions of other
 packages) is fenced ```` ```console illustrative ````: its commands still run, but
-only their exit status is checked. Long-running commands (`lamina serve`) are
+only their exit status is checked. Long-running commands (`lamina serve`, `lamina ui`) are
 skipped: the server has its own tests. docs/DEVELOPING.md states the convention.
 """
 
@@ -171,7 +171,7 @@ def test_readme_examples_run_on_demo_model(demo_run: tuple[Path, subprocess.Comp
     env = {**os.environ, "COLUMNS": COLUMNS, "PYTHONIOENCODING": "utf-8", "PATH": path}
     failures = []
     for example in runnable:
-        if re.search(r"\blamina serve\b", example.command):
+        if re.search(r"\blamina (serve|ui)\b", example.command):
             continue  # runs until stopped; covered by tests/server
         result = subprocess.run(example.command, shell=True, cwd=cwd, capture_output=True,
                                 text=True, env=env, timeout=300)

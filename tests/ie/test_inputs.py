@@ -184,3 +184,17 @@ def test_iepile_records_bring_their_own_task_to_extract(ie_model):
     assert [r["task"] for r in recs] == ["RE", "NER", "KG"]
     assert [list(r["result"]) for r in recs] == [["作者", "国籍"], ["人物"], ["人物"]]
     assert all("error" not in r for r in recs)
+
+
+@pytest.mark.parametrize("name,text", [
+    ("docs.jsonl", '{"id": "a", "text": "张三来了。"}\n{broken\n\n{"instruction": "找人", "input": "李四"}\n'),
+    ("docs.json", '[\n  {"text": "王五"},\n  {"text": 3},\n  "赵六"\n]\n'),
+    ("docs.txt", "\ufeff第一行\n\n第二行\n"),
+])
+def test_text_records_read_uploaded_text_as_read_records_reads_the_file(tmp_path, name, text):
+    """The server reads an uploaded file's text with the same rules as a file on disk."""
+    from lamina.ie.inputs import text_records
+
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    assert list(text_records(text, name, task="NER")) == list(read_records(path, task="NER"))

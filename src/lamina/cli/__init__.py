@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "eval": "eval_cmd:eval_command",
     "ie": "ie_cmd:ie",
     "serve": "serve_cmd:serve",
+    "ui": "serve_cmd:ui",
     "demo": "demo_cmd:demo",
 }
 

@@ -124,6 +124,15 @@ def read_values(path: str | os.PathLike[str], what: str = "input file", *,
     except UnicodeDecodeError as exc:
         raise InputError(f"The {what} '{p}' is not UTF-8 text.",
                          hint="Convert it to UTF-8 (e.g. iconv -f gbk -t utf-8).") from exc
+    yield from text_values(text, p.name, plain_lines=plain_lines)
+
+
+def text_values(text: str, name: str, *, plain_lines: bool = False
+                ) -> Iterator[tuple[int, int | None, Any] | BadLine]:
+    """:func:`read_values` of a file's text already in memory (a file uploaded to
+    the server); ``name`` is the file's name, whose suffix counts as for a path."""
+    p = Path(name)
+    text = text.removeprefix("\ufeff")
     if p.suffix.lower() not in LINE_SUFFIXES and text.lstrip().startswith("["):
         yield from _array_values(text)
         return
@@ -228,7 +237,20 @@ def read_records(path: str | os.PathLike[str], *, task: str | None = None, need:
     ``kinds`` limits the record shapes accepted (``lamina ie convert`` takes raw
     annotations only).
     """
-    for entry in read_values(path, what, plain_lines=need == "prompt"):
+    yield from _records(read_values(path, what, plain_lines=need == "prompt"), task=task,
+                        need=need, kinds=kinds)
+
+
+def text_records(text: str, name: str, *, task: str | None = None, need: str = "text",
+                 kinds: Collection[str] | None = None) -> Iterator[dict[str, Any] | BadLine]:
+    """:func:`read_records` of a file's text already in memory (see :func:`text_values`)."""
+    yield from _records(text_values(text, name, plain_lines=need == "prompt"), task=task,
+                        need=need, kinds=kinds)
+
+
+def _records(entries: Iterator[tuple[int, int | None, Any] | BadLine], *, task: str | None,
+             need: str, kinds: Collection[str] | None) -> Iterator[dict[str, Any] | BadLine]:
+    for entry in entries:
         if isinstance(entry, BadLine):
             yield entry
             continue

@@ -112,6 +112,12 @@ def _example(spec: TaskSpec) -> str:
     }[spec.name]
 
 
+def example_schema(task: str | TaskSpec) -> Any:
+    """A small valid schema for ``task`` (what error hints and the web page show)."""
+    spec = task if isinstance(task, TaskSpec) else get_task(task)
+    return json.loads(_example(spec))
+
+
 def schema_keys(task: str | TaskSpec, schema: Schema | Mapping[str, str]) -> list[str]:
     """The output keys a schema asks for, in order."""
     spec = task if isinstance(task, TaskSpec) else get_task(task)

@@ -1,4 +1,4 @@
-"""The FastAPI app: state, API-key check, body-size cap, error handlers, routes.
+"""The FastAPI app: state, API-key check, body-size cap, error handlers, routes, web page.
 
 ``create_app`` takes an already loaded ``Model`` so tests, the benchmark and
 ``lamina serve`` build the very same app; ``serve`` adds uvicorn around it.
@@ -30,8 +30,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("lamina.server")
 
-#: Routes anyone may call without the API key (load balancers, `lamina serve` checks).
-PUBLIC_PATHS = frozenset({"/health"})
+#: Routes anyone may call without the API key: /health (load balancers, `lamina serve`
+#: checks) and the web page's static files, which hold no data and ask for the key
+#: themselves before calling /v1.
+PUBLIC_PATHS = frozenset({"/health", "/"})
+PUBLIC_PREFIXES = ("/ui/",)
 
 
 @dataclass
@@ -97,7 +100,9 @@ class GuardMiddleware:
         await send({"type": "http.response.body", "body": body})
 
     def _authorized(self, scope: dict[str, Any]) -> bool:
-        if self.api_key is None or scope["path"] in PUBLIC_PATHS or scope["method"] == "OPTIONS":
+        path = scope["path"]
+        if self.api_key is None or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) \
+                or scope["method"] == "OPTIONS":
             return True
         headers = dict(scope.get("headers") or [])
         auth = headers.get(b"authorization", b"").decode("latin-1")
@@ -168,6 +173,7 @@ def create_app(model: Model, config: ServerConfig | None = None) -> FastAPI:
     from fastapi import FastAPI
 
     from lamina.server.metrics import Metrics, MetricsMiddleware
+    from lamina.server.page import install_page
     from lamina.server.routes import router
 
     config = config or ServerConfig()
@@ -190,6 +196,7 @@ def create_app(model: Model, config: ServerConfig | None = None) -> FastAPI:
                                    name=name, aliases=_aliases(model, name), metrics=metrics)
     install_error_handlers(app)
     app.include_router(router)
+    install_page(app)
     app.add_middleware(GuardMiddleware, api_key=config.api_key, max_body=config.max_body_bytes)
     app.add_middleware(CatchAll)  # a bug answers 500 and keeps the connection
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts every answer

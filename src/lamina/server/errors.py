@@ -183,8 +183,8 @@ def install_error_handlers(app: Any) -> None:
 
     async def http_error(_request: Any, exc: StarletteHTTPException) -> JSONResponse:
         message = {404: "Unknown URL. lamina serves /v1/models, /v1/completions, "
-                        "/v1/chat/completions, /v1/embeddings, /v1/extract, /metrics and "
-                        "/health.",
+                        "/v1/chat/completions, /v1/embeddings, /v1/extract, /metrics, "
+                        "/health and the web page at /.",
                    405: "Method not allowed for this URL."}.get(exc.status_code, str(exc.detail))
         if exc.status_code == 400 and exc.detail == _PARSE_FAILED:
             message = ("The request body could not be parsed: send one JSON object (nested "

@@ -30,6 +30,7 @@ from lamina.server.grammar import grammar_for
 from lamina.server.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
+    DocumentsRequest,
     EmbeddingRequest,
     ExtractRequest,
     check_max_tokens,
@@ -221,10 +222,14 @@ async def get_model(model_id: str, request: Request) -> dict[str, Any]:
 
 
 def _card(state: ServerState) -> dict[str, Any]:
+    """OpenAI's model card plus what a client needs to start from the model's own
+    settings: context size, template, default sampling and the max_tokens cap."""
     model = state.model
     template = getattr(getattr(model, "template", None), "name", None)
     return shapes.model_card(state.name, state.started,
-                             {"n_ctx": getattr(model, "n_ctx", None), "template": template})
+                             {"n_ctx": getattr(model, "n_ctx", None), "template": template,
+                              "sampling": model.default_params.as_dict(),
+                              "max_tokens": state.config.max_tokens_cap})
 
 
 @router.post("/v1/chat/completions", response_model=None)
@@ -302,6 +307,43 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> dict[str, Any]
                             f"embeddings have {len(vectors[0])} dimensions. Leave 'dimensions' "
                             "out.", param="dimensions")
     return shapes.embeddings(state.name, vectors, body.encoding_format, n_tokens)
+
+
+@router.get("/v1/extract/tasks")
+async def extract_tasks() -> dict[str, Any]:
+    """The extraction tasks and their schema shapes (the web page's schema editor)."""
+    from lamina.ie.schema_split import example_schema
+    from lamina.ie.tasks import TASKS
+
+    return {"object": "list", "data": [
+        {"name": spec.name, "title": spec.title, "item_kind": spec.item_kind,
+         "key_field": spec.key_field, "list_field": spec.list_field,
+         "defaults": dict(spec.defaults), "split_num": spec.split_num,
+         "example": example_schema(spec)} for spec in TASKS.values()]}
+
+
+@router.post("/v1/extract/documents")
+async def extract_documents(body: DocumentsRequest) -> dict[str, Any]:
+    """The documents of an uploaded file, read as ``lamina extract -i`` reads files
+    (lamina.ie.inputs), so the web page takes the same files; records it cannot
+    use come back in ``bad`` with the reason, as lamina extract's errors file."""
+    from lamina.ie.inputs import BadLine, text_records
+    from lamina.ie.tasks import get_task
+
+    task = get_task(body.task).name
+    documents: list[dict[str, Any]] = []
+    bad: list[dict[str, Any]] = []
+    # IEPile records carry their own instruction and schema; the page sends its own.
+    for item in text_records(body.text, body.name, task=task, kinds=("text", "alpaca")):
+        if isinstance(item, BadLine):
+            bad.append({"line": item.line, "error": item.reason})
+        elif item.get("task", task) != task:
+            bad.append({"line": None, "error": f"record {item['id']} is a {item['task']} "
+                                               f"record; this run extracts {task}"})
+        else:
+            documents.append({key: item[key] for key in ("id", "text", "label", "source")
+                              if key in item})
+    return {"object": "documents", "task": task, "documents": documents, "bad": bad}
 
 
 @router.post("/v1/extract")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,13 @@ def is_loopback(host: str) -> bool:
 def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = None,
           n_threads: int | None = None, n_gpu_layers: int = 0, lora: Sequence[str] = (),
           template: str | None = None, log_level: str = "warning",
-          notify: Callable[[str, str], None] | None = None) -> None:
-    """Load the model, build the app and serve it until Ctrl-C."""
+          notify: Callable[[str, str], None] | None = None,
+          on_ready: Callable[[str], None] | None = None) -> None:
+    """Load the model, build the app and serve it until Ctrl-C.
+
+    ``on_ready(url)`` is called (on another thread) once the server accepts
+    connections, with the web page's URL: ``lamina ui`` opens it in a browser.
+    """
     say = notify or (lambda kind, message: None)
     require("fastapi", "serve")
     require("uvicorn", "serve")
@@ -67,7 +74,8 @@ def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = N
     auth = "API key required" if config.api_key else "no API key"
     say("ready", f"Serving {app.state.lamina.name} (template {model.template.name}, "
                  f"ctx {model.n_ctx}) at {url}/v1 - {app.state.lamina.slots.n_slots} slot(s), "
-                 f"queue {config.queue}, {auth}. Ctrl-C stops.")
+                 f"queue {config.queue}, {auth}; web page "
+                 f"{page_url(config.host, config.port)} (Ctrl-C stops)")
     logging.getLogger("lamina.server").setLevel(logging.INFO)
     try:
         server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port,
@@ -79,12 +87,35 @@ def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = N
             stop(sig, frame)
 
         server.handle_exit = handle_exit  # type: ignore[method-assign]
+        if on_ready is not None:
+            _when_started(server, page_url(config.host, config.port), on_ready)
         try:
             server.run()
         except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its clean shutdown
             say("status", "Server stopped.")
     finally:
         model.close()
+
+
+def page_url(host: str, port: int) -> str:
+    """The web page's URL as a browser on this machine reaches it (a wildcard
+    address such as 0.0.0.0 is reached through loopback)."""
+    if host in ("0.0.0.0", "", "::"):
+        host = "::1" if host == "::" else "127.0.0.1"
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+
+def _when_started(server: Any, url: str, on_ready: Callable[[str], None]) -> None:
+    """Call ``on_ready(url)`` once uvicorn's ``server.started`` is set."""
+
+    def watch() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            time.sleep(0.05)
+        on_ready(url)
+
+    threading.Thread(target=watch, name="lamina-on-ready", daemon=True).start()
 
 
 def _replace(config: ServerConfig, **changes: Any) -> ServerConfig:

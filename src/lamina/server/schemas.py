@@ -331,3 +331,13 @@ class ExtractRequest(BaseModel):
     split_num: int | None = Field(default=None, ge=1)
     use_grammar: bool = True
     max_tokens: int | None = None
+
+
+class DocumentsRequest(BaseModel):
+    """A file's text for /v1/extract/documents (the web page's JSONL upload)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: str
+    name: str = "upload.jsonl"
+    task: str = "NER"
