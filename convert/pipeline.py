@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lamina.convert.checksums import verify_inputs
-from lamina.convert.llama import gguf_tensor_name, permute_qk, qk_heads
+from lamina.convert.llama import permute_qk
 from lamina.convert.plan import MergedTensor, MergePlan, build_plan, model_name
 from lamina.convert.writer import OUTTYPES, GGUFMetadata, PlannedTensor, write_gguf
 from lamina.errors import InputError
@@ -68,17 +68,24 @@ def gguf_tensors(plan: MergePlan, progress: Any | None = None,
     hp = plan.hparams
     out: list[PlannedTensor] = []
     for t in plan.tensors:
-        gguf_name = gguf_tensor_name(t.name, hp.n_layer)
+        gguf_name = hp.fam.gguf_tensor_name(t.name, hp.n_layer)
         if gguf_name is None:
             continue
         out.append(PlannedTensor(gguf_name, t.shape, source_bytes=t.source_bytes,
                                  chunks=_gguf_chunks(t, hp, progress, task)))
+    factors = hp.rope_freq_factors()
+    if factors is not None:
+        import gguf
+
+        data = np.asarray(factors, dtype=np.float32)
+        out.append(PlannedTensor(gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight",
+                                 data.shape, produce=lambda: data))
     return out
 
 
 def _gguf_chunks(t: MergedTensor, hp: Any, progress: Any | None, task: Any | None) -> Any:
     """Row blocks in llama.cpp layout: q/k blocks are whole heads, permuted one by one."""
-    heads = qk_heads(t.name, hp)
+    heads = hp.fam.qk_heads(t.name, hp)
     align = hp.head_dim if heads is not None else 1
     rows = t.shape[0] if t.shape else 1
 
@@ -120,7 +127,8 @@ def convert(opts: ConvertOptions, progress: Any | None = None) -> ConvertReport:
             hparams=plan.hparams,
             vocab=plan.vocab,
             template_name=template_name,
-            template_jinja=template_jinja,
+            # No --template: the checkpoint's own Jinja template, if it ships one.
+            template_jinja=template_jinja if template_name else plan.vocab.chat_template,
             provenance=provenance,
         )
         with atomic_output(opts.output, force=opts.force) as tmp:

@@ -412,10 +412,12 @@ def cache_key() -> str:
     """Changes whenever this module or the corpus changes, so caches rebuild."""
     import hashlib
 
+    from lamina.convert import meta
+
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for name in ("synthetic.py", "corpus.py", "meta.py"):
-        h.update((here / name).read_bytes())
+    for path in (here / "checkpoints.py", here / "corpus.py", Path(meta.__file__)):
+        h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
