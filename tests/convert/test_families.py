@@ -201,3 +201,38 @@ def test_tensors_equal_peft_merge_and_unload(variant, bpe_gguf, bpe_reference):
         np.testing.assert_allclose(got[_gguf_name(hf)], want, atol=1e-6, err_msg=hf)
         checked += 1
     assert checked == len(got) - (1 if "rope_freqs.weight" in got else 0)
+
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "你好"}],
+    [{"role": "system", "content": "你是信息抽取助手。"}, {"role": "user", "content": "抽取实体"},
+     {"role": "assistant", "content": " {\"人物\": [\"张三\"]} "}, {"role": "user", "content": "Again"}],
+]
+
+
+@pytest.mark.parametrize("family", ["qwen2", "llama3"])
+def test_chat_prompt_tokens_equal_apply_chat_template(family, bpe_gguf, bpe_tokenizer):
+    """The runtime detects the GGUF's own template; its tokens equal transformers'."""
+    import lamina
+
+    tok = bpe_tokenizer(family)
+    with lamina.load(bpe_gguf(family), n_ctx=256, n_threads=1) as model:
+        assert model.template.name == "gguf"  # the checkpoint's own Jinja text
+        for messages in CONVERSATIONS:
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            assert model.template.render(messages) == text
+            assert model.chat_tokens(messages) == tok(text, add_special_tokens=False).input_ids
+
+
+@pytest.mark.parametrize("family, builtin", [("qwen2", "qwen"), ("llama3", "llama3")])
+def test_builtin_family_templates_render_like_the_checkpoints(family, builtin, bpe_tokenizer):
+    import dataclasses
+
+    from lamina.templates import get_template
+
+    tok = bpe_tokenizer(family)
+    bound = dataclasses.replace(get_template(builtin), bos_token=tok.bos_token or "",
+                                eos_token=tok.eos_token)
+    for messages in CONVERSATIONS:
+        assert bound.render(messages) == tok.apply_chat_template(messages, tokenize=False,
+                                                                 add_generation_prompt=True)
