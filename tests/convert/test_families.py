@@ -236,3 +236,27 @@ def test_builtin_family_templates_render_like_the_checkpoints(family, builtin, b
     for messages in CONVERSATIONS:
         assert bound.render(messages) == tok.apply_chat_template(messages, tokenize=False,
                                                                  add_generation_prompt=True)
+
+
+@pytest.mark.parametrize("variant", ["qwen2_lora", "llama3_lora"])
+def test_merge_writes_a_folder_transformers_loads(variant, bpe_family, bpe_reference,
+                                                  bpe_tokenizer, tmp_path):
+    """`lamina merge` + LoRA -> HF folder: transformers loads it with peft's logits, and
+    its tokenizer (the same tokens as the base's)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lamina.convert.merge import MergeOptions, merge
+
+    name = BPE_VARIANTS[variant][0]
+    fam = bpe_family(name)
+    out = tmp_path / "merged"
+    merge(MergeOptions(base=fam.base, output=out, loras=[fam.lora], shard_bytes=4_000_000))
+    model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+    ref = bpe_reference(variant)
+    tok = bpe_tokenizer(name)
+    for text in PROMPTS[:2]:
+        ids = tok(text).input_ids
+        assert np.abs(hf_logits(model, ids) - hf_logits(ref, ids)).max() < 1e-4
+    assert AutoTokenizer.from_pretrained(str(out))(PROMPTS[0]).input_ids == tok(PROMPTS[0]).input_ids
+    assert (out / "tokenizer.json").read_bytes() == (fam.base / "tokenizer.json").read_bytes()
