@@ -260,3 +260,52 @@ def test_merge_writes_a_folder_transformers_loads(variant, bpe_family, bpe_refer
         assert np.abs(hf_logits(model, ids) - hf_logits(ref, ids)).max() < 1e-4
     assert AutoTokenizer.from_pretrained(str(out))(PROMPTS[0]).input_ids == tok(PROMPTS[0]).input_ids
     assert (out / "tokenizer.json").read_bytes() == (fam.base / "tokenizer.json").read_bytes()
+
+
+def _seed_converter() -> Path | None:
+    """llama.cpp's convert_hf_to_gguf.py: $LAMINA_LLAMA_CPP_SRC, or the copy the benchmarks
+    unpack from the llama-cpp-python sdist (nothing is downloaded here)."""
+    import os
+
+    repo = Path(__file__).resolve().parents[2]
+    roots = [Path(os.environ["LAMINA_LLAMA_CPP_SRC"])] if os.environ.get("LAMINA_LLAMA_CPP_SRC") \
+        else []
+    roots.append(repo / "benchmarks" / ".work" / "sdist" / "llama_cpp_python-0.3.36" / "vendor"
+                 / "llama.cpp")
+    return next((r / "convert_hf_to_gguf.py" for r in roots
+                 if (r / "convert_hf_to_gguf.py").is_file()), None)
+
+
+@pytest.mark.slow
+def test_qwen2_lora_equals_peft_merge_plus_llama_cpp_converter(bpe_family, bpe_reference,
+                                                               bpe_gguf, tmp_path):
+    """The seed path (peft merge, then llama.cpp's converter) gives the same file content."""
+    import shutil
+    import subprocess
+    import sys
+
+    from gguf import GGUFReader
+
+    script = _seed_converter()
+    if script is None:
+        pytest.skip("llama.cpp's convert_hf_to_gguf.py is not unpacked (set LAMINA_LLAMA_CPP_SRC)")
+    fam = bpe_family("qwen2")
+    merged = tmp_path / "merged"
+    bpe_reference("qwen2_lora").save_pretrained(str(merged))
+    for f in fam.tokenizer.iterdir():
+        shutil.copyfile(f, merged / f.name)
+    seed = tmp_path / "seed.gguf"
+    proc = subprocess.run([sys.executable, str(script), str(merged), "--outtype", "f32",
+                           "--outfile", str(seed)], capture_output=True, text=True,
+                          cwd=script.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ours, theirs = GGUFReader(bpe_gguf("qwen2_lora")), GGUFReader(seed)
+    a = {t.name: np.asarray(t.data) for t in ours.tensors}
+    b = {t.name: np.asarray(t.data) for t in theirs.tensors}
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    for key in ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens",
+                "tokenizer.ggml.token_type", "tokenizer.ggml.merges",
+                "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"):
+        assert ours.fields[key].contents() == theirs.fields[key].contents(), key
