@@ -33,6 +33,35 @@ class Family:
     rotary_permute: bool  # HF q/k rows -> llama.cpp's interleaved pairs (LLaMA's rope)
     bias_modules: tuple[str, ...] = ()  # linear layers that carry a bias in every checkpoint
     covers: str = ""  # the released models this row converts (docs, messages)
+    #: Fused HF modules llama.cpp loads as separate tensors: (fused leaf, (part leaves)),
+    #: split by rows in equal parts (Baichuan's W_pack = q, k, v).
+    fused: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: Vocabulary sizes whose lm_head is a NormHead (rows normalised to unit length at
+    #: inference, which llama.cpp does not do): Baichuan2's 125,696.
+    norm_head_vocab: tuple[int, ...] = ()
+
+    def split(self, hf_name: str, shape: tuple[int, ...]) -> list[tuple[str, int, int]] | None:
+        """(part name, first row, end row) of each part of a fused tensor, or None.
+
+        Parts are equal row blocks; ShapeMismatchError when the rows do not divide.
+        """
+        for fused, parts in self.fused:
+            suffix = f".{fused}.weight"
+            if hf_name.endswith(suffix):
+                rows = shape[0]
+                if rows % len(parts) or (len(shape) == 2 and rows != len(parts) * shape[1]):
+                    from lamina.errors import ShapeMismatchError
+
+                    raise ShapeMismatchError(
+                        f"'{hf_name}' has shape {tuple(shape)}; a {self.name} {fused} holds "
+                        f"{len(parts)} [hidden, hidden] blocks ({', '.join(parts)}).",
+                        hint="The checkpoint is damaged or not a "
+                             f"{self.name} model: check its files and config.json.")
+                step = rows // len(parts)
+                stem = hf_name[: -len(suffix)]
+                return [(f"{stem}.{part}.weight", i * step, (i + 1) * step)
+                        for i, part in enumerate(parts)]
+        return None
 
     def gguf_tensor_name(self, hf_name: str, n_layer: int) -> str | None:
         """GGUF name of an HF tensor, or None for tensors llama.cpp does not load."""
@@ -65,10 +94,11 @@ def _name_map(arch: str, n_layer: int) -> Any:
 
 def known_families() -> tuple[Family, ...]:
     """Every family lamina converts, one row each."""
+    from lamina.convert.baichuan import BAICHUAN
     from lamina.convert.llama import LLAMA
     from lamina.convert.qwen2 import QWEN2
 
-    return (LLAMA, QWEN2)
+    return (LLAMA, QWEN2, BAICHUAN)
 
 
 def family_of(cfg: dict[str, Any], folder: Path) -> Family:
@@ -118,6 +148,11 @@ class HParams:
         from lamina.convert.llama import LLAMA
 
         return LLAMA
+
+    @property
+    def norm_head(self) -> bool:
+        """Whether lm_head rows must be normalised for llama.cpp (Baichuan2's NormHead)."""
+        return self.n_vocab in self.fam.norm_head_vocab
 
     @property
     def rope_type(self) -> str | None:
@@ -182,7 +217,8 @@ class HParams:
                 n_layer=int(cfg["num_hidden_layers"]),
                 n_head=n_head,
                 n_head_kv=int(cfg.get("num_key_value_heads") or n_head),
-                n_ctx=int(cfg.get("max_position_embeddings", 2048)),
+                n_ctx=int(cfg.get("max_position_embeddings") or cfg.get("model_max_length")
+                          or 2048),
                 rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
                 rope_theta=float(rope_theta),
                 tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),

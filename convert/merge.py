@@ -159,7 +159,12 @@ def _write_hf(folder: Path, plan: MergePlan, dtype: str, shard_bytes: int,
     gen = plan.base.folder / "generation_config.json"
     if gen.is_file():
         shutil.copyfile(gen, folder / "generation_config.json")
-    return [*names, "config.json"]
+    # Remote-code models (Baichuan) name their modelling/tokenizer code in config.json's
+    # auto_map: the merged folder needs the same files to load.
+    code = [f for f in sorted(plan.base.folder.glob("*.py")) if f.is_file()]
+    for f in code:
+        shutil.copyfile(f, folder / f.name)
+    return [*names, "config.json", *(f.name for f in code)]
 
 
 def _write_safetensors(path: Path, tensors: list[MergedTensor], dtype: str, tag: str, width: int,

@@ -64,15 +64,25 @@ def resolve_template(name: str | None) -> tuple[str | None, str | None]:
 
 def gguf_tensors(plan: MergePlan, progress: Any | None = None,
                  task: Any | None = None) -> list[PlannedTensor]:
-    """Map the merge plan to GGUF names/layout; producers advance the progress bar."""
+    """Map the merge plan to GGUF names/layout; producers advance the progress bar.
+
+    Fused tensors (Baichuan's W_pack) become their parts here, after every merge,
+    so ``lamina merge`` keeps the checkpoint's own layout.
+    """
     hp = plan.hparams
     out: list[PlannedTensor] = []
     for t in plan.tensors:
-        gguf_name = hp.fam.gguf_tensor_name(t.name, hp.n_layer)
-        if gguf_name is None:
-            continue
-        out.append(PlannedTensor(gguf_name, t.shape, source_bytes=t.source_bytes,
-                                 chunks=_gguf_chunks(t, hp, progress, task)))
+        parts = hp.fam.split(t.name, t.shape) or [(t.name, None, None)]
+        for name, lo, hi in parts:
+            gguf_name = hp.fam.gguf_tensor_name(name, hp.n_layer)
+            if gguf_name is None:
+                continue
+            rows = None if lo is None else (lo, hi)
+            shape = t.shape if rows is None else (hi - lo, *t.shape[1:])
+            out.append(PlannedTensor(gguf_name, shape,
+                                     source_bytes=t.source_bytes * (shape[0] if shape else 1)
+                                     // max(1, t.shape[0] if t.shape else 1),
+                                     chunks=_gguf_chunks(t, name, rows, hp, progress, task)))
     factors = hp.rope_freq_factors()
     if factors is not None:
         import gguf
@@ -83,18 +93,24 @@ def gguf_tensors(plan: MergePlan, progress: Any | None = None,
     return out
 
 
-def _gguf_chunks(t: MergedTensor, hp: Any, progress: Any | None, task: Any | None) -> Any:
-    """Row blocks in llama.cpp layout: q/k blocks are whole heads, permuted one by one."""
-    heads = hp.fam.qk_heads(t.name, hp)
+def _gguf_chunks(t: MergedTensor, name: str, rows: tuple[int, int] | None, hp: Any,
+                 progress: Any | None, task: Any | None) -> Any:
+    """Row blocks in llama.cpp layout: q/k blocks are whole heads, permuted one by one;
+    a NormHead's rows are normalised (each row is whole in every block)."""
+    heads = hp.fam.qk_heads(name, hp)
     align = hp.head_dim if heads is not None else 1
-    rows = t.shape[0] if t.shape else 1
+    total = t.shape[0] if t.shape else 1
+    normalise = name == "lm_head.weight" and hp.norm_head
 
     def chunks() -> Iterator[np.ndarray]:
-        for block in t.chunks(align):
+        for block in t.chunks(align, rows):
             if heads is not None:
                 block = permute_qk(block, block.shape[0] // hp.head_dim)
+            if normalise:
+                norms = np.linalg.norm(block.astype(np.float32), axis=1, keepdims=True)
+                block = block / np.maximum(norms, np.float32(1e-12))
             if progress is not None and task is not None:
-                progress.advance(task, t.source_bytes * (block.shape[0] if block.ndim else 1) // rows)
+                progress.advance(task, t.source_bytes * (block.shape[0] if block.ndim else 1) // total)
             yield block
 
     return chunks

@@ -52,13 +52,14 @@ class MergedTensor:
     ``chunks(align)`` yields consecutive row blocks (float32, or float16 for
     tensors copied unchanged from an f16 checkpoint; each a multiple of
     ``align`` rows, about CHUNK_ELEMENTS each) so that even a 500 MB embedding
-    is merged and written a few MB at a time; ``produce()`` returns it whole.
+    is merged and written a few MB at a time; ``chunks(align, (lo, hi))`` yields
+    only rows lo..hi (one part of a fused tensor); ``produce()`` returns it whole.
     """
 
     name: str
     shape: tuple[int, ...]
     source_bytes: int
-    chunks: Callable[[int], Iterator[np.ndarray]]
+    chunks: Callable[..., Iterator[np.ndarray]]
 
     def produce(self) -> np.ndarray:
         parts = list(self.chunks(1))
@@ -251,7 +252,7 @@ def build_plan(base_dir: Path, loras: list[Path] | None = None, diff: Path | Non
 
 
 def _chunker(base: Any, name: str, shape: tuple[int, ...],
-             steps: list[tuple[str, Any]]) -> Callable[[int], Iterator[np.ndarray]]:
+             steps: list[tuple[str, Any]]) -> Callable[..., Iterator[np.ndarray]]:
     # A modules_to_save replacement makes everything before it irrelevant.
     replaced = [i for i, (kind, _) in enumerate(steps) if kind == "replace"]
     source = steps[replaced[-1]][1] if replaced else None
@@ -267,17 +268,21 @@ def _chunker(base: Any, name: str, shape: tuple[int, ...],
             return source.full_tensor(name, lo, hi)
         return base.get(name, lo, hi, native=passthrough)
 
-    def chunks(align: int) -> Iterator[np.ndarray]:
+    def chunks(align: int, part: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
         factors = {id(arg): arg.factors(name) for kind, arg in tail if kind == "delta"}
+        # A whole-tensor checksum cannot be checked on one part of it.
         hashers = {id(arg): hashlib.sha256() for kind, arg in tail
-                   if kind == "diff" and arg.expected(name)}
-        rows = shape[0] if shape else 1
-        if whole:
-            spans: list[tuple[int | None, int | None]] = [(None, None)]
+                   if kind == "diff" and arg.expected(name) and part is None}
+        first, rows = part if part is not None else (0, shape[0] if shape else 1)
+        spans: list[tuple[int | None, int | None]]
+        if whole and part is None:
+            spans = [(None, None)]
+        elif whole:  # Meta shards are read whole; a part is one slice of them
+            spans = [part]
         else:
             per_row = max(1, int(np.prod(shape[1:])))
             step = max(align, CHUNK_ELEMENTS // per_row // align * align)
-            spans = [(lo, min(rows, lo + step)) for lo in range(0, rows, step)]
+            spans = [(lo, min(rows, lo + step)) for lo in range(first, rows, step)]
         for lo, hi in spans:
             data = read(lo, hi)  # a private array: merged in place below
             for kind, arg in tail:
