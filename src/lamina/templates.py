@@ -410,14 +410,15 @@ def from_jinja(source: str, *, bos_token: str = BOS, eos_token: str = EOS,
 
 #: Template for a GGUF that names none and carries no Jinja text, by what the file is:
 #: (general.architecture, tokenizer.ggml.model) -> template name.
-FAMILY_DEFAULTS = {("qwen2", "gpt2"): "qwen", ("llama", "gpt2"): "llama3"}
+FAMILY_DEFAULTS = {("qwen2", "gpt2"): "qwen", ("llama", "gpt2"): "llama3",
+                   ("baichuan", "llama"): "baichuan2"}
 
 
 def detect_template(metadata: Mapping[str, str], *, bos_token: str = BOS,
                     eos_token: str = EOS) -> ChatTemplate:
     """Pick the template for a GGUF: lamina's recorded name, else the file's own
     Jinja text, else its family's format (Qwen2 -> qwen, a Llama with a BPE
-    vocabulary -> llama3), else Chinese-Alpaca-2 (the most common Chinese-LLaMA
+    vocabulary -> llama3, Baichuan -> baichuan2), else Chinese-Alpaca-2 (the most common Chinese-LLaMA
     format)."""
     from lamina import gguf_io
 

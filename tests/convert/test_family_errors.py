@@ -15,11 +15,11 @@ def _llama3_copy(bpe_family, tmp_path):
 def test_unknown_architecture_names_the_families_lamina_knows(bpe_family, tmp_path, capsys):
     base = _llama3_copy(bpe_family, tmp_path)
     cfg = json.loads((base / "config.json").read_text())
-    cfg.update(model_type="baichuan", architectures=["BaichuanForCausalLM"])
+    cfg.update(model_type="chatglm", architectures=["ChatGLMModel"])
     (base / "config.json").write_text(json.dumps(cfg))
     out = tmp_path / "o.gguf"
-    assert_fails(["convert", base, "-o", out], capsys, out, "'baichuan'", "BaichuanForCausalLM",
-                 "Qwen2", "LLaMA")
+    assert_fails(["convert", base, "-o", out], capsys, out, "'chatglm'", "ChatGLMModel",
+                 "Qwen2", "LLaMA", "Baichuan")
 
 
 def test_lora_made_for_another_family(bpe_family, tmp_path, capsys):

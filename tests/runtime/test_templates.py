@@ -173,7 +173,8 @@ def test_detect_prefers_lamina_name_then_jinja():
 
 
 @pytest.mark.parametrize("arch, tokenizer, name", [
-    ("qwen2", "gpt2", "qwen"), ("llama", "gpt2", "llama3"), ("llama", "llama", "alpaca2")])
+    ("qwen2", "gpt2", "qwen"), ("llama", "gpt2", "llama3"), ("llama", "llama", "alpaca2"),
+    ("baichuan", "llama", "baichuan2")])
 def test_detect_falls_back_to_the_family_format(arch, tokenizer, name):
     meta = {"general.architecture": arch, "tokenizer.ggml.model": tokenizer}
     assert detect_template(meta).name == name
