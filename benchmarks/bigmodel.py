@@ -37,8 +37,17 @@ SHARD_BYTES = 400 * 1024 * 1024
 #: Bumped whenever the synthetic models change, so cached ones are rebuilt.
 SYNTHETIC_VERSION = 2
 
+#: A Qwen2-1.5B-shaped model cut to 6 layers: ~1.0 GiB in f16, Qwen's 151,936 embedding
+#: rows (tied, as in Qwen2-0.5B/1.5B), GQA with 2 kv heads, q/k/v biases.
+QWEN2_SPEC = {
+    "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 6,
+    "num_attention_heads": 12, "num_key_value_heads": 2, "vocab_size": 151936,
+    "max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+    "tie_word_embeddings": True,
+}
 
-def _tensor_shapes(spec: dict) -> list[tuple[str, tuple[int, ...]]]:
+
+def _tensor_shapes(spec: dict, family: str = "llama") -> list[tuple[str, tuple[int, ...]]]:
     h, ff, v = spec["hidden_size"], spec["intermediate_size"], spec["vocab_size"]
     kv = h // spec["num_attention_heads"] * spec["num_key_value_heads"]
     shapes: list[tuple[str, tuple[int, ...]]] = [("model.embed_tokens.weight", (v, h))]
@@ -55,7 +64,12 @@ def _tensor_shapes(spec: dict) -> list[tuple[str, tuple[int, ...]]]:
             (p + "input_layernorm.weight", (h,)),
             (p + "post_attention_layernorm.weight", (h,)),
         ]
-    shapes += [("model.norm.weight", (h,)), ("lm_head.weight", (v, h))]
+        if family == "qwen2":
+            shapes += [(p + "self_attn.q_proj.bias", (h,)), (p + "self_attn.k_proj.bias", (kv,)),
+                       (p + "self_attn.v_proj.bias", (kv,))]
+    shapes.append(("model.norm.weight", (h,)))
+    if not spec.get("tie_word_embeddings"):
+        shapes.append(("lm_head.weight", (v, h)))
     return shapes
 
 
@@ -66,13 +80,11 @@ def _random(rng: np.random.Generator, shape: tuple[int, ...], name: str) -> np.n
     return (rng.standard_normal(shape, dtype=np.float32) * np.float32(std)).astype(np.float16)
 
 
-def _write_base(folder: Path, spec: dict, seed: int = 0) -> None:
+def _write_base(folder: Path, spec: dict, seed: int = 0, family: str = "llama") -> None:
     from safetensors.numpy import save_file
 
-    from lamina.convert.tokenizer import write_hf_tokenizer_files
-
     rng = np.random.default_rng(seed)
-    shapes = _tensor_shapes(spec)
+    shapes = _tensor_shapes(spec, family)
     groups: list[list[tuple[str, tuple[int, ...]]]] = [[]]
     size = 0
     for name, shape in shapes:
@@ -94,6 +106,16 @@ def _write_base(folder: Path, spec: dict, seed: int = 0) -> None:
         del shard
     (folder / "model.safetensors.index.json").write_text(json.dumps(
         {"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    if family == "qwen2":
+        config = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+                  "hidden_act": "silu", "bos_token_id": 151643, "eos_token_id": 151645,
+                  "use_sliding_window": False, "torch_dtype": "float16",
+                  "initializer_range": 0.02, **spec}
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+        _write_qwen_tokenizer(folder)
+        return
+    from lamina.convert.tokenizer import write_hf_tokenizer_files
+
     config = {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
         "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": False,
@@ -102,6 +124,14 @@ def _write_base(folder: Path, spec: dict, seed: int = 0) -> None:
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     tok = full_vocab_tokenizer(folder.parent / "big_tokenizer", int(spec["vocab_size"]))
     write_hf_tokenizer_files(folder, tok)
+
+
+def _write_qwen_tokenizer(folder: Path) -> None:
+    """Qwen's real tokenizer (the tests' builder: qwen-tokenizer's ranks + TikTokenConverter)."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.fixtures.families import copy_tokenizer, qwen_tokenizer
+
+    copy_tokenizer(qwen_tokenizer(folder.parent / "qwen_tokenizer"), folder)
 
 
 def full_vocab_tokenizer(out_dir: Path, vocab_size: int) -> Path:
@@ -136,15 +166,15 @@ def full_vocab_tokenizer(out_dir: Path, vocab_size: int) -> Path:
     return extend_tokenizer(base, out_dir, pieces=extra)
 
 
-def _write_lora(folder: Path, spec: dict, seed: int = 1) -> None:
+def _write_lora(folder: Path, spec: dict, seed: int = 1, family: str = "llama") -> None:
     from safetensors.numpy import save_file
 
     rng = np.random.default_rng(seed)
     h = spec["hidden_size"]
     tensors: dict[str, np.ndarray] = {}
-    for name, shape in _tensor_shapes(spec):
+    for name, shape in _tensor_shapes(spec, family):
         module = name.rsplit(".", 2)[-2]
-        if module not in LORA_TARGETS:
+        if module not in LORA_TARGETS or not name.endswith(".weight"):
             continue
         stem = "base_model.model." + name.removesuffix(".weight")
         out_f, in_f = shape
@@ -164,21 +194,26 @@ def _write_lora(folder: Path, spec: dict, seed: int = 1) -> None:
     }, indent=2))
 
 
-def ensure_big_model(work_dir: Path) -> tuple[Path, Path]:
-    """(base_hf_dir, lora_dir) of the big synthetic model under ``work_dir``, built once."""
+def ensure_big_model(work_dir: Path, family: str = "llama") -> tuple[Path, Path]:
+    """(base_hf_dir, lora_dir) of the big synthetic model under ``work_dir``, built once.
+
+    ``family`` "llama" is the Chinese-LLaMA-shaped model (BIG_SPEC), "qwen2" the
+    Qwen2-shaped one (QWEN2_SPEC) with Qwen's own tokenizer.
+    """
+    spec = QWEN2_SPEC if family == "qwen2" else BIG_SPEC
     work_dir = Path(work_dir)
-    root = work_dir / "bigmodel"
+    root = work_dir / ("bigmodel" if family == "llama" else f"bigmodel-{family}")
     base, lora = root / "base_hf", root / "lora"
     marker = root / ".done"
-    if _is_current(marker, BIG_SPEC) and base.is_dir() and lora.is_dir():
+    if _is_current(marker, spec) and base.is_dir() and lora.is_dir():
         return base, lora
     if root.exists():
         shutil.rmtree(root)
     base.mkdir(parents=True)
     lora.mkdir(parents=True)
-    _write_base(base, BIG_SPEC)
-    _write_lora(lora, BIG_SPEC)
-    _mark(marker, BIG_SPEC)
+    _write_base(base, spec, family=family)
+    _write_lora(lora, spec, family=family)
+    _mark(marker, spec)
     return base, lora
 
 

@@ -9,7 +9,12 @@ Both run in child processes; wall time and peak RSS (ru_maxrss) of each are
 measured, on the >= 1 GB synthetic model of ``bigmodel.py`` with an all-linear
 LoRA. The two GGUFs are compared tensor by tensor as a correctness check.
 
-    python benchmarks/convert.py [--keep]
+With ``--family qwen2`` the model is Qwen2-shaped (~1.0 GiB f16, Qwen's real
+151,936-row vocabulary and tokenizer, tied embeddings, q/k/v biases) with the
+same all-linear LoRA; the seed path is the same two steps (llama.cpp's converter
+recognises this tokenizer as Qwen2's by its hash).
+
+    python benchmarks/convert.py [--family llama|qwen2] [--keep]
 """
 
 from __future__ import annotations
@@ -30,13 +35,15 @@ import shutil, sys
 from pathlib import Path
 import torch
 from peft import PeftModel
-from transformers import LlamaForCausalLM
+from transformers import AutoModelForCausalLM
 base, lora, out = sys.argv[1:4]
-model = LlamaForCausalLM.from_pretrained(base, dtype=torch.float16, low_cpu_mem_usage=True)
+model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float16, low_cpu_mem_usage=True)
 model = PeftModel.from_pretrained(model, lora).merge_and_unload()
 model.save_pretrained(out, safe_serialization=True)
-for name in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
-    shutil.copyfile(Path(base) / name, Path(out) / name)
+for name in ("tokenizer.model", "tokenizer.json", "tokenizer_config.json",
+             "special_tokens_map.json"):
+    if (Path(base) / name).is_file():
+        shutil.copyfile(Path(base) / name, Path(out) / name)
 """
 
 
@@ -59,9 +66,12 @@ def compare_ggufs(a: Path, b: Path) -> float:
 
 def main() -> None:
     keep = "--keep" in sys.argv
-    work = WORK / "convert"
+    family = sys.argv[sys.argv.index("--family") + 1] if "--family" in sys.argv else "llama"
+    if family not in ("llama", "qwen2"):
+        raise SystemExit(f"--family is llama or qwen2, not {family!r}")
+    work = WORK / ("convert" if family == "llama" else f"convert-{family}")
     work.mkdir(parents=True, exist_ok=True)
-    base, lora = ensure_big_model(WORK)
+    base, lora = ensure_big_model(WORK, family)
     size = model_bytes(base)
     script = ensure_seed_converter(WORK)
 
@@ -104,7 +114,8 @@ def main() -> None:
         row("seed 2: convert_hf_to_gguf.py --outtype f16", conv.seconds, conv.peak_rss_bytes, ""),
         row("seed path total", seed_s, seed_rss, "1.0x"),
     ]
-    title = (f"Convert + merge a {size / gb:.2f} GiB f16 LLaMA (sharded) with a rank-16 LoRA "
+    shape = "LLaMA" if family == "llama" else "Qwen2 (151,936-row vocabulary, tied, biases)"
+    title = (f"Convert + merge a {size / gb:.2f} GiB f16 {shape} (sharded) with a rank-16 LoRA "
              "to f16 GGUF")
     print_table(title, columns, rows)
     notes = ("Inputs are read once before each run (hot page cache for both paths). "
@@ -113,7 +124,7 @@ def main() -> None:
              f"the gguf-py vendored next to it in the llama-cpp-python {SDIST_VERSION} sdist "
              "(the venv's gguf 0.19 is too old for that script).")
     print(notes)
-    save_result("convert", title, columns, rows, notes=notes, extra={
+    save_result("convert" if family == "llama" else f"convert_{family}", title, columns, rows, notes=notes, extra={
         "model_bytes": size, "max_abs_diff": max_diff,
         "lamina": {"s": lam.seconds, "rss": lam.peak_rss_bytes},
         "seed_merge": {"s": merge.seconds, "rss": merge.peak_rss_bytes},

@@ -58,10 +58,6 @@ class WeightDiff:
         meta = self.files.meta(name)
         return int(np.prod(meta.shape)) * DTYPE_BYTES.get(meta.dtype, 4)
 
-    def tokenizer_model(self) -> Path | None:
-        path = self.folder / "tokenizer.model"
-        return path if path.is_file() else None
-
     def rows(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
         """The diff's rows ``start:stop`` of one tensor, float32."""
         return self.files.array(name, start, stop)

@@ -19,15 +19,11 @@ from typing import Any
 import numpy as np
 
 from lamina.convert.sources import CheckpointFiles
-from lamina.errors import FormatError, InputError, ShapeMismatchError
+from lamina.errors import FormatError, InputError, LaminaError, ShapeMismatchError
 from lamina.files import read_json_object
 
 #: Adapter weight files PEFT writes, in order of preference.
 ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
-
-#: Linear/embedding module names of a LlamaForCausalLM a LoRA may target.
-LLAMA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-                 "embed_tokens", "lm_head")
 
 _LORA_KEY = re.compile(
     r"^(?P<module>.+?)\.(?P<kind>lora_A|lora_B|lora_embedding_A|lora_embedding_B)"
@@ -69,8 +65,9 @@ class LoraConfig:
                               hint="Merge it with peft's merge_and_unload, then convert the result.")
         if raw.get("bias", "none") not in ("none", None):
             raise FormatError(
-                f"'{source}' trains biases (bias={raw['bias']!r}), but LLaMA layers have none.",
-                hint="This adapter was not made for a LLaMA-family model.")
+                f"'{source}' trains biases (bias={raw['bias']!r}); lamina merges LoRA "
+                "weights only.",
+                hint="Merge it with peft's merge_and_unload, then convert the result.")
         try:
             r = int(raw["r"])
             alpha = float(raw.get("lora_alpha", r))
@@ -172,7 +169,8 @@ class LoraAdapter:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"The LoRA folder '{self.folder}' does not exist.")
-        self.config = LoraConfig.from_file(self.folder / "adapter_config.json")
+        self.config_path = self.folder / "adapter_config.json"
+        self.config = LoraConfig.from_file(self.config_path)
         weight_file = next((self.folder / n for n in ADAPTER_WEIGHT_FILES
                             if (self.folder / n).is_file()), None)
         if weight_file is None:
@@ -212,10 +210,6 @@ class LoraAdapter:
             # an embedding LoRA (".base_layer."), both replace the base tensor.
             base = (name.replace(".modules_to_save.default.", ".")
                     .replace(".modules_to_save.", ".").replace(".base_layer.", "."))
-            if base.endswith(".bias"):
-                raise FormatError(f"'{self.weight_file}' holds a bias tensor '{key}'; LLaMA "
-                                  "layers have no biases.",
-                                  hint="This adapter was not made for a LLaMA-family model.")
             self.full[base] = key
         for base, pair in self.pairs.items():
             if pair.a is None or pair.b is None:
@@ -226,19 +220,27 @@ class LoraAdapter:
     def name(self) -> str:
         return self.folder.name
 
-    def tokenizer_model(self) -> Path | None:
-        path = self.folder / "tokenizer.model"
-        return path if path.is_file() else None
+    def validate_targets(self, base_names: set[str], family: str = "LLaMA",
+                         model_type: str | None = None) -> None:
+        """Fail early when the adapter was made for another architecture or model.
 
-    def validate_targets(self, base_names: set[str]) -> None:
-        """Fail early when the adapter was made for another architecture or model."""
+        peft records the base it was trained on (``base_model_name_or_path``);
+        when that folder is at hand its config names the family, which catches
+        a LoRA for another family even where the module names agree.
+        """
+        trained_on = _recorded_model_type(self.config_path)
+        if model_type and trained_on and trained_on != model_type:
+            raise ShapeMismatchError(
+                f"LoRA '{self.folder}' was made for a '{trained_on}' model, but the base is a "
+                f"{family} ('{model_type}') model.",
+                hint="Use a LoRA trained on this base model's family.")
         if not isinstance(self.config.target_modules, str):
             leaves = {n.rsplit(".", 2)[-2] for n in base_names if n.endswith(".weight")}
             unknown = [t for t in self.config.target_modules
                        if t.rsplit(".", 1)[-1] not in leaves]
             if unknown:
                 raise ShapeMismatchError(
-                    f"LoRA '{self.folder}' targets modules this LLaMA base does not have: "
+                    f"LoRA '{self.folder}' targets modules this {family} base does not have: "
                     f"{', '.join(sorted(unknown))}.",
                     hint="The adapter was made for a different architecture; use a LoRA "
                     "trained on this base model.")
@@ -295,6 +297,22 @@ class LoraAdapter:
 
     def close(self) -> None:
         self.files.close()
+
+
+def _recorded_model_type(config_path: Path) -> str | None:
+    """model_type of the base a LoRA was trained on, when peft's recorded folder exists."""
+    raw = read_json_object(config_path).get("base_model_name_or_path")
+    if not isinstance(raw, str) or not raw:
+        return None
+    base = Path(raw)
+    if not base.is_absolute():  # a hub id, or relative to a training run's cwd: unknowable
+        return None
+    cfg = base / "config.json"
+    try:
+        model_type = read_json_object(cfg).get("model_type") if cfg.is_file() else None
+    except LaminaError:
+        return None
+    return str(model_type) if model_type else None
 
 
 def _strip_prefix(key: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lamina.convert.checksums import verify_inputs
-from lamina.convert.llama import permute_qk, qk_heads
+from lamina.convert.llama import LLAMA, permute_qk
 from lamina.convert.plan import PROVENANCE_FILE, MergedTensor, MergePlan, build_plan, model_name
 from lamina.convert.tokenizer import write_hf_tokenizer_files
 from lamina.errors import InputError
@@ -92,6 +92,10 @@ def merge(opts: MergeOptions, progress: TaskProgress | None = None) -> MergeRepo
     start = time.perf_counter()
     plan = build_plan(Path(opts.base), opts.loras, opts.diff, opts.tokenizer)
     try:
+        if opts.format == "pth" and plan.hparams.fam is not LLAMA:
+            raise InputError(f"--format pth writes Meta's LLaMA layout; this is a "
+                             f"{plan.hparams.fam.name} model.",
+                             hint="Use --format safetensors (a Hugging Face folder).")
         verified = verify_inputs(plan, opts.sha256) if opts.sha256 else []
         dtype = opts.dtype or _base_dtype(plan)
         task = None
@@ -157,7 +161,12 @@ def _write_hf(folder: Path, plan: MergePlan, dtype: str, shard_bytes: int,
     gen = plan.base.folder / "generation_config.json"
     if gen.is_file():
         shutil.copyfile(gen, folder / "generation_config.json")
-    return [*names, "config.json"]
+    # Remote-code models (Baichuan) name their modelling/tokenizer code in config.json's
+    # auto_map: the merged folder needs the same files to load.
+    code = [f for f in sorted(plan.base.folder.glob("*.py")) if f.is_file()]
+    for f in code:
+        shutil.copyfile(f, folder / f.name)
+    return [*names, "config.json", *(f.name for f in code)]
 
 
 def _write_safetensors(path: Path, tensors: list[MergedTensor], dtype: str, tag: str, width: int,
@@ -193,7 +202,7 @@ def _write_meta(folder: Path, plan: MergePlan, dtype: str, progress: TaskProgres
     state: dict[str, Any] = {}
     for t in plan.tensors:
         data = t.produce()
-        heads = qk_heads(t.name, hp)
+        heads = hp.fam.qk_heads(t.name, hp)
         if heads is not None:
             data = permute_qk(data, heads)  # Meta's layout is llama.cpp's interleaved one
         state[hf_to_meta_name(t.name)[0]] = torch.from_numpy(np.ascontiguousarray(data)).to(torch_dtype)
@@ -206,8 +215,18 @@ def _write_meta(folder: Path, plan: MergePlan, dtype: str, progress: TaskProgres
     return ["consolidated.00.pth", "params.json"]
 
 
+#: Tokenizer files of a Hugging Face folder that travel with a BPE tokenizer.json.
+BPE_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                       "chat_template.jinja", "vocab.json", "merges.txt", "added_tokens.json")
+
+
 def _write_tokenizer(folder: Path, plan: MergePlan) -> None:
     src = plan.tokenizer_model.parent
+    if plan.vocab.kind == "bpe":
+        for name in BPE_TOKENIZER_FILES:
+            if (src / name).is_file():
+                shutil.copyfile(src / name, folder / name)
+        return
     extras = ("tokenizer_config.json", "special_tokens_map.json")
     if all((src / n).is_file() for n in extras):
         shutil.copyfile(plan.tokenizer_model, folder / "tokenizer.model")
@@ -215,4 +234,3 @@ def _write_tokenizer(folder: Path, plan: MergePlan) -> None:
             shutil.copyfile(src / name, folder / name)
     else:
         write_hf_tokenizer_files(folder, plan.tokenizer_model)
-

@@ -79,7 +79,8 @@ class MetaCheckpoint:
     chunked = False  # shards are concatenated per tensor; read whole tensors
 
     def __init__(self, folder: Path) -> None:
-        from lamina.convert.llama import LlamaHParams
+        from lamina.convert.family import HParams
+        from lamina.convert.llama import LLAMA
 
         self.folder = Path(folder)
         params_path = self.folder / "params.json"
@@ -104,12 +105,13 @@ class MetaCheckpoint:
                 from exc
         vocab = self.shape("model.embed_tokens.weight")[0]
         n_ff = self.shape("model.layers.0.mlp.gate_proj.weight")[0]
-        self.hparams = LlamaHParams(
+        self.hparams = HParams(
             n_vocab=vocab, n_embd=n_embd, n_ff=n_ff, n_layer=n_layer, n_head=n_head,
             n_head_kv=int(params.get("n_kv_heads") or n_head),
             n_ctx=int(params.get("max_seq_len") or (4096 if "n_kv_heads" in params else 2048)),
             rms_norm_eps=float(params.get("norm_eps", 1e-6)),
             rope_theta=float(params.get("rope_theta", 10000.0)),
+            family=LLAMA,
         )
         self.config = self._hf_config()
 

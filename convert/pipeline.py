@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lamina.convert.checksums import verify_inputs
-from lamina.convert.llama import gguf_tensor_name, permute_qk, qk_heads
+from lamina.convert.llama import permute_qk
 from lamina.convert.plan import MergedTensor, MergePlan, build_plan, model_name
 from lamina.convert.writer import OUTTYPES, GGUFMetadata, PlannedTensor, write_gguf
 from lamina.errors import InputError
@@ -65,30 +65,53 @@ def resolve_template(name: str | None) -> tuple[str | None, str | None]:
 
 def gguf_tensors(plan: MergePlan, progress: TaskProgress | None = None,
                  task: Any | None = None) -> list[PlannedTensor]:
-    """Map the merge plan to GGUF names/layout; producers advance the progress bar."""
+    """Map the merge plan to GGUF names/layout; producers advance the progress bar.
+
+    Fused tensors (Baichuan's W_pack) become their parts here, after every merge,
+    so ``lamina merge`` keeps the checkpoint's own layout.
+    """
     hp = plan.hparams
     out: list[PlannedTensor] = []
     for t in plan.tensors:
-        gguf_name = gguf_tensor_name(t.name, hp.n_layer)
-        if gguf_name is None:
-            continue
-        out.append(PlannedTensor(gguf_name, t.shape, source_bytes=t.source_bytes,
-                                 chunks=_gguf_chunks(t, hp, progress, task)))
+        parts = hp.fam.split(t.name, t.shape) or [(t.name, None, None)]
+        for name, lo, hi in parts:
+            gguf_name = hp.fam.gguf_tensor_name(name, hp.n_layer)
+            if gguf_name is None:
+                continue
+            rows = None if lo is None else (lo, hi)
+            shape = t.shape if rows is None else (hi - lo, *t.shape[1:])
+            out.append(PlannedTensor(gguf_name, shape,
+                                     source_bytes=t.source_bytes * (shape[0] if shape else 1)
+                                     // max(1, t.shape[0] if t.shape else 1),
+                                     chunks=_gguf_chunks(t, name, rows, hp, progress, task)))
+    factors = hp.rope_freq_factors()
+    if factors is not None:
+        import gguf
+
+        data = np.asarray(factors, dtype=np.float32)
+        out.append(PlannedTensor(gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight",
+                                 data.shape, produce=lambda: data))
     return out
 
 
-def _gguf_chunks(t: MergedTensor, hp: Any, progress: TaskProgress | None, task: Any | None) -> Any:
-    """Row blocks in llama.cpp layout: q/k blocks are whole heads, permuted one by one."""
-    heads = qk_heads(t.name, hp)
+def _gguf_chunks(t: MergedTensor, name: str, rows: tuple[int, int] | None, hp: Any,
+                 progress: TaskProgress | None, task: Any | None) -> Any:
+    """Row blocks in llama.cpp layout: q/k blocks are whole heads, permuted one by one;
+    a NormHead's rows are normalised (each row is whole in every block)."""
+    heads = hp.fam.qk_heads(name, hp)
     align = hp.head_dim if heads is not None else 1
-    rows = t.shape[0] if t.shape else 1
+    total = t.shape[0] if t.shape else 1
+    normalise = name == "lm_head.weight" and hp.norm_head
 
     def chunks() -> Iterator[np.ndarray]:
-        for block in t.chunks(align):
+        for block in t.chunks(align, rows):
             if heads is not None:
                 block = permute_qk(block, block.shape[0] // hp.head_dim)
+            if normalise:
+                norms = np.linalg.norm(block.astype(np.float32), axis=1, keepdims=True)
+                block = block / np.maximum(norms, np.float32(1e-12))
             if progress is not None and task is not None:
-                progress.advance(task, t.source_bytes * (block.shape[0] if block.ndim else 1) // rows)
+                progress.advance(task, t.source_bytes * (block.shape[0] if block.ndim else 1) // total)
             yield block
 
     return chunks
@@ -121,7 +144,8 @@ def convert(opts: ConvertOptions, progress: TaskProgress | None = None) -> Conve
             hparams=plan.hparams,
             vocab=plan.vocab,
             template_name=template_name,
-            template_jinja=template_jinja,
+            # No --template: the checkpoint's own Jinja template, if it ships one.
+            template_jinja=template_jinja if template_name else plan.vocab.chat_template,
             provenance=provenance,
         )
         with atomic_output(opts.output, force=opts.force) as tmp:

@@ -26,7 +26,13 @@ import numpy as np
 from lamina.convert.diff import WeightDiff
 from lamina.convert.lora import LoraAdapter
 from lamina.convert.sources import open_checkpoint
-from lamina.convert.tokenizer import GGUFVocab, load_spm_vocab
+from lamina.convert.tokenizer import (
+    TOKENIZER_FILES,
+    GGUFVocab,
+    find_tokenizer,
+    load_vocab,
+    vocab_size,
+)
 from lamina.errors import ChecksumError, InputError, ShapeMismatchError
 
 VOCAB_TENSORS = ("model.embed_tokens.weight", "lm_head.weight")
@@ -46,13 +52,14 @@ class MergedTensor:
     ``chunks(align)`` yields consecutive row blocks (float32, or float16 for
     tensors copied unchanged from an f16 checkpoint; each a multiple of
     ``align`` rows, about CHUNK_ELEMENTS each) so that even a 500 MB embedding
-    is merged and written a few MB at a time; ``produce()`` returns it whole.
+    is merged and written a few MB at a time; ``chunks(align, (lo, hi))`` yields
+    only rows lo..hi (one part of a fused tensor); ``produce()`` returns it whole.
     """
 
     name: str
     shape: tuple[int, ...]
     source_bytes: int
-    chunks: Callable[[int], Iterator[np.ndarray]]
+    chunks: Callable[..., Iterator[np.ndarray]]
 
     def produce(self) -> np.ndarray:
         parts = list(self.chunks(1))
@@ -141,10 +148,6 @@ def _recorded_name(folder: Path) -> str | None:
     return name.strip()
 
 
-def _sp_size(path: Path) -> int:
-    return load_spm_vocab(path).size
-
-
 def build_plan(base_dir: Path, loras: list[Path] | None = None, diff: Path | None = None,
                tokenizer: Path | None = None) -> MergePlan:
     """Open every input, check that they fit together, and plan each output tensor."""
@@ -156,33 +159,31 @@ def build_plan(base_dir: Path, loras: list[Path] | None = None, diff: Path | Non
     names = [n for n in base.names() if not n.endswith("rotary_emb.inv_freq")]
     name_set = set(names)
     for ad in adapters:
-        ad.validate_targets(name_set)
+        ad.validate_targets(name_set, hp.fam.name, base.config.get("model_type"))
     if wdiff is not None:
         wdiff.validate(name_set)
 
     # Tokenizer: --tokenizer, else the last input that carries one.
     tok_path: Path | None = base.tokenizer_model()
     stage_vocab: list[int | None] = []
-    if wdiff is not None:
-        t = wdiff.tokenizer_model()
-        stage_vocab.append(_sp_size(t) if t else None)
-        tok_path = t or tok_path
-    for ad in adapters:
-        t = ad.tokenizer_model()
-        stage_vocab.append(_sp_size(t) if t else None)
+    for stage in ([wdiff] if wdiff is not None else []) + adapters:
+        t = find_tokenizer(stage.folder)
+        stage_vocab.append(vocab_size(t) if t else None)
         tok_path = t or tok_path
     if tokenizer is not None:
         tdir = Path(tokenizer)
-        tok_path = tdir if tdir.is_file() else tdir / "tokenizer.model"
-        if not tok_path.is_file():
-            raise InputError(f"No tokenizer.model found in '{tokenizer}'.",
-                             hint="--tokenizer takes the folder holding tokenizer.model (or the file).")
+        tok_path = tdir if tdir.is_file() else find_tokenizer(tdir)
+        if tok_path is None:
+            raise InputError(f"No tokenizer found in '{tokenizer}'.",
+                             hint="--tokenizer takes the folder holding tokenizer.model or "
+                                  "tokenizer.json (or the file).")
     if tok_path is None:
         raise InputError(
-            f"No tokenizer.model found in '{base.folder}' or in any LoRA/diff folder.",
-            hint="Pass the folder holding the SentencePiece tokenizer with --tokenizer.",
+            f"No tokenizer ({' or '.join(TOKENIZER_FILES)}) found in '{base.folder}' or in "
+            "any LoRA/diff folder.",
+            hint="Pass the folder holding the model's tokenizer with --tokenizer.",
         )
-    vocab = load_spm_vocab(tok_path)
+    vocab = load_vocab(tok_path, config_dir=base.folder)
     notes: list[str] = []
 
     tensors: list[MergedTensor] = []
@@ -224,6 +225,13 @@ def build_plan(base_dir: Path, loras: list[Path] | None = None, diff: Path | Non
                         hint="The adapter was made for a different base model (e.g. 13B vs 7B).")
                 steps.append(("delta", stage))
         if is_vocab and vocab.size > cur[0]:
+            if vocab.kind == "bpe":
+                # Rows for BPE tokens cannot be invented: the model never saw them.
+                raise ShapeMismatchError(
+                    f"The tokenizer '{vocab.source}' has {vocab.size} tokens but '{name}' has "
+                    f"only {cur[0]} rows.",
+                    hint="The tokenizer belongs to another model: use the one that came with "
+                         "the base (or with the LoRA that grew the vocabulary).")
             steps.append(("pad", vocab.size))
             cur[0] = vocab.size
         if is_vocab:
@@ -244,7 +252,7 @@ def build_plan(base_dir: Path, loras: list[Path] | None = None, diff: Path | Non
 
 
 def _chunker(base: Any, name: str, shape: tuple[int, ...],
-             steps: list[tuple[str, Any]]) -> Callable[[int], Iterator[np.ndarray]]:
+             steps: list[tuple[str, Any]]) -> Callable[..., Iterator[np.ndarray]]:
     # A modules_to_save replacement makes everything before it irrelevant.
     replaced = [i for i, (kind, _) in enumerate(steps) if kind == "replace"]
     source = steps[replaced[-1]][1] if replaced else None
@@ -260,17 +268,21 @@ def _chunker(base: Any, name: str, shape: tuple[int, ...],
             return source.full_tensor(name, lo, hi)
         return base.get(name, lo, hi, native=passthrough)
 
-    def chunks(align: int) -> Iterator[np.ndarray]:
+    def chunks(align: int, part: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
         factors = {id(arg): arg.factors(name) for kind, arg in tail if kind == "delta"}
+        # A whole-tensor checksum cannot be checked on one part of it.
         hashers = {id(arg): hashlib.sha256() for kind, arg in tail
-                   if kind == "diff" and arg.expected(name)}
-        rows = shape[0] if shape else 1
-        if whole:
-            spans: list[tuple[int | None, int | None]] = [(None, None)]
+                   if kind == "diff" and arg.expected(name) and part is None}
+        first, rows = part if part is not None else (0, shape[0] if shape else 1)
+        spans: list[tuple[int | None, int | None]]
+        if whole and part is None:
+            spans = [(None, None)]
+        elif whole:  # Meta shards are read whole; a part is one slice of them
+            spans = [part]
         else:
             per_row = max(1, int(np.prod(shape[1:])))
             step = max(align, CHUNK_ELEMENTS // per_row // align * align)
-            spans = [(lo, min(rows, lo + step)) for lo in range(0, rows, step)]
+            spans = [(lo, min(rows, lo + step)) for lo in range(first, rows, step)]
         for lo, hi in spans:
             data = read(lo, hi)  # a private array: merged in place below
             for kind, arg in tail:

@@ -260,18 +260,19 @@ def to_float32(tensor: Any) -> Any:
 
 
 class HFCheckpoint:
-    """A Hugging Face LLaMA folder as a source of float32 tensors in HF layout."""
+    """A Hugging Face model folder (any family in ``family.known_families``) as a
+    source of float32 tensors in HF names and layout."""
 
     kind = "hf"
     chunked = True  # tensors can be read a row range at a time
 
     def __init__(self, folder: Path) -> None:
-        from lamina.convert.llama import LlamaHParams
+        from lamina.convert.family import HParams
 
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"The model folder '{self.folder}' does not exist.")
-        self.hparams = LlamaHParams.from_hf_config(self.folder)
+        self.hparams = HParams.from_hf_config(self.folder)
         self.config: dict[str, Any] = read_json_object(self.folder / "config.json")
         self.files = CheckpointFiles(hf_weight_files(self.folder))
 
@@ -297,8 +298,10 @@ class HFCheckpoint:
         return self.files.array(name, start, stop, native)
 
     def tokenizer_model(self) -> Path | None:
-        path = self.folder / "tokenizer.model"
-        return path if path.is_file() else None
+        """tokenizer.model or tokenizer.json of the folder (see tokenizer.find_tokenizer)."""
+        from lamina.convert.tokenizer import find_tokenizer
+
+        return find_tokenizer(self.folder)
 
     def input_files(self) -> list[Path]:
         return list(self.files.files)

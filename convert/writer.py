@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lamina import __version__, gguf_io
-from lamina.convert.llama import LlamaHParams
+from lamina.convert.family import HParams
 from lamina.convert.tokenizer import GGUFVocab
 
 #: --outtype names -> (ggml type name for 2-D weights, llama file type name)
@@ -78,7 +78,7 @@ class GGUFMetadata:
     """Everything beyond tensors that a lamina GGUF carries."""
 
     model_name: str
-    hparams: LlamaHParams
+    hparams: HParams
     vocab: GGUFVocab
     template_name: str | None = None
     template_jinja: str | None = None
@@ -118,18 +118,23 @@ def _nbytes(shape: tuple[int, ...], qtype: Any) -> int:
 
 
 def padded_vocab(vocab: GGUFVocab, n_vocab: int) -> GGUFVocab:
-    """Pad the token list to the embedding rows (HF configs often round vocab_size up)."""
+    """Pad the token list to the embedding rows (HF configs often round vocab_size up).
+
+    The extra ids become ``[PADn]`` tokens of type UNUSED, as llama.cpp's
+    converter writes them (Qwen2: 151,646 tokens, 151,936 rows).
+    """
+    import dataclasses
+
     import gguf
 
     if vocab.size >= n_vocab:
         return vocab
     extra = n_vocab - vocab.size
-    return GGUFVocab(
+    return dataclasses.replace(
+        vocab,
         tokens=vocab.tokens + [f"[PAD{i}]".encode() for i in range(vocab.size, n_vocab)],
-        scores=vocab.scores + [-1000.0] * extra,
+        scores=None if vocab.scores is None else vocab.scores + [-1000.0] * extra,
         types=vocab.types + [int(gguf.TokenType.UNUSED)] * extra,
-        bos_id=vocab.bos_id, eos_id=vocab.eos_id, unk_id=vocab.unk_id, pad_id=vocab.pad_id,
-        add_bos=vocab.add_bos, add_eos=vocab.add_eos, source=vocab.source,
     )
 
 
@@ -140,7 +145,7 @@ def write_gguf(
     outtype: str = "f16",
     on_progress: Callable[[int], None] | None = None,
 ) -> dict[str, int]:
-    """Write a LLaMA GGUF at ``path`` (which should be a temporary file).
+    """Write a GGUF of the hparams' family at ``path`` (which should be a temporary file).
 
     Returns a histogram {ggml type name: tensor count}. ``on_progress`` is
     called with the number of output bytes after each tensor.
@@ -149,7 +154,7 @@ def write_gguf(
 
     planned = list(tensors)
     hp = meta.hparams
-    writer = gguf_io.new_writer(path, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+    writer = gguf_io.new_writer(path, hp.fam.gguf_arch_name())
     writer.add_name(meta.model_name)
     writer.add_context_length(hp.n_ctx)
     writer.add_embedding_length(hp.n_embd)
@@ -160,27 +165,31 @@ def write_gguf(
     writer.add_rope_dimension_count(hp.head_dim)
     writer.add_layer_norm_rms_eps(hp.rms_norm_eps)
     writer.add_rope_freq_base(hp.rope_theta)
-    if hp.rope_scaling and hp.rope_scaling.get("type", hp.rope_scaling.get("rope_type")) == "linear":
+    # llama3 scaling travels as the rope_freqs tensor (see HParams.rope_freq_factors).
+    if hp.rope_type == "linear":
         writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
         writer.add_rope_scaling_factor(float(hp.rope_scaling["factor"]))
     writer.add_file_type(getattr(gguf.LlamaFileType, OUTTYPES[outtype][1]))
     writer.add_vocab_size(hp.n_vocab)
 
     vocab = padded_vocab(meta.vocab, hp.n_vocab)
-    writer.add_tokenizer_model("llama")
-    writer.add_tokenizer_pre("default")
+    writer.add_tokenizer_model(vocab.model)
+    writer.add_tokenizer_pre(vocab.pre)
     writer.add_token_list(vocab.tokens)
-    writer.add_token_scores(vocab.scores)
+    if vocab.scores is not None:
+        writer.add_token_scores(vocab.scores)
     writer.add_token_types(vocab.types)
-    writer.add_bos_token_id(vocab.bos_id)
-    writer.add_eos_token_id(vocab.eos_id)
-    if vocab.unk_id >= 0:
-        writer.add_unk_token_id(vocab.unk_id)
-    if vocab.pad_id is not None:
-        writer.add_pad_token_id(vocab.pad_id)
+    if vocab.merges:
+        writer.add_token_merges(vocab.merges)
+    for add_id, value in ((writer.add_bos_token_id, vocab.bos_id),
+                          (writer.add_eos_token_id, vocab.eos_id),
+                          (writer.add_unk_token_id, vocab.unk_id),
+                          (writer.add_pad_token_id, vocab.pad_id)):
+        if value is not None:
+            add_id(value)
     writer.add_add_bos_token(vocab.add_bos)
     writer.add_add_eos_token(vocab.add_eos)
-    writer.add_add_space_prefix(True)
+    writer.add_add_space_prefix(vocab.add_space_prefix)
 
     if meta.template_jinja:
         writer.add_chat_template(meta.template_jinja)

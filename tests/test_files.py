@@ -60,14 +60,14 @@ def test_folder_output_replaces_only_with_force(tmp_path):
 
 
 def test_json_config_files_fail_with_one_clear_message(tmp_path):
-    from lamina.convert.llama import LlamaHParams
+    from lamina.convert.family import HParams
     from lamina.errors import FormatError
     from lamina.files import read_json_object
 
     cfg = tmp_path / "config.json"
     cfg.write_text("[1, 2]")
     with pytest.raises(FormatError, match="must hold a JSON object"):
-        LlamaHParams.from_hf_config(tmp_path)
+        HParams.from_hf_config(tmp_path)
     cfg.write_bytes(b"\xff\xfe not utf-8")
     with pytest.raises(FormatError, match="is not valid JSON"):
         read_json_object(cfg)

@@ -46,6 +46,15 @@ ALPACA_SYSTEM = (
     "Write a response that appropriately completes the request."
 )
 ALPACA2_SYSTEM = "You are a helpful assistant. 你是一个乐于助人的助手。"
+QWEN_SYSTEM = "You are a helpful assistant."
+VICUNA_SYSTEM = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
+)
+CHATGLM3_SYSTEM = (
+    "You are ChatGLM3, a large language model trained by Zhipu.AI. "
+    "Follow the user's instructions carefully. Respond using markdown."
+)
 
 # Jinja sources. Whitespace matters: every literal newline below is part of the
 # prompt, so the templates are kept on one logical line with explicit "\n".
@@ -100,6 +109,73 @@ _CHATML_JINJA = (
     "{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+# Qwen's ChatML with its default system prompt, as Qwen1.5/Qwen2-Instruct ship it
+# (and seed 002's "qwen": no BOS, no EOS after answers, <|im_end|> closes turns).
+_QWEN_JINJA = (
+    "{% set sys = messages[0]['content'] if messages and messages[0]['role'] == 'system'"
+    " else default_system %}"
+    "{{ '<|im_start|>system\\n' + sys + '<|im_end|>\\n' }}"
+    "{% for m in messages %}"
+    "{% if m['role'] != 'system' %}"
+    "{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+# Meta-Llama-3-Instruct: one BOS, role headers, contents trimmed, <|eot_id|> closes turns.
+_LLAMA3_JINJA = (
+    "{{ bos_token }}"
+    "{% for m in messages %}"
+    "{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' + m['content'] | trim"
+    " + '<|eot_id|>' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}"
+    "{% endif %}"
+)
+
+# Seed 002's vicuna (FastChat v1.1): system, then "USER: q ASSISTANT: a</s>" turns.
+_VICUNA_JINJA = (
+    "{% set sys = messages[0]['content'] if messages and messages[0]['role'] == 'system'"
+    " else default_system %}"
+    "{% set ns = namespace(answered=false) %}"
+    "{{ bos_token }}{% if sys %}{{ sys + ' ' }}{% endif %}"
+    "{% for m in messages %}"
+    "{% if m['role'] == 'user' %}"
+    "{{ (bos_token if ns.answered else '') + 'USER: ' + m['content'] + ' ASSISTANT:' }}"
+    "{% elif m['role'] == 'assistant' %}{{ ' ' + m['content'] + eos_token }}"
+    "{% set ns.answered = true %}"
+    "{% endif %}"
+    "{% endfor %}"
+)
+
+
+def _turn_tokens_jinja(user: str, assistant: str) -> str:
+    """Baichuan's format: the system text, then user/assistant marker tokens around each
+    question; answers end without EOS (the model emits it), and no BOS is rendered."""
+    return (
+        "{% if messages and messages[0]['role'] == 'system' %}{{ messages[0]['content'] }}"
+        "{% endif %}"
+        "{% for m in messages %}"
+        "{% if m['role'] == 'user' %}{{ '" + user + "' + m['content'] + '" + assistant + "' }}"
+        "{% elif m['role'] == 'assistant' %}{{ m['content'] }}"
+        "{% endif %}"
+        "{% endfor %}"
+    )
+
+
+# Seed 002's chatglm3: [gMASK]sop, a system turn, <|user|>/<|assistant|> markers.
+_CHATGLM3_JINJA = (
+    "{% set sys = messages[0]['content'] if messages and messages[0]['role'] == 'system'"
+    " else default_system %}"
+    "{{ '[gMASK]sop<|system|>\\n' + sys }}"
+    "{% for m in messages %}"
+    "{% if m['role'] == 'user' %}{{ '<|user|>\\n' + m['content'] + '<|assistant|>' }}"
+    "{% elif m['role'] == 'assistant' %}{{ m['content'] }}"
+    "{% endif %}"
+    "{% endfor %}"
 )
 
 # No bos_token: whether a raw prompt starts with BOS is the vocabulary's call.
@@ -360,7 +436,10 @@ def _compile(source: str) -> Any:
     from jinja2 import TemplateSyntaxError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    # The settings transformers' apply_chat_template renders with, so a checkpoint's
+    # own template (Llama-3.1's uses strftime_now, some use {% break %}) works here too.
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=["jinja2.ext.loopcontrols"])
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
     env.filters["tojson"] = _tojson
@@ -405,12 +484,57 @@ _TEMPLATES: dict[str, ChatTemplate] = {
             body=_LLAMA2_JINJA,
         ),
         _builtin(
-            name="llama2-zh",
-            description="Llama2-Chinese (<s>Human: ...\\n</s><s>Assistant: )",
+            name="llama2_zh",
+            description="Chinese-Alpaca-2 / OneKE (seed 002's llama2_zh; the alpaca2 text)",
+            body=_LLAMA2_JINJA,
+            default_system=ALPACA2_SYSTEM,
+        ),
+        _builtin(
+            name="flagalpha",
+            description="Llama2-Chinese by FlagAlpha (<s>Human: ...\\n</s><s>Assistant: )",
             body=_LLAMA2_ZH_JINJA,
             stop=("Human:",),
             sampling_defaults={"temperature": 0.3, "top_k": 50, "top_p": 0.95,
                                "repeat_penalty": 1.3},
+        ),
+        _builtin(
+            name="llama3",
+            description="Meta Llama-3-Instruct (<|start_header_id|>role<|end_header_id|>)",
+            body=_LLAMA3_JINJA,
+            stop=("<|eot_id|>",),
+        ),
+        _builtin(
+            name="qwen",
+            description="Qwen1.5/Qwen2 ChatML with Qwen's default system prompt",
+            body=_QWEN_JINJA,
+            default_system=QWEN_SYSTEM,
+            stop=("<|im_end|>", "<|im_start|>"),
+        ),
+        _builtin(
+            name="vicuna",
+            description="Vicuna v1.1 (USER: ... ASSISTANT:), seed 002's vicuna",
+            body=_VICUNA_JINJA,
+            default_system=VICUNA_SYSTEM,
+            stop=("USER:",),
+        ),
+        _builtin(
+            name="baichuan",
+            description="Baichuan-13B-Chat (<reserved_102> question <reserved_103>)",
+            body=_turn_tokens_jinja("<reserved_102>", "<reserved_103>"),
+            stop=("<reserved_102>",),
+        ),
+        _builtin(
+            name="baichuan2",
+            description="Baichuan2-Chat (<reserved_106> question <reserved_107>)",
+            body=_turn_tokens_jinja("<reserved_106>", "<reserved_107>"),
+            stop=("<reserved_106>",),
+        ),
+        _builtin(
+            name="chatglm3",
+            description="ChatGLM3 ([gMASK]sop<|system|> ... <|user|> ... <|assistant|>)",
+            body=_CHATGLM3_JINJA,
+            default_system=CHATGLM3_SYSTEM,
+            stop=("<|user|>", "<|observation|>"),
         ),
         _builtin(
             name="chatml",
@@ -427,14 +551,21 @@ _TEMPLATES: dict[str, ChatTemplate] = {
 }
 
 
+#: Old names that now mean something else (or nothing): a hint, never a silent alias.
+_RENAMED = {"llama2-zh": "flagalpha"}
+
+
 def get_template(name: str) -> ChatTemplate:
     """The built-in template called ``name``; TemplateError names the valid ones."""
     try:
         return _TEMPLATES[name]
     except KeyError:
+        renamed = (f"'{name}' (FlagAlpha's Human/Assistant format) is now called "
+                   f"'{_RENAMED[name]}'; seed 002's Chinese-Alpaca-2 format is 'llama2_zh'. "
+                   if name in _RENAMED else "")
         raise TemplateError(
             f"Unknown chat template '{name}'.",
-            hint=f"Choose one of: {', '.join(_TEMPLATES)} (see `lamina templates`).",
+            hint=f"{renamed}Choose one of: {', '.join(_TEMPLATES)} (see `lamina templates`).",
         ) from None
 
 
@@ -454,10 +585,18 @@ def from_jinja(source: str, *, bos_token: str = BOS, eos_token: str = EOS,
                         jinja=source, stop=(), bos_token=bos_token, eos_token=eos_token)
 
 
+#: Template for a GGUF that names none and carries no Jinja text, by what the file is:
+#: (general.architecture, tokenizer.ggml.model) -> template name.
+FAMILY_DEFAULTS = {("qwen2", "gpt2"): "qwen", ("llama", "gpt2"): "llama3",
+                   ("baichuan", "llama"): "baichuan2"}
+
+
 def detect_template(metadata: Mapping[str, str], *, bos_token: str = BOS,
                     eos_token: str = EOS) -> ChatTemplate:
-    """Pick the template for a GGUF: lamina's recorded name, else the file's
-    own Jinja text, else Chinese-Alpaca-2 (the most common Chinese-LLaMA format)."""
+    """Pick the template for a GGUF: lamina's recorded name, else the file's own
+    Jinja text, else its family's format (Qwen2 -> qwen, a Llama with a BPE
+    vocabulary -> llama3, Baichuan -> baichuan2), else Chinese-Alpaca-2 (the most common Chinese-LLaMA
+    format)."""
     from lamina import gguf_io
 
     name = metadata.get(gguf_io.TEMPLATE_NAME)
@@ -469,4 +608,5 @@ def detect_template(metadata: Mapping[str, str], *, bos_token: str = BOS,
             if builtin.jinja == jinja:
                 return builtin
         return from_jinja(jinja, bos_token=bos_token, eos_token=eos_token)
-    return _TEMPLATES["alpaca2"]
+    family = (metadata.get("general.architecture"), metadata.get("tokenizer.ggml.model"))
+    return _TEMPLATES[FAMILY_DEFAULTS.get(family, "alpaca2")]

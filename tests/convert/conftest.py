@@ -141,3 +141,82 @@ def variant_gguf(family, convert_dir: Path):
         return made[name]
 
     return get
+
+
+# ------------------------------------------------ BPE families (Qwen2, Llama-3)
+
+#: name -> (family, checkpoint attribute, with the family's LoRA?)
+BPE_VARIANTS = {
+    "qwen2": ("qwen2", "base", False),
+    "qwen2_tied": ("qwen2", "tied", False),
+    "qwen2_lora": ("qwen2", "base", True),
+    "llama3": ("llama3", "base", False),
+    "llama3_lora": ("llama3", "base", True),
+}
+
+
+@pytest.fixture(scope="session")
+def bpe_family(cache_dir: Path):
+    """get(name) -> tests.fixtures.families.BpeFamily for "qwen2" or "llama3"."""
+    from tests.fixtures.families import get_bpe_family
+
+    return lambda name: get_bpe_family(cache_dir, name)
+
+
+@pytest.fixture(scope="session")
+def bpe_gguf(bpe_family, tmp_path_factory):
+    """get(variant) -> f32 GGUF of a BPE_VARIANTS entry, converted once per session."""
+    from lamina.convert.pipeline import ConvertOptions, convert
+
+    made: dict[str, Path] = {}
+    root = tmp_path_factory.mktemp("bpe")
+
+    def get(variant: str) -> Path:
+        if variant not in made:
+            name, attr, with_lora = BPE_VARIANTS[variant]
+            fam = bpe_family(name)
+            out = root / f"{variant}.gguf"
+            convert(ConvertOptions(base=getattr(fam, attr), output=out, outtype="f32",
+                                   loras=[fam.lora] if with_lora else []))
+            made[variant] = out
+        return made[variant]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def bpe_reference(bpe_family):
+    """get(variant) -> the transformers model (peft-merged for LoRA variants), cached."""
+    cache: dict[str, Any] = {}
+
+    def get(variant: str) -> Any:
+        if variant not in cache:
+            import torch
+            from peft import PeftModel
+            from transformers import AutoModelForCausalLM
+
+            name, attr, with_lora = BPE_VARIANTS[variant]
+            fam = bpe_family(name)
+            model = AutoModelForCausalLM.from_pretrained(str(getattr(fam, attr)),
+                                                         dtype=torch.float32).eval()
+            if with_lora:
+                model = PeftModel.from_pretrained(model, str(fam.lora)).merge_and_unload().eval()
+            cache[variant] = model
+        return cache[variant]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def bpe_tokenizer(bpe_family):
+    """get(family name) -> the Hugging Face tokenizer of that family (loaded once)."""
+    cache: dict[str, Any] = {}
+
+    def get(name: str) -> Any:
+        if name not in cache:
+            from transformers import AutoTokenizer
+
+            cache[name] = AutoTokenizer.from_pretrained(str(bpe_family(name).base))
+        return cache[name]
+
+    return get

@@ -63,3 +63,35 @@ def test_detokenize_round_trips_through_byte_fallback(tokenizers):
     for text in ["龘靐齉爩", "emoji 🙂🚀", "北京是中国的首都。"]:
         ids = llm.tokenize(text.encode("utf-8"), add_bos=False)
         assert llm.detokenize(ids).decode("utf-8").strip() == text
+
+
+def test_sentencepiece_without_dummy_prefix_tokenizes_the_same(family, tmp_path):
+    """add_dummy_prefix=false in the model -> add_space_prefix=false in the GGUF."""
+    import io
+
+    from lamina.convert.pipeline import ConvertOptions, convert
+    from lamina.demo.corpus import BASE_TEXT
+
+    model = io.BytesIO()
+    lines = [line for line in BASE_TEXT.splitlines() if line.strip()]
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines * 4), model_writer=model, model_type="bpe", vocab_size=600,
+        byte_fallback=True, character_coverage=1.0, normalization_rule_name="identity",
+        add_dummy_prefix=False, remove_extra_whitespaces=False, unk_id=0, bos_id=1, eos_id=2,
+        pad_id=-1, num_threads=1, minloglevel=2, hard_vocab_limit=False)
+    tok_dir = tmp_path / "tok"
+    tok_dir.mkdir()
+    (tok_dir / "tokenizer.model").write_bytes(model.getvalue())
+    out = tmp_path / "nodummy.gguf"
+    convert(ConvertOptions(base=family.base_hf, output=out, tokenizer=tok_dir, outtype="f16"))
+    sp = spm.SentencePieceProcessor(model_file=str(tok_dir / "tokenizer.model"))
+    llm = llama(out)
+    assert llm.metadata["tokenizer.ggml.add_space_prefix"] == "false"
+    mismatches = []
+    for text in STRINGS:
+        expected = [sp.bos_id(), *sp.encode(text)]
+        got = llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        if got != expected:
+            mismatches.append((text, expected, got))
+    assert not mismatches, mismatches[:3]
+    assert sp.encode("hello")[0] != sp.encode(" hello")[0]  # no prefix really means no prefix

@@ -151,7 +151,7 @@ def test_import_lamina_is_fast_and_light():
     (["chat", "/no/such/model.gguf"], "does not exist"),
     (["chat", "/no/such/model[/v2].gguf"], "'/no/such/model[/v2].gguf' does not exist"),
     (["chat", "{readme}"], "is not a GGUF"),
-    (["chat", "{model}", "--template", "vicuna"], "Unknown chat template 'vicuna'"),
+    (["chat", "{model}", "--template", "llama2-zh"], "is now called 'flagalpha'"),
     (["chat", "{model}", "--lora", "{foreign}"], "does not fit the model"),
     (["generate", "{model}", "-p", "x", "--temp", "-1"], "temperature"),
     (["generate", "{model}", "-p", "x", "--presence-penalty", "3"], "presence_penalty=3.0"),
@@ -251,11 +251,23 @@ def test_templates_command_lists_all_with_examples():
     res = lamina_cmd("templates", "--json")
     assert res.returncode == 0
     data = json.loads(res.stdout)
-    assert [t["name"] for t in data] == ["alpaca", "alpaca2", "llama2", "llama2-zh", "chatml", "raw"]
-    zh = next(t for t in data if t["name"] == "llama2-zh")
+    assert [t["name"] for t in data] == [
+        "alpaca", "alpaca2", "llama2", "llama2_zh", "flagalpha", "llama3", "qwen", "vicuna",
+        "baichuan", "baichuan2", "chatglm3", "chatml", "raw"]
+    zh = next(t for t in data if t["name"] == "flagalpha")
     assert zh["example"].startswith("<s>Human: 你好\n</s><s>Assistant: ")
     table = lamina_cmd("templates")
     assert table.returncode == 0 and "alpaca2" in table.stdout and "[INST]" in table.stdout
+
+
+def test_templates_command_is_readable_in_80_columns():
+    """Each example keeps whole lines (not a column squeezed to a few characters)."""
+    res = lamina_cmd("templates", env={**ENV, "COLUMNS": "80"})
+    assert res.returncode == 0
+    lines = [line.rstrip() for line in res.stdout.splitlines()]
+    assert max(len(line) for line in lines) <= 80
+    assert "  <|im_start|>system" in lines  # qwen's example, first line whole
+    assert "  <s>Human: 你好" in lines  # flagalpha's
 
 
 def test_chat_start_up_is_quick(chat_gguf):

@@ -20,7 +20,7 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-@pytest.mark.parametrize("template", ["alpaca2", "llama2-zh", "alpaca", "chatml"])
+@pytest.mark.parametrize("template", ["alpaca2", "flagalpha", "alpaca", "chatml"])
 def test_second_turn_evaluates_only_new_tokens(model, template):
     s = model.session(system="你是一个助手。", template=template)
     s.params = GREEDY
@@ -136,7 +136,7 @@ def test_loading_a_bad_session_file_is_a_clear_error(model, tmp_path, content):
 
 
 def test_session_uses_template_sampling_defaults(model):
-    s = model.session(template="llama2-zh")
+    s = model.session(template="flagalpha")
     assert (s.params.temperature, s.params.top_k, s.params.top_p, s.params.repeat_penalty) == (
         0.3, 50, 0.95, 1.3)
 

@@ -18,8 +18,8 @@ _sha256_option = click.option(
 def _merge_inputs(func: Any) -> Any:
     """--lora/--diff/--tokenizer, shared by convert and merge so names never drift."""
     func = click.option("--tokenizer", type=click.Path(path_type=Path), default=None,
-                        help="Folder with tokenizer.model to use (default: the last LoRA's "
-                        "or diff's, else the base's).")(func)
+                        help="Folder with tokenizer.model or tokenizer.json to use (default: "
+                        "the last LoRA's or diff's, else the base's).")(func)
     func = click.option("--diff", type=click.Path(path_type=Path), default=None,
                         help="Weight-diff folder: tuned = base + diff (KnowLM/CaMA style).")(func)
     func = click.option("--lora", "loras", multiple=True, type=click.Path(path_type=Path),
@@ -48,7 +48,8 @@ def _print_notes(notes: list[str]) -> None:
 @click.argument("base", type=click.Path(path_type=Path))
 @_merge_inputs
 @click.option("--template", default=None,
-              help="Chat template recorded in the file (see `lamina templates`).")
+              help="Chat template recorded in the file (see `lamina templates`; default: "
+                   "the checkpoint's own chat_template, if it has one).")
 @click.option("--outtype", type=click.Choice(["f32", "f16", "bf16", "q8_0"]), default="f16",
               show_default=True, help="Tensor type of the output.")
 @_sha256_option
@@ -59,7 +60,8 @@ def _print_notes(notes: list[str]) -> None:
 def convert(base: Path, loras: tuple[Path, ...], diff: Path | None, tokenizer: Path | None,
             template: str | None, outtype: str, sha256: Path | None, model_name: str | None,
             output: str, force: bool, as_json: bool) -> None:
-    """Convert an HF/Meta LLaMA (+ LoRA patches or a weight diff) into one GGUF file.
+    """Convert an HF/Meta LLaMA, Qwen2 or Baichuan (+ LoRA patches or a weight diff) into one
+    GGUF file.
 
     \b
     Example (Chinese-Alpaca-Plus = LLaMA + Plus LoRA + Alpaca-Plus LoRA):

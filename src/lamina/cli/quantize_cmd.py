@@ -217,7 +217,8 @@ def verify(model: Path, reference: Path, text_file: Path | None, n_ctx: int | No
               help="Quantization type (see `lamina quantize --list`).")
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
               required=True, help="Output GGUF file.")
-@click.option("--template", default=None, help="Chat template recorded in the file.")
+@click.option("--template", default=None,
+              help="Chat template recorded in the file (default: the checkpoint's own).")
 @click.option("--intermediate", type=click.Choice(["f16", "f32", "bf16"]), default="f16",
               show_default=True, help="Type of the temporary full-precision GGUF.")
 @threads_option

@@ -25,24 +25,25 @@ def templates(name: str | None, show_jinja: bool, as_json: bool) -> None:
              "example": t.example(), "jinja": t.jinja} for t in items], ensure_ascii=False,
             indent=2))
         return
-    from rich.table import Table
+    from rich.padding import Padding
+    from rich.rule import Rule
     from rich.text import Text
 
     from lamina.ui.console import console
 
-    table = Table(title="Chat templates (use with --template NAME)", show_lines=True)
-    table.add_column("name", style="cyan", no_wrap=True)
-    table.add_column("description")
-    table.add_column("defaults")
-    table.add_column("rendered example (\\n shown as line breaks)")
+    # One block per template (not a table): a rendered prompt needs the full width
+    # to stay readable in an 80-column terminal.
+    console.print("[bold]Chat templates[/] (use with --template NAME)")
     for t in items:
+        console.print(Rule(Text(t.name, style="bold cyan"), align="left"))
+        console.print(Text(t.description))
         defaults = ", ".join(f"{k}={v}" for k, v in t.sampling_defaults.items())
         stops = ", ".join(repr(s) for s in t.stop)
-        table.add_row(t.name, t.description,
-                      "\n".join(x for x in (defaults, f"stop: {stops}" if stops else "") if x) or "-",
-                      Text(t.example()))
-    console.print(table)
-    if show_jinja:
-        for t in items:
-            console.print(f"[bold]{t.name}[/]")
-            console.print(Text(t.jinja))
+        for label, value in (("defaults", defaults), ("stop", stops)):
+            if value:
+                console.print(Text.assemble((f"{label}: ", "dim"), value))
+        console.print(Text("example (line breaks as they are in the prompt):", style="dim"))
+        console.print(Padding(Text(t.example(), style="green"), (0, 0, 0, 2), expand=False))
+        if show_jinja:
+            console.print(Text("jinja:", style="dim"))
+            console.print(Padding(Text(t.jinja), (0, 0, 0, 2), expand=False))
