@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from lamina.cli import cli
-from tests.fixtures.prompts import alpaca2, chatml, llama2_zh
+from tests.fixtures.prompts import alpaca2, chatml, flagalpha
 from tests.realmodels.reference import Reference
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,7 +77,7 @@ def test_system_prompt_is_rendered_into_the_prompt(command, chat_gguf, ref):
 
 
 @pytest.mark.parametrize(("command", "name", "render"), [
-    ("chat", "chatml", chatml), ("generate", "llama2-zh", llama2_zh)])
+    ("chat", "chatml", chatml), ("generate", "flagalpha", flagalpha)])
 def test_template_option_renders_the_named_format(command, name, render, chat_gguf, ref):
     got = ask(command, chat_gguf, QUESTION, "--template", name, *GREEDY)
     assert got == answer(ref, render(QUESTION))
@@ -168,7 +168,7 @@ def test_templates_name_jinja_shows_that_template_and_its_source():
     table = run("templates", "chatml", "--jinja")
     squeeze = "".join(table.split())  # Rich wraps the one-line source
     assert "".join(source.split()) in squeeze
-    assert "alpaca2" not in table and "llama2-zh" not in table  # only the one asked for
+    assert "alpaca2" not in table and "flagalpha" not in table  # only the one asked for
     assert "".join(source.split()) not in "".join(run("templates", "chatml").split())
 
 
