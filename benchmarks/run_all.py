@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "extract": ("extract.py", []),
     "engine": ("engine.py", []),
     "agreement": ("agreement.py", []),
+    "speculate": ("speculate.py", []),
     "extract_ray": ("extract_ray.py", []),
     "serve": ("serve.py", []),
 }

@@ -306,6 +306,11 @@ std::vector<Event> BatchEngine::step() {
     // Generating sequences decode one token each, in slot order: llama.cpp
     // splits a multi-stream batch into ubatches of consecutive sequence ids,
     // so slot order keeps them in as few ubatches (weight passes) as possible.
+    // Never more than one token of a sequence per call (no grammar
+    // fast-forward runs, no speculative drafts): with two or more rows of one
+    // sequence its f16 attention products go through llamafile's tinyBLAS
+    // instead of ggml's dot product, which rounds differently, so the answer
+    // would leave the one-token loop's (benchmarks/speculate.py measures it).
     std::vector<Request*> generating;
     std::vector<Request*> prefilling;  // in submission order (ids grow)
     for (auto& kv : requests_) {
