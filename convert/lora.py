@@ -95,16 +95,12 @@ class LoraConfig:
         alpha = _pattern_value(self.alpha_pattern, module, self.lora_alpha)
         return alpha / math.sqrt(r) if self.use_rslora else alpha / r
 
-    def targets(self, module: str) -> bool:
-        """Whether ``target_modules`` selects this module (peft's matching rules)."""
-        if isinstance(self.target_modules, str):
-            return re.fullmatch(self.target_modules, module) is not None
-        return any(module == t or module.endswith("." + t) for t in self.target_modules)
-
 
 def _pattern_value(patterns: dict[str, Any], module: str, default: Any) -> Any:
+    """The value of the first pattern key (a regex) that ends ``module``, as peft's
+    ``get_pattern_key`` resolves it: the key is one group, so ``q_proj|v_proj`` works."""
     for key, value in patterns.items():
-        if re.match(rf"(.*\.)?{key}$", module):
+        if re.match(rf"(.*\.)?({key})$", module):
             return value
     return default
 
@@ -266,11 +262,6 @@ class LoraAdapter:
         return LoraFactors(a, b, self.config.scale_for(module),
                            self.config.fan_in_fan_out, pair.embedding)
 
-    def delta_for(self, base_name: str, rows: tuple[int, int] | None = None) -> np.ndarray | None:
-        """The float32 delta this adapter adds to ``base_name`` (or to its ``rows``)."""
-        f = self.factors(base_name)
-        return None if f is None else f.delta(rows)
-
     def delta_shape(self, base_name: str) -> tuple[int, int] | None:
         pair = self.pairs.get(base_name)
         if pair is None:
@@ -291,9 +282,6 @@ class LoraAdapter:
         """A modules_to_save replacement tensor (or its rows), float32."""
         key = self.full.get(base_name)
         return None if key is None else self.files.array(key, start, stop)
-
-    def source_bytes(self) -> int:
-        return self.weight_file.stat().st_size
 
     def close(self) -> None:
         self.files.close()

@@ -115,3 +115,38 @@ def summary() -> str:
     for what, link, measured, baseline in rows:
         out.append(f"| {what} | {measured} | {baseline} | [docs/{link.split('#')[0]}](docs/{link}) |")
     return "\n".join(out) + "\n"
+
+
+def mutation_scores() -> str:
+    """Before/after mutation scores per module (benchmarks/mutation.py results)."""
+    before, after = load("mutation_before"), load("mutation")
+    b_rows = {r[0]: r for r in before["rows"]}
+    cols = after["columns"]
+    out = ["| module | mutants | killed | survived | not run by the tests | equivalent "
+           "| score | score before the new tests |", "|---|---|---|---|---|---|---|---|"]
+    for row in after["rows"]:
+        r = dict(zip(cols, row, strict=True))
+        old = dict(zip(before["columns"], b_rows[row[0]], strict=True)) if row[0] in b_rows else {}
+        out.append(f"| `{r['module']}` | {r['mutants']} | {r['killed']} | {r['survived']} "
+                   f"| {r['not run by the tests']} | {r['equivalent']} | **{r['score']}** "
+                   f"| {old.get('score', '-')} ({old.get('mutants', '-')} mutants) |")
+    minutes = sum(m["seconds"] for m in after["extra"]["modules"].values()) / 60
+    out += ["", f"Full run of {after['date']} (`python benchmarks/mutation.py`): "
+            f"{minutes:.0f} minutes on the 2 shared cores; before: {before['date']}."]
+    return "\n".join(out) + "\n"
+
+
+def mutation_survivors() -> str:
+    """The mutants the full run left alive, each with the reason it was left."""
+    data = load("mutation")["extra"]["modules"]
+    out = []
+    for mod in data.values():
+        left = mod["survived"] + mod["not_run"]
+        eq = mod["equivalent"]
+        out.append(f"- `{mod['source']}`: {len(left)} surviving, {len(eq)} equivalent")
+        for line in left:
+            why = mod.get("accepted", {}).get(line.split(" ", 1)[1], "")
+            out.append(f"  - `{line}`" + (f": {why}" if why else ""))
+        for mid, why in eq.items():
+            out.append(f"  - equivalent: `{mid}`: {why}")
+    return "\n".join(out) + "\n"

@@ -107,7 +107,7 @@ def build_grammar(task: str | TaskSpec, schema: Sequence[Any] | Mapping[str, str
     lim = limits or GrammarLimits()
     rules = _Rules(lim)
     keys = schema_keys(spec, schema)
-    items = list(schema) if not isinstance(schema, Mapping) else list(schema)
+    items = list(schema)
     values: list[str] = []
     so = rules.add("so", '"{\\"subject\\": " str ", \\"object\\": " str "}"') \
         if spec.name == "RE" else ""
