@@ -70,9 +70,8 @@ def test_key_spellings_map_to_the_base_tensor(tmp_path):
     assert ad.full_shape("lm_head.weight") == (3, 2) and ad.full_shape(Q + ".weight") is None
     np.testing.assert_array_equal(ad.full_tensor("lm_head.weight", 1, 3), np.ones((2, 2)))
     assert ad.full_tensor("nope.weight") is None
-    assert ad.name == "a" and ad.tokenizer_model() is None
+    assert ad.name == "a"
     (tmp_path / "a" / "tokenizer.model").write_bytes(b"x")
-    assert ad.tokenizer_model() == tmp_path / "a" / "tokenizer.model"
     ad.close()
 
 
@@ -142,12 +141,6 @@ def test_foreign_tensor_kinds_are_refused(tmp_path, key):
 def test_half_a_pair_is_refused(tmp_path, kind):
     tensors = {k: v for k, v in pair(Q).items() if kind not in k}
     with pytest.raises(FormatError, match="only one of lora_A/lora_B"):
-        LoraAdapter(write_adapter(tmp_path / "a", tensors))
-
-
-def test_bias_tensors_are_refused(tmp_path):
-    tensors = {**pair(Q), f"base_model.model.{Q}.modules_to_save.default.bias": np.ones(5, np.float32)}
-    with pytest.raises(FormatError, match="bias tensor"):
         LoraAdapter(write_adapter(tmp_path / "a", tensors))
 
 

@@ -105,14 +105,21 @@ def test_system_prompts_are_the_published_ones_verbatim():
     assert get_template("llama2").default_system is None
 
 
+#: Stops that mark a turn a plain user/assistant conversation never has: ChatGLM3's
+#: tool-result turn begins with <|observation|>, where the model must stop too.
+ROLE_MARKERS_NOT_IN_PLAIN_TURNS = {("chatglm3", "<|observation|>")}
+
+
 @pytest.mark.parametrize("name", [t.name for t in list_templates()])
 def test_stop_strings_are_markers_the_template_writes(name):
     t = get_template(name)
     text = t.render(TURNS)
     for stop in t.stop:
+        if (name, stop) in ROLE_MARKERS_NOT_IN_PLAIN_TURNS:
+            continue
         assert stop in text, (name, stop)
     assert get_template("chatml").stop and get_template("alpaca").stop
-    assert get_template("llama2-zh").stop
+    assert get_template("flagalpha").stop
 
 
 @pytest.mark.parametrize("name", [t.name for t in list_templates()])
@@ -146,8 +153,8 @@ def test_bad_messages_name_the_problem(messages, words):
 def test_detect_skips_unknown_names():
     """A name another lamina version recorded, which this one lacks, is not an error."""
     chatml = get_template("chatml")
-    assert detect_template({"lamina.chat_template.name": "vicuna"}).name == "alpaca2"
-    assert detect_template({"lamina.chat_template.name": "vicuna",
+    assert detect_template({"lamina.chat_template.name": "no-such-template"}).name == "alpaca2"
+    assert detect_template({"lamina.chat_template.name": "no-such-template",
                             "tokenizer.chat_template": chatml.jinja}) is chatml
     assert detect_template({"lamina.chat_template.name": "",
                             "tokenizer.chat_template": ""}).name == "alpaca2"
