@@ -30,9 +30,12 @@ class GrammarOracle:
 
         self.lib = llama_cpp
         llama_cpp.llama_backend_init()
-        # Silence llama.cpp's log (grammar parse errors are expected in these tests).
-        self._log = llama_cpp.llama_log_callback(lambda level, text, data: None)
-        llama_cpp.llama_log_set(self._log, ctypes.c_void_p(0))
+        # Silence llama.cpp's log (grammar parse errors are expected in these tests) the
+        # way lamina does: a callback of our own would dangle once this object is gone,
+        # and the next model load in the session would call it and crash.
+        from lamina.runtime.model import _quiet_llama_logs
+
+        _quiet_llama_logs()
         params = llama_cpp.llama_model_default_params()
         params.vocab_only = True
         self.model = llama_cpp.llama_model_load_from_file(str(_vocab_file()).encode(), params)
