@@ -107,7 +107,7 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str | 
             n_ctx: int | None, template: str | None) -> None:
     """Extract entities, relations, events or KG facts as JSON (IEPile/OneKE format)."""
     from lamina.ie.grammar import GrammarLimits
-    from lamina.ie.job import ExtractOptions, check_options
+    from lamina.ie.job import ExtractOptions
 
     options = ExtractOptions(
         model=model, input=input_path, text=text, output=output, task=task, schema=schema,
@@ -118,7 +118,6 @@ def extract(model: Path, text: str | None, input_path: Path | None, task: str | 
         keep_failed=keep_failed, force=force, examples=examples, shots=shots, select=select,
         domain=domain, labels=labels, head_entity=head_entity, head_type=head_type,
         tail_entity=tail_entity, tail_type=tail_type)
-    check_options(options)  # before the (slow) model load
     if ray_address is not None:  # the same run on a Ray cluster (lamina.ray)
         return _run_ray(options, ray_address, workers)
     _run_local(options)
@@ -163,18 +162,24 @@ def _run_local(options: ExtractOptions) -> None:
         sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         sys.stdout.flush()
 
-    with items_progress("docs") as progress:
-        task_id = progress.add_task("extracting", total=None)
-        try:
-            report = run_extract(
-                options, on_progress=lambda done, total: progress.update(
-                    task_id, completed=done, total=total),
-                on_record=to_stdout if options.output is None else None)
-        except ExtractInterrupted as stop:
-            progress.stop()
-            err_console.print(f"[yellow]Stopped after {stop.kept} records; run the same "
-                              "command with --resume to continue.[/]")
-            raise
+    progress = items_progress("docs")
+    task_id = progress.add_task("extracting", total=None)
+
+    def on_progress(done: int, total: int) -> None:
+        if not progress.live.is_started:  # the first call comes once the model is loaded
+            progress.start()
+        progress.update(task_id, completed=done, total=total)
+
+    try:
+        report = run_extract(options, on_progress=on_progress,
+                             on_record=to_stdout if options.output is None else None)
+    except ExtractInterrupted as stop:
+        progress.stop()
+        err_console.print(f"[yellow]Stopped after {stop.kept} records; run the same "
+                          "command with --resume to continue.[/]")
+        raise
+    finally:
+        progress.stop()
     if options.output is None:
         for line in report.bad_lines:
             err_console.print(f"[yellow]Skipped:[/] {escape(line.reason)}")

@@ -65,16 +65,6 @@ class ExtractOptions:
     keep_failed: bool = False
     force: bool = False
 
-    def extractor_options(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`lamina.ie.api.extract_iter` these options set
-        (the examples file is read here)."""
-        icl, demos = prepare_examples(self)
-        return dict(task=self.task, schema=self.schema, lang=self.lang,
-                    split_num=self.split_num, use_grammar=self.use_grammar,
-                    limits=self.limits, style=self.style,
-                    max_input_tokens=self.max_input_tokens, exact=self.exact,
-                    examples=demos, shots=self.shots, select=self.select, icl=icl)
-
     def icl_values(self) -> dict[str, str | None]:
         return dict(domain=self.domain, labels=self.labels, head_entity=self.head_entity,
                     head_type=self.head_type, tail_entity=self.tail_entity,
@@ -115,8 +105,10 @@ class ExtractInterrupted(KeyboardInterrupt):
 ProgressCallback = Callable[[int, int], None]
 
 
-def check_options(options: ExtractOptions) -> None:
-    """The checks that need no model: run before a (slow) load, by the CLI and Ray too."""
+def check_options(options: ExtractOptions) -> dict[str, Any]:
+    """The checks that need no model, run before a (slow) load by the local job and the
+    Ray path; returns the keyword arguments of :func:`lamina.ie.api.extract_iter` the
+    options set (the examples file read once, here)."""
     from lamina.ie.api import Extractor
 
     if (options.text is None) == (options.input is None):
@@ -126,12 +118,17 @@ def check_options(options: ExtractOptions) -> None:
         raise InputError("--resume needs --output (the file of the run to continue).")
     if options.keep_failed and not options.resume:
         raise InputError("--keep-failed only applies with --resume.")
-    prepare_examples(options)
+    icl, demos = prepare_examples(options)
     if options.style != "icl":
         Extractor(_NoModel(), task=options.task or "NER", schema=options.schema,
                   lang=options.lang, split_num=options.split_num,
                   use_grammar=options.use_grammar, limits=options.limits,
                   style=options.style or "iepile")
+    return dict(task=options.task, schema=options.schema, lang=options.lang,
+                split_num=options.split_num, use_grammar=options.use_grammar,
+                limits=options.limits, style=options.style,
+                max_input_tokens=options.max_input_tokens, exact=options.exact,
+                examples=demos, shots=options.shots, select=options.select, icl=icl)
 
 
 _ICL_FLAGS = {"domain": "--domain", "labels": "--labels", "head_entity": "--head",
@@ -165,7 +162,7 @@ def run_extract(options: ExtractOptions, on_progress: ProgressCallback | None = 
                 on_record: Callable[[dict[str, Any]], None] | None = None) -> ExtractReport:
     """Run one job; see the module docstring. ``on_record`` sees every finished record
     (in input order when there is no output file, as they finish otherwise)."""
-    check_options(options)
+    extractor = check_options(options)
     items = _documents(options)
     run = JsonlRun(items, options.output, resume=options.resume, force=options.force,
                    keep_failed=options.keep_failed)
@@ -174,7 +171,7 @@ def run_extract(options: ExtractOptions, on_progress: ProgressCallback | None = 
     positions = [pos for pos, _ in run.todo]
     start = time.perf_counter()
     try:
-        for index, rec in _extract(options, [item for _, item in run.todo],
+        for index, rec in _extract(options, extractor, [item for _, item in run.todo],
                                    ordered=options.output is None, on_progress=on_progress):
             report.failed += int("error" in rec)
             report.cut += int(rec.get("finish_reason") == "length")
@@ -209,8 +206,9 @@ def _documents(options: ExtractOptions) -> list[dict[str, Any] | BadLine]:
     return items
 
 
-def _extract(options: ExtractOptions, todo: list[dict[str, Any]], *, ordered: bool,
-             on_progress: ProgressCallback | None) -> Iterator[tuple[int, dict[str, Any]]]:
+def _extract(options: ExtractOptions, extractor: dict[str, Any], todo: list[dict[str, Any]], *,
+             ordered: bool, on_progress: ProgressCallback | None
+             ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(index in ``todo``, record) pairs from the model, as finished (or in order)."""
     import lamina
     from lamina.ie.api import extract_iter, extract_many
@@ -223,7 +221,6 @@ def _extract(options: ExtractOptions, todo: list[dict[str, Any]], *, ordered: bo
     if batch is None:
         batch = default_n_seq(llm) if native_available() else 1
     params = SamplingParams.greedy(max_tokens=options.max_tokens)
-    extractor = options.extractor_options()
     if on_progress is not None:
         on_progress(0, len(todo))
     if ordered:

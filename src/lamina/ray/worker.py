@@ -35,10 +35,11 @@ class ExtractSettings:
 
     @classmethod
     def from_options(cls, options: ExtractOptions) -> ExtractSettings:
-        """The settings of a local job's options, with its schema file read here."""
+        """The settings of a local job's options (checked), with its schema file read here."""
+        from lamina.ie.job import check_options
         from lamina.ie.schema_split import load_schema
 
-        extractor = options.extractor_options()
+        extractor = check_options(options)
         if extractor.get("schema") is not None:
             extractor["schema"] = load_schema(extractor["schema"])  # the file is on this machine
         return cls(options=extractor, batch=options.batch, max_tokens=options.max_tokens)
