@@ -132,6 +132,7 @@ def save_result(name: str, title: str, columns: list[str], rows: list[list[Any]]
     payload = {"name": name, "title": title, "columns": columns,
                "rows": [[str(c) for c in r] for r in rows], "notes": notes,
                "machine": machine_info(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "command": " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
                "extra": extra or {}}
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
     return path

@@ -26,6 +26,7 @@ from tables import markdown  # noqa: E402
 #: benchmark name -> (script, extra args). Order: cheap dependencies first.
 BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "convert": ("convert.py", []),
+    "convert_qwen2": ("convert.py", ["--family", "qwen2"]),
     "quantize": ("quantize.py", []),
     "decode": ("decode.py", []),
     "extract": ("extract.py", []),

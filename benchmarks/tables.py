@@ -39,7 +39,8 @@ def markdown(data: dict[str, Any]) -> list[str]:
 def section(name: str) -> str:
     """Title, source script and date, the table and its notes, for a docs page."""
     data = load(name)
-    lines = [f"**{data['title']}** (`python benchmarks/{name}.py`, {data.get('date', '?')})", ""]
+    command = data.get("command", f"python benchmarks/{name}.py")
+    lines = [f"**{data['title']}** (`{command}`, {data.get('date', '?')})", ""]
     lines += markdown(data)
     if data.get("notes"):
         lines += ["", data["notes"]]
