@@ -181,10 +181,12 @@ int32_t BatchEngine::set_prefix(const std::vector<llama_token>& prefix) {
             throw std::invalid_argument("token id " + str(t) + " is outside the vocabulary");
         }
     }
-    // The holder's last chunk must be a tiled-size one (or empty) for its
-    // rows to be in the class a plain evaluation gives them (see shareable()).
+    // The holder's last chunk must be in the class of a full chunk (or empty)
+    // for its rows to be in the class a plain evaluation gives them (see
+    // shareable()).
     int64_t keep = static_cast<int64_t>(prefix.size());
-    if (cfg_.exact_decode && keep % n_chunk_ < cfg_.tiled_rows) keep -= keep % n_chunk_;
+    const int32_t tail = static_cast<int32_t>(keep % n_chunk_);
+    if (cfg_.exact_decode && kernel_class(tail) < kernel_class(n_chunk_)) keep -= tail;
     const std::vector<llama_token> whole(prefix.begin(), prefix.begin() + keep);
     std::lock_guard<std::mutex> lock(mu_);
     check_open();
@@ -252,19 +254,25 @@ void BatchEngine::admit(Request& r, int32_t slot) {
     r.n_fed = shared;
 }
 
+int32_t BatchEngine::kernel_class(int32_t rows) const {
+    int32_t c = 0;
+    for (int32_t t : cfg_.kernel_rows) c += rows >= t ? 1 : 0;
+    return c;
+}
+
 int32_t BatchEngine::shareable(int32_t p, int32_t n) const {
-    // A plain loop evaluates chunk [c0, c1) in one call; its rows take the tiled
-    // kernel when the chunk has tiled_rows or more rows. Sharing the prefix up
-    // to p splits that chunk into [c0, p) (evaluated in the holder, whose last
-    // chunk has tiled_rows or more rows) and [p, c1): both parts must keep the
-    // class of the whole chunk.
-    if (!cfg_.exact_decode) return p;  // no tiled-kernel weights (or speed chosen)
+    // A plain loop evaluates chunk [c0, c1) in one call, in the kernel class of
+    // its row count. Sharing the prefix up to p splits that chunk into [c0, p)
+    // (evaluated in the holder) and [p, c1): both parts must keep the class of
+    // the whole chunk, so p moves back until they do (to c0 at worst).
+    if (!cfg_.exact_decode) return p;  // every call size is exact (or speed chosen)
     const int32_t c0 = p - p % n_chunk_;
-    if (p == c0) return p;
     const int32_t c1 = std::min(c0 + n_chunk_, n);
-    if (c1 - c0 < cfg_.tiled_rows) return p;  // every part is small: dot product all along
-    p = std::min(p, c1 - cfg_.tiled_rows);
-    return p - c0 >= cfg_.tiled_rows ? p : c0;
+    const int32_t whole = kernel_class(c1 - c0);
+    for (int32_t q = p; q > c0; --q) {
+        if (kernel_class(q - c0) == whole && kernel_class(c1 - q) == whole) return q;
+    }
+    return c0;
 }
 
 void BatchEngine::finish(int64_t id, const std::string& reason, bool report) {
@@ -322,11 +330,14 @@ std::vector<Event> BatchEngine::step() {
               [](const Request* a, const Request* b) { return a->slot < b->slot; });
 
     // A plain loop decodes one token per call, which ggml computes with its
-    // row-by-row dot product; a call of tiled_rows or more K-quant rows would
-    // take the tiled matmul, which rounds differently. So generating rows go
-    // in calls of at most tiled_rows - 1 (exact_decode), or all in one call.
+    // row-by-row dot product; a call of min(kernel_rows) rows or more would
+    // take another kernel (tinyBLAS for F16 weights, the tiled matmul for
+    // K-quants), which rounds differently. So generating rows go in calls of
+    // fewer rows than that (exact_decode), or all in one call.
     if (!cfg_.exact_decode) return step_packed(generating, prefilling, events);
-    const size_t group = static_cast<size_t>(std::max(1, cfg_.tiled_rows - 1));
+    int32_t first_switch = 1 << 30;
+    for (int32_t t : cfg_.kernel_rows) first_switch = std::min(first_switch, t);
+    const size_t group = static_cast<size_t>(std::max(1, first_switch - 1));
     for (size_t g0 = 0; g0 < generating.size(); g0 += group) {
         std::vector<Request*> part(generating.begin() + g0,
                                    generating.begin() + std::min(generating.size(), g0 + group));

@@ -45,14 +45,16 @@ struct EngineConfig {
     // streams are the default: with a unified cache every token attends over
     // the cells of all sequences, which costs more than copying a prefix.
     bool kv_unified = false;
-    // ggml computes K-quant products of this many rows or more with its tiled
-    // matmul, fewer with the row-by-row dot product (ggml-cpu/tiled).
-    int32_t tiled_rows = 8;
+    // The row counts at which ggml moves a product with this model's weights
+    // to another kernel, which rounds differently: 2 for F16/BF16/F32 weights
+    // (llamafile's tinyBLAS takes calls of two rows or more), 8 for K-quants
+    // (the tiled matmul). Empty: every call size gives a row the same result.
+    std::vector<int32_t> kernel_rows = {8};
     // Keep every row in the kernel class a one-sequence loop gives it: decode
-    // in calls of fewer than tiled_rows rows, each prompt chunk alone (answers
-    // independent of the batch). false: generating rows and prompt chunks in
-    // one call, which is as exact when the model has no tiled-kernel weights
-    // (BatchEngine in runtime/engine.py decides) and faster on K-quants.
+    // in calls of fewer than min(kernel_rows) rows, each prompt chunk alone
+    // (answers independent of the batch). false: generating rows and prompt
+    // chunks in one call, which is as exact when kernel_rows is empty
+    // (BatchEngine in runtime/engine.py decides) and faster otherwise.
     bool exact_decode = true;
 };
 
@@ -144,6 +146,9 @@ private:
     // How much of a matching prefix of length p a prompt of n tokens may take
     // from the holder without changing any row's kernel class.
     int32_t shareable(int32_t p, int32_t n) const;
+    // How many of kernel_rows a call of `rows` rows reaches: rows of calls in
+    // the same class get the same kernel.
+    int32_t kernel_class(int32_t rows) const;
     // step() without exact_decode: generating rows and prompt chunks in one call.
     std::vector<Event> step_packed(std::vector<Request*>& generating,
                                    std::vector<Request*>& prefilling, std::vector<Event>& events);

@@ -104,7 +104,8 @@ NB_MODULE(_native, m) {
             "__init__",
             [](BatchEngine* self, uintptr_t model, int32_t n_seq_max, int32_t n_ctx_per_seq,
                int32_t n_threads, int32_t n_batch, int32_t flash_attn, int32_t type_k,
-               int32_t type_v, bool kv_unified, bool exact_decode, int32_t tiled_rows) {
+               int32_t type_v, bool kv_unified, bool exact_decode,
+               const std::vector<int32_t>& kernel_rows) {
                 EngineConfig cfg;
                 cfg.n_seq_max = n_seq_max;
                 cfg.n_ctx_per_seq = n_ctx_per_seq;
@@ -115,13 +116,13 @@ NB_MODULE(_native, m) {
                 cfg.type_v = type_v;
                 cfg.kv_unified = kv_unified;
                 cfg.exact_decode = exact_decode;
-                cfg.tiled_rows = tiled_rows;
+                cfg.kernel_rows = kernel_rows;
                 nb::gil_scoped_release release;
                 new (self) BatchEngine(reinterpret_cast<const llama_model*>(model), cfg);
             },
             "model"_a, "n_seq_max"_a, "n_ctx_per_seq"_a, "n_threads"_a = 0, "n_batch"_a = 512,
             "flash_attn"_a = 0, "type_k"_a = 1, "type_v"_a = 1, "kv_unified"_a = false,
-            "exact_decode"_a = true, "tiled_rows"_a = 8,
+            "exact_decode"_a = true, "kernel_rows"_a = std::vector<int32_t>{8},
             "Create a context with n_seq_max sequences on the llama_model at address `model`.")
         .def(
             "submit",

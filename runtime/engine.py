@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lamina.errors import InputError, LaminaError
-from lamina.runtime.model import TILED_MIN_ROWS
 from lamina.runtime.sampling import (
     GrammarError,
     SamplingParams,
@@ -162,13 +161,16 @@ class BatchEngine:
     prefix is then tagged, not copied, but every token attends over the cells
     of all sequences: slower on CPU for more than a few sequences).
 
-    ``exact`` (the default) decodes in calls of fewer than ``TILED_MIN_ROWS``
-    sequences, so every token is computed with the kernel a one-sequence
-    llama.cpp loop uses and greedy answers do not depend on the batch;
-    ``exact=False`` decodes all sequences in one call, which ggml computes
-    with its tiled K-quant matmul: faster on K-quant models (see
-    docs/engine.md), but a document's answer can then change in the last bits
-    with its batch companions.
+    ``exact`` (the default) decodes in calls small enough that every token is
+    computed with the kernel a one-sequence llama.cpp loop uses, so greedy
+    answers do not depend on the batch: fewer than ``TILED_MIN_ROWS``
+    sequences per call on K-quant models, one per call on models with
+    F16/BF16/F32 weights (see ``kernel_switch_rows``), all in one call on the
+    others (Q4_0, Q8_0...), where every call size is exact. ``exact=False``
+    decodes all sequences in one call, which ggml computes with its blocked
+    kernels: faster on K-quant and F16 models (see docs/engine.md), but a
+    document's answer can then change in the last bits with its batch
+    companions.
     """
 
     def __init__(self, model: Model, n_seq_max: int = 4, n_ctx_per_seq: int | None = None,
@@ -186,12 +188,13 @@ class BatchEngine:
         if n_seq_max > limit:
             raise InputError(f"The batch size {n_seq_max} is more than llama.cpp's limit of "
                              f"{limit} sequences.", hint="Use a smaller --batch/--parallel.")
+        switches = model.kernel_switch_rows
         try:
             self._raw = native.BatchEngine(
                 ptr, n_seq_max, n_ctx_per_seq, int(n_threads or model.n_threads),
                 int(n_batch or model.n_batch), int(cp.flash_attn_type), int(cp.type_k),
-                int(cp.type_v), bool(kv_unified), bool(exact) and model.uses_tiled_kernel,
-                TILED_MIN_ROWS)
+                int(cp.type_v), bool(kv_unified), bool(exact) and bool(switches),
+                list(switches))
         except ValueError as exc:
             raise InputError(f"Cannot create the batch engine: {exc}.") from exc
         except RuntimeError as exc:

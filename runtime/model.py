@@ -128,14 +128,31 @@ def _last_log_error() -> str:
 # ---------------------------------------------------------------- GGUF checks
 
 
-def uses_tiled_kernel(path: Path) -> bool:
-    """Whether ggml computes some of this model's weights with its tiled K-quant
-    matmul for large batches (K-quants and i-quants; see TILED_MIN_ROWS)."""
+def kernel_switch_rows(path: Path) -> tuple[int, ...]:
+    """The call sizes (rows) at which ggml moves a product with this model's
+    matmul weights to another kernel, which rounds differently.
+
+    Measured on this llama.cpp (x86, AVX2/AVX-512; ``docs/engine.md``):
+    F16, BF16 and F32 weights are multiplied by the dot product for one row and
+    by llamafile's tinyBLAS for two or more (``FLOAT_SWITCH_ROWS``); K-quants
+    and i-quants by the tiled matmul from ``TILED_MIN_ROWS`` rows; Q4_0, Q4_1,
+    Q5_0, Q5_1, Q8_0 and IQ4_NL give a row the same result at every call size.
+    Only 2-D weights that go through a matrix product count: the token
+    embedding is a row lookup, unless the output head is tied to it.
+    """
     from gguf import GGMLQuantizationType as Q
 
-    tiled = {Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.IQ4_XS, Q.IQ2_XXS, Q.IQ2_XS,
-             Q.IQ2_S, Q.IQ3_XXS, Q.IQ3_S, Q.IQ1_S, Q.IQ1_M}
-    return bool(gguf_io.tensor_types(path) & {int(t) for t in tiled})
+    tiled = {int(t) for t in (Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.IQ4_XS, Q.IQ2_XXS,
+                              Q.IQ2_XS, Q.IQ2_S, Q.IQ3_XXS, Q.IQ3_S, Q.IQ1_S, Q.IQ1_M)}
+    floating = {int(Q.F16), int(Q.BF16), int(Q.F32)}
+    entries = gguf_io.tensor_entries(path)
+    tied = not any(e.name == "output.weight" for e in entries)
+    types = {e.ggml_type for e in entries
+             if e.n_dims >= 2 and (tied or e.name != "token_embd.weight")}
+    rows = {FLOAT_SWITCH_ROWS} if types & floating else set()
+    if types & tiled:
+        rows.add(TILED_MIN_ROWS)
+    return tuple(sorted(rows))
 
 
 def _check_gguf(path: str | os.PathLike[str], what: str) -> Path:
@@ -212,9 +229,12 @@ def load(path: str | os.PathLike[str], *, n_ctx: int | None = None, n_threads: i
 _REPACK_LOCK = threading.Lock()
 
 #: ggml's tiled K-quant matmul computes a matrix product this way only for
-#: batches of at least this many rows (ggml-cpu/tiled); smaller batches, and
-#: every other weight type, go through the row-by-row dot product.
+#: batches of at least this many rows (ggml-cpu/tiled); smaller batches go
+#: through the row-by-row dot product.
 TILED_MIN_ROWS = 8
+#: llamafile_sgemm (tinyBLAS) takes F16/BF16/F32 products from this many rows
+#: ("only enable sgemm for prompt processing": it declines one row).
+FLOAT_SWITCH_ROWS = 2
 
 
 @contextlib.contextmanager
@@ -227,8 +247,9 @@ def _pinned_kernels() -> Iterator[None]:
     groups of four rows and by a GEMV for the rest, which round differently
     (measured on Gemma-3 270M Q4_K_M: 3 of 4 prompts diverged within 16
     tokens). Without repacking two kernel classes remain, each exact row by
-    row: the dot product (any weight type, batches under TILED_MIN_ROWS rows)
-    and the tiled K-quant matmul (K-quants, batches of TILED_MIN_ROWS or more).
+    row: the dot product (one row; quantized weights up to TILED_MIN_ROWS - 1)
+    and a blocked kernel (tinyBLAS for F16/BF16/F32 weights from two rows, the
+    tiled K-quant matmul from TILED_MIN_ROWS; see :func:`kernel_switch_rows`).
     A plain llama.cpp loop evaluates prompt chunks with the second and decodes
     one token at a time with the first; the engine and the KV-cache reuse keep
     every row in the class that loop gives it (see bindings/engine.cpp), so the
@@ -339,9 +360,10 @@ class Model:
         return SamplingParams(seed=self.seed).replace(**dict(self.template.sampling_defaults))
 
     @functools.cached_property
-    def uses_tiled_kernel(self) -> bool:
-        """See :func:`uses_tiled_kernel`: the batch engine needs its exact mode only then."""
-        return uses_tiled_kernel(self.path)
+    def kernel_switch_rows(self) -> tuple[int, ...]:
+        """See :func:`kernel_switch_rows`: the batch engine needs its exact mode only
+        when this is not empty."""
+        return kernel_switch_rows(self.path)
 
     @property
     def n_cached(self) -> int:

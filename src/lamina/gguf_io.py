@@ -5,7 +5,7 @@ foreign file ends in the same clear message wherever it is given, and writer and
 readers agree on the keys:
 
 - :func:`require_gguf`: the signature check done before anything else;
-- :func:`read_header` / :func:`tensor_types`: a streaming scan that stops as soon
+- :func:`read_header` / :func:`tensor_entries`: a streaming scan that stops as soon
   as the wanted keys are found, used on every model load (the tokenizer arrays of a
   150k vocabulary are skipped, not decoded);
 - :func:`open_reader` / :func:`field_value`: gguf-py's memory-mapped reader for
@@ -24,7 +24,7 @@ import json
 import os
 import struct
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from lamina.errors import FormatError
 from lamina.files import require_file
@@ -87,8 +87,16 @@ def read_header(path: str | os.PathLike[str], keys: list[str] | tuple[str, ...] 
     return _scan(Path(path), set(keys), with_tensors=False)[0]
 
 
-def tensor_types(path: str | os.PathLike[str]) -> set[int]:
-    """The ggml type ids of a GGUF's tensors, read from the header alone."""
+class TensorEntry(NamedTuple):
+    """One tensor as the GGUF header lists it (no data read)."""
+
+    name: str
+    n_dims: int
+    ggml_type: int
+
+
+def tensor_entries(path: str | os.PathLike[str]) -> list[TensorEntry]:
+    """Name, rank and ggml type id of every tensor, read from the header alone."""
     return _scan(Path(path), set(), with_tensors=True)[1]
 
 
@@ -100,7 +108,8 @@ def context_length(path: str | os.PathLike[str]) -> int | None:
     return int(value) if value else None
 
 
-def _scan(path: Path, wanted: set[str], with_tensors: bool) -> tuple[dict[str, Any], set[int]]:
+def _scan(path: Path, wanted: set[str], with_tensors: bool
+          ) -> tuple[dict[str, Any], list[TensorEntry]]:
     from gguf import GGUFValueType as V
 
     scalar = {V.UINT8: "<B", V.INT8: "<b", V.UINT16: "<H", V.INT16: "<h", V.UINT32: "<I",
@@ -108,7 +117,7 @@ def _scan(path: Path, wanted: set[str], with_tensors: bool) -> tuple[dict[str, A
               V.FLOAT64: "<d"}
     formats = {int(k): v for k, v in scalar.items()}
     found: dict[str, Any] = {}
-    types: set[int] = set()
+    tensors: list[TensorEntry] = []
     try:
         with open(require_gguf(path), "rb") as f:
             f.seek(4)
@@ -126,15 +135,15 @@ def _scan(path: Path, wanted: set[str], with_tensors: bool) -> tuple[dict[str, A
                     found[key] = value.decode("utf-8", errors="replace") \
                         if isinstance(value, bytes) else value
             for _ in range(n_tensors if with_tensors else 0):
-                _read_str(f)  # name
+                name = _read_str(f).decode("utf-8", errors="replace")
                 (n_dims,) = struct.unpack("<I", f.read(4))
                 f.seek(8 * n_dims, os.SEEK_CUR)
                 ttype, _offset = struct.unpack("<IQ", f.read(12))
-                types.add(ttype)
+                tensors.append(TensorEntry(name, n_dims, ttype))
     except struct.error as exc:
         raise FormatError(f"'{path}' is truncated or not a valid GGUF file.",
                           hint=_REWRITE_HINT) from exc
-    return found, types
+    return found, tensors
 
 
 def _read_str(f: BinaryIO) -> bytes:

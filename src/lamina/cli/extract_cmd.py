@@ -50,8 +50,8 @@ if TYPE_CHECKING:  # pragma: no cover
                    "as fit a KV-cache budget of min(2 GiB, 1/4 of free memory), 2 to 64; 1 when "
                    "the engine is not built).")
 @click.option("--fast-batch", is_flag=True,
-              help="Decode a batch's documents in one kernel call: faster on K-quant models "
-                   "(Q4_K_M...), but an answer may then change in the last bits with --batch "
+              help="Decode a batch's documents in one kernel call: faster on K-quant (Q4_K_M...) "
+                   "and F16 models, but an answer may then change in the last bits with --batch "
                    "and its batch companions (see docs/engine.md).")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True,
               help="Answer length limit per prompt, in tokens.")
