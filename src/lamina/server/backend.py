@@ -9,6 +9,7 @@ requests advance together in each ``llama_decode``. Routes see only
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from lamina.runtime.engine import BatchEngine, EngineRequest
     from lamina.runtime.model import Model
+
+
+#: A prompt start this long (tokens) that a request shares with the one before it is
+#: kept in the engine as its shared prefix: a system prompt every client sends, or a
+#: conversation's earlier turns. Shorter ones are not worth a prefix evaluation.
+MIN_SHARED_PREFIX = 32
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
 
 
 @dataclass
@@ -68,10 +83,29 @@ class EngineBackend(Backend):
         self.engine.start()
         self.parallel = n_seq
         self._requests: dict[int, EngineRequest] = {}
+        self._prefix_lock = threading.Lock()
+        self._last_prompt: list[int] = []
+        self._prefix: list[int] = []
+
+    def _share_prefix(self, tokens: list[int]) -> None:
+        """Prompt-cache reuse across requests: when this prompt starts with what the
+        previous one started with (at least MIN_SHARED_PREFIX tokens, more than the
+        engine already holds), make that the engine's shared prefix, evaluated once.
+        The engine shares it only where a from-scratch evaluation would compute the
+        same rows (BatchEngine.set_prefix), so answers do not change."""
+        with self._prefix_lock:
+            last, self._last_prompt = self._last_prompt, tokens
+            n = common_prefix_length(last, tokens)
+            held = len(self._prefix)
+            if n < MIN_SHARED_PREFIX or (n <= held and tokens[:held] == self._prefix):
+                return
+            self._prefix = tokens[:n]
+            self.engine.set_prefix(self._prefix)
 
     def _stream(self, tokens: Sequence[int], grammar: str | None, overrides: dict[str, Any],
                 extra_stop: tuple[str, ...] = ()) -> Iterator[str]:
         params = self.model.default_params.replace(**overrides)
+        self._share_prefix(list(tokens))
         req = self.engine.submit(list(tokens), params, grammar=grammar,
                                  stop=tuple(params.stop) + extra_stop)
         return _EngineStream(self.engine, req)
