@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from lamina import gguf_io
 from lamina.errors import FormatError, InputError, LaminaError, ModelLoadError
-from lamina.runtime.sampling import SamplingParams, build_sampler, greedy_grammar_sampler
+from lamina.runtime.sampling import SamplingParams, build_sampler, native_greedy_sampler
 from lamina.runtime.stream import TextStream
 from lamina.templates import ChatTemplate, detect_template, get_template
 
@@ -539,7 +539,7 @@ class Model:
             text = TextStream(stop)
             ctx, vocab, n_ctx = self._ctx, self._vocab, self.n_ctx
             decode, is_eog = lib.llama_decode, lib.llama_vocab_is_eog
-            fast = greedy_grammar_sampler(vocab, params, grammar)
+            fast = native_greedy_sampler(vocab, params, grammar)
             if fast is not None:
                 ctx_address = ctypes.cast(ctx, ctypes.c_void_p).value
 

@@ -197,16 +197,19 @@ def native_config(native: Any, p: SamplingParams) -> Any:
     return sc
 
 
-def greedy_grammar_sampler(vocab: Any, params: SamplingParams, grammar: str | None) -> Any:
-    """lamina's C++ sampler when decoding is greedy under a grammar, else None.
+def native_greedy_sampler(vocab: Any, params: SamplingParams, grammar: str | None) -> Any:
+    """lamina's C++ sampler when decoding is greedy (with or without a grammar), else None.
 
     Why: llama.cpp's grammar sampler checks every token it is given, which on a
     32000-token vocabulary costs more per step than decoding a small model. The
     native sampler checks the argmax first and, when the grammar rejects it,
     only the candidates that can still win: the same token as
-    :func:`build_sampler`'s chain. None also when ``lamina._native`` is not built.
+    :func:`build_sampler`'s chain. Without a grammar it is a plain argmax over
+    the logits (penalties applied first), which spares llama.cpp's chain its
+    copy of every logit into a candidate array per token. None also when
+    ``lamina._native`` is not built.
     """
-    if grammar is None or not params.is_greedy:
+    if not params.is_greedy:
         return None
     native = _native_module()
     if native is None:

@@ -163,7 +163,7 @@ def test_grammar_fallback_picks_what_the_sequential_path_picks(model, repeat_pen
 
 
 @pytest.mark.parametrize("repeat_penalty", [1.0, 1.3])
-def test_sequential_greedy_grammar_uses_the_native_sampler_with_the_same_tokens(
+def test_sequential_greedy_uses_the_native_sampler_with_the_same_tokens(
         model, monkeypatch, repeat_penalty):
     from lamina.runtime import model as model_module
     from lamina.runtime import sampling
@@ -171,23 +171,26 @@ def test_sequential_greedy_grammar_uses_the_native_sampler_with_the_same_tokens(
     p = greedy(60).replace(repeat_penalty=repeat_penalty)
     prompts = [PREFIX + b for b in BODIES]
     used: list[object] = []
-    real = sampling.greedy_grammar_sampler
+    real = sampling.native_greedy_sampler
 
     def spy(*args):
         s = real(*args)
         used.append(s)
         return s
 
-    monkeypatch.setattr(model_module, "greedy_grammar_sampler", spy)
+    monkeypatch.setattr(model_module, "native_greedy_sampler", spy)
     fast = [model.generate(x, p, grammar=JSON_GRAMMAR) for x in prompts]
     assert len(used) == len(prompts) and all(s is not None for s in used)
     assert sum(s.grammar_fallbacks for s in used) > 10  # the fallback path ran
     # llama.cpp's own chain (grammar filtering every candidate) picks the same tokens.
-    monkeypatch.setattr(model_module, "greedy_grammar_sampler", lambda *a: None)
+    plain = [model.generate(x, p) for x in prompts]  # greedy without a grammar: native too
+    assert len(used) == 2 * len(prompts) and all(s is not None for s in used)
+    monkeypatch.setattr(model_module, "native_greedy_sampler", lambda *a: None)
     assert [model.generate(x, p, grammar=JSON_GRAMMAR) for x in prompts] == fast
-    # Not greedy, or no grammar: the chain as before.
-    assert real(model._vocab, p, None) is None
+    assert [model.generate(x, p) for x in prompts] == plain
+    # Not greedy: the chain as before.
     assert real(model._vocab, p.replace(temperature=0.7), JSON_GRAMMAR) is None
+    assert real(model._vocab, p.replace(temperature=0.7), None) is None
     with pytest.raises(GrammarError):
         real(model._vocab, p, 'root ::= "unclosed')
 
