@@ -1158,12 +1158,17 @@ def show(mutant_id: str) -> int:
                 after = mutant_source(target, m.index).splitlines()
                 print("\n".join(difflib.unified_diff(before, after, target.source, "mutant",
                                                      lineterm="", n=2)))
+                import shutil
+
                 work = Path(tempfile.mkdtemp(prefix="lamina-mutation-"))
-                runner = Runner(target, work)
-                run = runner._start(m)
-                _, result = runner._wait([run], 1800)
-                print(run.log.read_text(errors="replace")[-6000:])
-                print(f"=> {result}")
+                try:
+                    runner = Runner(target, work)
+                    run = runner._start(m)
+                    _, result = runner._wait([run], 1800)
+                    print(run.log.read_text(errors="replace")[-6000:])
+                    print(f"=> {result}")
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
                 return 0
     print(f"no mutant {mutant_id!r} (see --list)", file=sys.stderr)
     return 2
