@@ -19,7 +19,7 @@ Lines that the unmutated tests never execute (traced once) are reported as
 surviving without running.
 
     python benchmarks/mutation.py                    # full run -> results/mutation.json
-    python benchmarks/mutation.py --smoke --budget 200   # CI: seeded sample, must-kill list
+    python benchmarks/mutation.py --smoke --budget 150   # CI: must-kill list + seeded sample
     python benchmarks/mutation.py --list lora        # every mutant id of one module
     python benchmarks/mutation.py --show 'ID'        # one mutant: diff and pytest output
 
@@ -83,7 +83,8 @@ TARGETS = {t.key: t for t in (
            ("llama_cpp", "numpy"), 0.2),
     Target("templates", "lamina.templates", "src/lamina/templates.py",
            ("tests/runtime/test_templates.py", "tests/runtime/test_templates_mutants.py"),
-           ("jinja2", "jinja2.sandbox", "llama_cpp", "numpy"), 0.2),
+           ("jinja2", "jinja2.sandbox", "llama_cpp", "numpy",
+            "transformers.utils.chat_template_utils:render_jinja_template"), 0.2),
 )}
 
 #: Mutants that matter: each breaks a documented rule (peft's merge formula, DeepKE's
@@ -102,6 +103,8 @@ MUST_KILL: dict[str, tuple[str, ...]] = {
         "LoraAdapter.delta_shape: boolop: pair.embedding or self.config.fan_in_fan_out"
         " -> pair.embedding and self.config.fan_in_fan_out",
         "LoraConfig.from_dict: compare: r <= 0 -> r < 0",
+        "_recorded_model_type: return: return str(model_type) if model_type else None"
+        " -> return None",
     ),
     "metrics": (
         "count_matches: delete: remaining.remove(p) -> pass",
@@ -111,6 +114,7 @@ MUST_KILL: dict[str, tuple[str, ...]] = {
         "PRF.scores: swap-args: percent(self.tp, self.pred) -> percent(self.pred, self.tp)",
         "type_index: number: 1 -> 2",
         "Scorer.add: augassign: self.errors += errors -> self.errors -= errors",
+        "seed000_scores: number: 4 -> 5 #2",
     ),
     "grammar": (
         "_list_of: binop: limits.max_items - 1 -> limits.max_items + 1",
@@ -119,7 +123,8 @@ MUST_KILL: dict[str, tuple[str, ...]] = {
         "_object: compare: i == 0 -> i != 0",
         "build_grammar: string: 'root ::= \" \"? ' -> 'XXroot ::= \" \"? XX'",
         "_optional_subset: compare: k == n - 1 -> k != n - 1",
-        "build_pair_grammar: compare: lim.max_items > 1 -> lim.max_items >= 1",
+        "build_pair_grammar: binop: lim.max_items - 1 -> lim.max_items + 1",
+        "build_icl_grammar: bool: False -> True",
     ),
     "templates": (
         "_ALPACA_JINJA: drop-part: \"{{ bos_token }}\"",
@@ -129,11 +134,14 @@ MUST_KILL: dict[str, tuple[str, ...]] = {
         "_compile: delete: env.globals['raise_exception'] = _raise_exception -> pass",
         "detect_template: boolop: name and name in _TEMPLATES -> name or name in _TEMPLATES",
         "detect_template: compare: builtin.jinja == jinja -> builtin.jinja != jinja",
+        "ChatTemplate.render: compare: self.native_tool_format is None"
+        " -> self.native_tool_format is not None",
+        "tools_as_text: delete: out[-1]['content'] += '\\n' + block -> pass",
+        "_compile: delete: env.filters['tojson'] = _tojson -> pass",
     ),
 }
 
 _RULE_NAME = "a generated rule's name, changed consistently where it is defined and used"
-_DESCRIPTION = "the one-line description `lamina templates` prints (prose, like error texts)"
 
 #: Mutants no test can kill because the program behaves the same (id -> why).
 EQUIVALENT: dict[str, str] = {
@@ -154,6 +162,12 @@ EQUIVALENT: dict[str, str] = {
     "PRF.add: swap-args: count_matches(gold, pred) -> count_matches(pred, gold)":
         "a multiset intersection is symmetric",
     "PRF.scores: swap-args: f1_score(p, r) -> f1_score(r, p)": "2PR / (P + R) is symmetric",
+    "EMPTY_ANSWER: string: '*****' -> 'XX*****XX'":
+        "jieba cuts any text into single '*' words, so no answer's words are the one-word"
+        " placeholder: only an empty side gets it, whatever word it is",
+    "seed000_scores: delete: warnings.simplefilter('ignore') -> pass":
+        "nltk warns only without smoothing (method0); with method3, and in jieba and"
+        " rouge_chinese, nothing warns: the filter is a guard",
     # grammar
     "gbnf_literal: number: 32 -> 33": "a space written as \\x20 is the same GBNF character",
     "gbnf_literal: compare: ord(ch) < 32 -> ord(ch) <= 32":
@@ -169,12 +183,17 @@ EQUIVALENT: dict[str, str] = {
     "build_grammar: string: '' -> 'XXXX'": "the RE pair rule is not used by other tasks",
     "_optional_subset: number: 1 -> 2 #2":
         "one more iteration adds a rule no other rule refers to",
+    "build_icl_grammar: number: 0 -> 1": "llama.cpp starts at the rule named root, wherever it is",
+    "build_icl_grammar: number: 0 -> 1 #2":
+        "llama.cpp starts at the rule named root, wherever it is",
     **{f"{where}: string: '{name}' -> 'XX{name}XX'{n}": _RULE_NAME for where, name, n in (
         ("build_grammar", "so", ""), ("build_grammar", "rel", ""), ("build_grammar", "args", ""),
         ("build_grammar", "eargs", ""), ("build_grammar", "event", ""),
         ("build_grammar", "events", ""), ("build_grammar", "kg", ""),
         ("build_grammar", "entity", ""), ("build_grammar", "entities", ""),
-        ("_optional_subset", "obj", ""), ("_optional_subset", "obj", " #2"))},
+        ("_optional_subset", "obj", ""), ("_optional_subset", "obj", " #2"),
+        *(("build_icl_grammar", name, "") for name in
+          ("ent", "arg", "args", "event", "triple", "sample")))},
     # templates
     "_compile: number: 32 -> 33": "the size of the compiled-template cache",
 }
@@ -187,25 +206,28 @@ ACCEPTED: dict[str, str] = {
         " only made-up keys with more after the adapter name would differ",
     "LoraAdapter.close: delete: self.files.close() -> pass":
         "close() drops references so memory is freed sooner; nothing a test can observe",
-    "rouge_bleu: delete: jieba.setLogLevel(logging.WARNING) -> pass":
+    "LoraAdapter.validate_targets: string: 'LLaMA' -> 'XXLLaMAXX'":
+        "the family an error text names when the caller names none (convert/plan.py always"
+        " names it)",
+    "seed000_scores: delete: jieba.setLogLevel(logging.WARNING) -> pass":
         "silences jieba's start-up log; the runner initialises jieba before forking",
+    "seed000_scores: string: ': ' -> 'XX: XX'":
+        "the text of a skipped pair's error ('ValueError: ...'), prose like raised errors",
     **{f"EXAMPLE_MESSAGES: string: '{text}' -> 'XX{text}XX'":
        "the text of the example conversation `lamina templates` shows"
        for text in ("你好", "你好！有什么可以帮你？", "介绍一下北京")},
-    **{f"_TEMPLATES: string: {desc!r} -> {'XX' + desc + 'XX'!r}": _DESCRIPTION for desc in (
-        "Chinese-Alpaca 1 (Stanford-Alpaca instruction/response prompt)",
-        "Chinese-Alpaca-2 (Llama-2 [INST] format, bilingual system prompt)",
-        "Meta Llama-2-chat [INST] <<SYS>> format",
-        "Llama2-Chinese (<s>Human: ...\\n</s><s>Assistant: )",
-        "ChatML (<|im_start|>role ... <|im_end|>)",
-        "No formatting: the messages' text joined by newlines")},
-    "from_jinja: string: \"the model file's own Jinja chat template\" -> "
-    "\"XXthe model file's own Jinja chat templateXX\"": _DESCRIPTION,
+    "TOOLS_SYSTEM_PROMPT: drop-part: \"by a JSON object (its name, what it does, and a JSON"
+    " Schema of its arguments) \"":
+        "prose of lamina's tools prompt; the tests check its structure (the heading, each tool"
+        " on a line between <tools> tags, the call format, the tags named)",
+    **{f"get_template: string: {part} -> {mutated}":
+       "the renamed-template part of the hint, prose like hints (built before the raise)"
+       for part, mutated in (('"\'"', '"XX\'XX"'), ("''", "'XXXX'"))},
 }
 
 
 #: Lowest score (percent) of the smoke sample before CI fails, set from the full run.
-SMOKE_MIN_SCORE = {"lora": 95.0, "metrics": 96.0, "grammar": 97.0, "templates": 87.0}
+SMOKE_MIN_SCORE = {"lora": 98.0, "metrics": 96.5, "grammar": 99.0, "templates": 95.5}
 
 
 # --------------------------------------------------------------------------- mutants
@@ -217,6 +239,10 @@ _BINOP_SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: a
 _CMP_SWAP = {ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.LtE, ast.LtE: ast.Lt,
              ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
              ast.In: ast.NotIn, ast.NotIn: ast.In}
+
+#: Keyword arguments whose strings are prose for people, never parsed: an error's hint,
+#: a one-line description (``lamina templates`` prints the templates'). Not mutated.
+_PROSE_KEYWORDS = {"hint", "description"}
 
 #: Calls whose swapped arguments can only raise TypeError (no information).
 _TYPE_CHECKS = {"isinstance", "issubclass", "getattr", "hasattr", "setattr"}
@@ -256,8 +282,8 @@ def _string_parts(source_lines: list[str], node: ast.Constant) -> list[str]:
 class _Walker(ast.NodeTransformer):
     """Finds mutation points in a fixed order; applies the one at ``apply`` if set.
 
-    Skipped: docstrings, annotations, imports, the texts of raised errors and
-    ``hint=`` (reviewed prose, matched by tests on a word), and lines or blocks marked
+    Skipped: docstrings, annotations, imports, the texts of raised errors, ``hint=``
+    and ``description=`` (reviewed prose, matched by tests on a word), and lines or blocks marked
     ``# pragma: no cover`` / ``# pragma: no mutate``.
     """
 
@@ -267,7 +293,7 @@ class _Walker(ast.NodeTransformer):
         self.points: list[tuple[str, int, tuple[int, int]]] = []  # (id, line, statement span)
         self.stmts: list[ast.stmt] = []
         self.scope: list[str] = []
-        self.in_text = 0  # inside a raise or hint=: strings are prose
+        self.in_text = 0  # inside a raise, hint= or description=: strings are prose
         self.bound: list[set[str]] = [set()]
         self.skip_lines = {i + 1 for i, line in enumerate(self.lines)
                            if "pragma: no cover" in line or "pragma: no mutate" in line}
@@ -439,7 +465,7 @@ class _Walker(ast.NodeTransformer):
 
     # -- expressions
     def visit_keyword(self, node: ast.keyword) -> ast.AST:
-        if node.arg == "hint":
+        if node.arg in _PROSE_KEYWORDS:
             self.in_text += 1
             node.value = self.visit(node.value)
             self.in_text -= 1
@@ -1034,8 +1060,13 @@ def main() -> int:
         return show(args.show)
     work = Path(tempfile.mkdtemp(prefix="lamina-mutation-"))
     summaries = []
-    missing = [(k, i) for k in keys for i in MUST_KILL.get(k, ())
-               if i not in {m.id for m in mutants_of(TARGETS[k])}]
+    ids = {k: {m.id for m in mutants_of(TARGETS[k])} for k in keys}
+    missing = [(k, i) for k in keys for i in MUST_KILL.get(k, ()) if i not in ids[k]]
+    if set(keys) == set(TARGETS):  # a listed reason for a mutant that no longer exists
+        every = set().union(*ids.values())
+        for i in sorted({*EQUIVALENT, *ACCEPTED} - every):
+            print(f"note: {i} is listed as equivalent/accepted but is no mutant; "
+                  "remove it from the list")
     try:
         for key in keys:
             target = TARGETS[key]
@@ -1052,6 +1083,8 @@ def main() -> int:
     print_table(summaries)
     failures = [f"must-kill mutant no longer exists (update MUST_KILL): {k}: {i}"
                 for k, i in missing]
+    failures += [f"must-kill mutant is listed as equivalent/accepted: {k}: {i}"
+                 for k in keys for i in MUST_KILL.get(k, ()) if i in EQUIVALENT or i in ACCEPTED]
     for s in summaries:
         for m in s.tried:
             if m.status in ("killed", "timeout") and (m.id in EQUIVALENT or m.id in ACCEPTED):
@@ -1125,12 +1158,17 @@ def show(mutant_id: str) -> int:
                 after = mutant_source(target, m.index).splitlines()
                 print("\n".join(difflib.unified_diff(before, after, target.source, "mutant",
                                                      lineterm="", n=2)))
+                import shutil
+
                 work = Path(tempfile.mkdtemp(prefix="lamina-mutation-"))
-                runner = Runner(target, work)
-                run = runner._start(m)
-                _, result = runner._wait([run], 1800)
-                print(run.log.read_text(errors="replace")[-6000:])
-                print(f"=> {result}")
+                try:
+                    runner = Runner(target, work)
+                    run = runner._start(m)
+                    _, result = runner._wait([run], 1800)
+                    print(run.log.read_text(errors="replace")[-6000:])
+                    print(f"=> {result}")
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
                 return 0
     print(f"no mutant {mutant_id!r} (see --list)", file=sys.stderr)
     return 2

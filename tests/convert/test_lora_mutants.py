@@ -189,6 +189,44 @@ def test_validate_targets(tmp_path):
         ad.validate_targets(base - {Q + ".weight"} | {"model.layers.1.self_attn.q_proj.weight"})
 
 
+
+def test_a_lora_for_another_family_is_refused(tmp_path, monkeypatch):
+    """peft records the base an adapter was trained on (``base_model_name_or_path``);
+    when that folder is at hand, its config.json (as transformers writes it) names the
+    family, and a base of another family is refused even where the module names agree."""
+    from peft import LoraConfig as PeftLoraConfig
+    from transformers import LlamaConfig
+
+    base = tmp_path / "llama-base"
+    LlamaConfig(hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                num_attention_heads=2).save_pretrained(base)
+    names = {Q + ".weight"}
+
+    def adapter(name: str, recorded: str | None) -> LoraAdapter:
+        folder = write_adapter(tmp_path / name, pair(Q))
+        PeftLoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"],
+                       base_model_name_or_path=recorded).save_pretrained(folder)
+        return LoraAdapter(folder)
+
+    ad = adapter("a", str(base))
+    ad.validate_targets(names, "LLaMA", "llama")  # the family it was made for
+    ad.validate_targets(names)  # the base's model_type unknown: nothing to compare
+    with pytest.raises(ShapeMismatchError, match=r"made for a 'llama' model.*Qwen2 \('qwen2'\)"):
+        ad.validate_targets(names, "Qwen2", "qwen2")
+    # Unknowable, so not refused: a hub id, a path relative to the training run's folder
+    # (here it would name a llama folder), no record, a folder without a usable config.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "no-config").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{")
+    (tmp_path / "untyped").mkdir()
+    (tmp_path / "untyped" / "config.json").write_text('{"model_type": ""}')
+    for i, recorded in enumerate(["meta-llama/Llama-2-7b-hf", "llama-base", None, "",
+                                  *(str(tmp_path / d) for d in ("no-config", "broken", "untyped"))]):
+        adapter(f"u{i}", recorded).validate_targets(names, "Qwen2", "qwen2")
+    odd = write_adapter(tmp_path / "odd", pair(Q), {"base_model_name_or_path": [str(base)]})
+    LoraAdapter(odd).validate_targets(names, "Qwen2", "qwen2")  # not peft's: not a record
+
 def test_config_defaults_and_types():
     cfg = LoraConfig.from_dict({"r": "4", "target_modules": None, "modules_to_save": None,
                                 "bias": None, "peft_type": "lora",

@@ -59,9 +59,9 @@ def _check_shape(task: str, schema, data, lim: GrammarLimits) -> None:
 @pytest.fixture(scope="module")
 def grammars(base_gguf):
     """llama.cpp's grammar parser and matcher on the fixture vocabulary."""
-    from tests.fixtures.gbnf import Grammars
+    from tests.ie.grammar_oracle import GrammarOracle
 
-    g = Grammars(base_gguf)
+    g = GrammarOracle(base_gguf)
     yield g
     g.close()
 

@@ -15,7 +15,13 @@ import json
 import pytest
 
 from lamina.errors import SchemaError
-from lamina.ie.grammar import GrammarLimits, build_grammar, build_pair_grammar, gbnf_literal
+from lamina.ie.grammar import (
+    GrammarLimits,
+    build_grammar,
+    build_icl_grammar,
+    build_pair_grammar,
+    gbnf_literal,
+)
 from lamina.ie.schema_split import normalize_schema
 from tests.ie.grammar_oracle import GrammarOracle
 
@@ -210,3 +216,77 @@ def test_ee_items_without_a_trigger_flag_have_triggers():
     raw = [{"event_type": "订婚", "arguments": ["主体"]}]
     assert build_grammar("EE", raw, LIM) == build_grammar("EE", normalize_schema("EE", raw), LIM)
     assert normalize_schema("EE", raw)[0]["trigger"] is True
+
+
+def test_eet_lists_trigger_strings(oracle):
+    g = build_grammar("EET", ["人生-订婚", "组织关系-裁员"], LIM)
+    check(oracle, g, [{"人生-订婚": ["订婚"], "组织关系-裁员": []}],
+          [dumps({"人生-订婚": [{"trigger": "订婚"}], "组织关系-裁员": []}),
+           dumps({"人生-订婚": []})])
+
+
+# --format icl: the answer shapes of lamina.ie.icl's docstring (seed 002's task set),
+# written by json.dumps as the prompt's solved examples are.
+LABELS = ["人物", '引"号']  # a label json.dumps must escape
+
+
+def test_icl_ner_entities_of_the_labels(oracle):
+    g = build_icl_grammar("ner", LABELS, LIM)
+    ent = {"entity": "甲", "type": "人物"}
+    check(oracle, g, [[], [ent], [ent, {"entity": "abc", "type": '引"号'}], " []"],
+          [dumps([{"entity": "甲", "type": "地点"}]),  # not a label
+           dumps([{"type": "人物", "entity": "甲"}]),  # key order
+           dumps([{"entity": "甲"}]), dumps([ent] * 3), dumps([{"entity": "abcd", "type": "人物"}]),
+           json.dumps([ent]), "  []", '[{"entity":"甲", "type": "人物"}]', "{}"])
+    free = build_icl_grammar("ner", (), LIM)
+    check(oracle, free, [[{"entity": "甲", "type": "随便"}]],
+          [dumps([{"entity": "甲", "type": "随便一个"}])])  # any type, within max_chars
+
+
+def test_icl_re_answers_one_relation_name(oracle):
+    g = build_icl_grammar("re", LABELS, LIM)
+    check(oracle, g, ['"人物"', " " + dumps('引"号')],
+          ['"地点"', '["人物"]', "人物", '"人物" ', '"引"号"', json.dumps("人物")])
+    free = build_icl_grammar("re", (), LIM)
+    check(oracle, free, ['"作者"', '"abc"'], ['"abcd"', "[]", '""'])
+
+
+def test_icl_ee_events_of_the_labels_with_role_argument_lists(oracle):
+    g = build_icl_grammar("ee", LABELS, LIM)
+    arg = {"role": "主体", "argument": "甲"}
+    ev = {"event_type": "人物", "arguments": [arg, arg]}
+    check(oracle, g, [[], [ev], [{"event_type": '引"号', "arguments": []}, ev]],
+          [dumps([{**ev, "event_type": "订婚"}]), dumps([{"arguments": [], "event_type": "人物"}]),
+           dumps([{"event_type": "人物"}]), dumps([{**ev, "arguments": [arg] * 3}]),
+           dumps([{**ev, "arguments": [{"argument": "甲", "role": "主体"}]}]),
+           dumps([{**ev, "arguments": {"主体": "甲"}}]), dumps([ev] * 3)])
+
+
+def test_icl_rte_triples_with_a_label_as_predicate(oracle):
+    g = build_icl_grammar("rte", LABELS, LIM)
+    check(oracle, g, [[], [["甲", "人物", "乙"]], [["甲", '引"号', "乙"], ["a", "人物", "b"]]],
+          [dumps([["甲", "作者", "乙"]]), dumps([["人物", "甲", "乙"]]), dumps([["甲", "人物"]]),
+           dumps([["甲", "人物", "乙", "丙"]]), dumps([{"subject": "甲", "object": "乙"}])])
+
+
+def test_icl_da_samples_with_labels_as_entity_types(oracle):
+    g = build_icl_grammar("da", LABELS, LIM)
+    s = {"context": "甲在乙", "head_entity": "甲", "head_type": "人物", "tail_entity": "乙",
+         "tail_type": '引"号'}
+    check(oracle, g, [[], [s], [s, {**s, "head_type": '引"号', "tail_type": "人物"}]],
+          [dumps([{**s, "head_type": "地点"}]), dumps([{**s, "tail_type": "地点"}]),
+           dumps([dict(reversed(list(s.items())))]),
+           dumps([{k: v for k, v in s.items() if k != "context"}]), dumps([s] * 3)])
+
+
+def test_icl_grammar_without_limits_uses_the_defaults(oracle):
+    lim = GrammarLimits()
+    g = build_icl_grammar("rte")
+    triple = ["a" * lim.max_chars, "p", "b"]
+    check(oracle, g, [[triple] * lim.max_items],
+          [dumps([triple] * (lim.max_items + 1)), dumps([["a" * (lim.max_chars + 1), "p", "b"]])])
+
+
+def test_icl_grammar_for_an_unknown_task_is_refused():
+    with pytest.raises(SchemaError, match="'kg'"):
+        build_icl_grammar("kg")

@@ -8,9 +8,14 @@ mutants of ``benchmarks/mutation.py`` that the totals let through.
 
 from __future__ import annotations
 
+import json
+import re
+import sys
+from pathlib import Path
+
 import pytest
 
-from lamina.ie.metrics import Scorer, count_matches, score_f1
+from lamina.ie.metrics import Scorer, count_matches, score_f1, seed000_scores
 
 
 def counts(prf: dict) -> tuple[int, int, int]:
@@ -90,3 +95,37 @@ def test_matches_compare_tuples_holding_dicts():
     assert count_matches([a, b], [b, b, a]) == 2
     assert count_matches([], [a]) == 0 and count_matches([a], []) == 0
 
+
+
+def test_seed000_scores_are_the_seeds_on_every_kind_of_answer():
+    """Exact floats against the seed's computation (tests/ie/test_seed000_metrics.py),
+    in both directions: pairs that raise, empty and null answers, rounding."""
+    pytest.importorskip("rouge_chinese")
+    from tests.ie.test_seed000_metrics import ANSWERS, reference_compute_metrics
+
+    ori, gen = [a for a, _ in ANSWERS], [b for _, b in ANSWERS]
+    for preds, labels in ((ori, gen), (gen, ori)):
+        got = seed000_scores(preds, labels)
+        expected = reference_compute_metrics(preds, labels)
+        assert {k: got[k] for k in expected} == expected
+        assert got["records"] == len(ANSWERS)
+    with pytest.raises(ValueError):  # a silently shortened list would score other pairs
+        seed000_scores(ori, gen[:-1])
+
+
+@pytest.mark.parametrize("module", ["jieba", "rouge_chinese", "nltk"])
+def test_seed000_scores_without_a_dependency_name_the_extra_that_installs_it(module,
+                                                                            monkeypatch):
+    """The install advice names an extra of pyproject.toml that lists the package."""
+    from lamina.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, module, None)  # importlib.util.find_spec -> None
+    with pytest.raises(MissingDependencyError) as info:
+        seed000_scores(["a"], ["a"])
+    (extra,) = re.findall(r"lamina\[(\w+)\]", info.value.hint)
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    listed = re.search(rf"^{extra} = \[(.*)\]$", pyproject, flags=re.M)  # tomllib is 3.11+
+    assert listed, f"no extra '{extra}' in pyproject.toml"
+    packages = {re.split(r"[<>=~!\[ ;]", r, maxsplit=1)[0].lower().replace("-", "_")
+                for r in json.loads(f"[{listed.group(1)}]")}
+    assert module in packages

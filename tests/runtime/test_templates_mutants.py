@@ -9,11 +9,20 @@ the mutants of ``benchmarks/mutation.py`` that the exact-prompt tests let throug
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 
 from lamina.errors import TemplateError
-from lamina.templates import detect_template, from_jinja, get_template, list_templates
+from lamina.templates import (
+    TOOL_FORMATS,
+    detect_template,
+    from_jinja,
+    get_template,
+    list_templates,
+    tools_as_text,
+)
 
 TURNS = [
     {"role": "user", "content": "你好"},
@@ -160,3 +169,221 @@ def test_detect_skips_unknown_names():
                             "tokenizer.chat_template": ""}).name == "alpaca2"
     own = detect_template({"tokenizer.chat_template": HUB_STYLE}, bos_token="<B>", eos_token="<E>")
     assert (own.name, own.bos_token, own.eos_token) == ("gguf", "<B>", "<E>")
+
+
+# ---- tools, tool calls and tool results
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "templates"
+#: Real models' templates that know tools (tests/fixtures/templates/README.md).
+QWEN25 = (FIXTURES / "qwen2.5-instruct.jinja").read_text(encoding="utf-8")
+LLAMA32 = (FIXTURES / "llama-3.2-instruct.jinja").read_text(encoding="utf-8")
+NATIVE = {"hermes": QWEN25, "llama3": LLAMA32}
+
+#: Keys out of sorted order, text for HTML escaping and non-ASCII text: what a ``tojson``
+#: other than Hugging Face's (sorted, escaped, ASCII-only) would write differently.
+WEATHER = {"type": "object", "required": ["city"],
+           "properties": {"city": {"type": "string", "enum": ["Paris", "杭州"]},
+                          "days": {"type": "integer", "minimum": 1, "maximum": 7}}}
+TOOLS = [{"type": "function", "function": {"name": "get_weather",
+                                           "description": "Weather & rain <now>",
+                                           "parameters": WEATHER}},
+         {"type": "function", "function": {"name": "get_time", "parameters": {
+             "type": "object", "properties": {}}}}]
+
+
+def call(name: str, arguments, call_id: str = "call_1") -> dict:
+    """A tool call in the shape OpenAI clients send back (``arguments``: JSON text) and
+    Hugging Face templates take (``arguments``: the JSON value)."""
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def hf_tools_render(source: str, messages: list[dict], tools=None, gen: bool = True,
+                    bos: str = "<|begin_of_text|>", eos: str = "<|eot_id|>") -> str:
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    rendered, _ = render_jinja_template(conversations=[messages], tools=tools,
+                                        chat_template=source, add_generation_prompt=gen,
+                                        bos_token=bos, eos_token=eos)
+    return rendered[0]
+
+
+def conversations(fmt: str) -> list[tuple[list[dict], list[dict], list | None]]:
+    """(OpenAI-shaped messages, the same in Hugging Face's shape, tools): calls with
+    arguments as JSON text, as a value, missing (null: an empty object) and as text
+    that is not JSON (kept as text); results of one and of several calls."""
+    sys_ = {"role": "system", "content": "You help with travel."}
+    user = {"role": "user", "content": "Weather in 杭州?"}
+    result = {"role": "tool", "tool_call_id": "call_1", "name": "get_weather",
+              "content": '{"temp_c": 21}'}
+    out = []
+    for ours, theirs in (('{"city": "杭州", "days": 3}', {"city": "杭州", "days": 3}),
+                         ({"city": "Paris"}, {"city": "Paris"}), (None, {}),
+                         ("not json", "not json")):
+        if fmt == "hermes":  # Qwen 2.5: text before the calls, several calls, results merged
+            a = [{"role": "assistant", "content": "Let me look.",
+                  "tool_calls": [call("get_weather", ours),
+                                 call("get_time", "{}", "call_2")]},
+                 result, {**result, "tool_call_id": "call_2", "content": "12:00"}]
+            b = [{"role": "assistant", "content": "Let me look.",
+                  "tool_calls": [call("get_weather", theirs),
+                                 call("get_time", {}, "call_2")]},
+                 result, {**result, "tool_call_id": "call_2", "content": "12:00"}]
+            out.append(([sys_, user, *a], [sys_, user, *b], TOOLS))
+        else:  # Llama 3.2: one call per turn; tools in the first user turn
+            a = [{"role": "assistant", "content": "", "tool_calls": [call("get_weather", ours)]},
+                 result]
+            b = [{"role": "assistant", "content": "", "tool_calls": [call("get_weather", theirs)]},
+                 result]
+            out.append(([sys_, user, *a], [sys_, user, *b], TOOLS))
+            out.append(([user, *a, {"role": "user", "content": "Thanks"}],
+                        [user, *b, {"role": "user", "content": "Thanks"}], None))
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["hermes", "llama3"])
+def test_templates_that_know_tools_render_them_as_transformers(fmt):
+    """Tools (through HF's ``tojson``), calls (arguments as the JSON value), results and
+    Llama 3.2's date (``strftime_now``): all as transformers renders the same template."""
+    t = from_jinja(NATIVE[fmt], bos_token="<|begin_of_text|>", eos_token="<|eot_id|>")
+    assert t.native_tool_format is TOOL_FORMATS[fmt] and t.tool_format is TOOL_FORMATS[fmt]
+    for ours, theirs, tools in conversations(fmt):
+        for gen in (True, False):
+            assert t.render(ours, add_generation_prompt=gen, tools=tools) == \
+                hf_tools_render(NATIVE[fmt], theirs, tools, gen)
+    if fmt == "llama3":  # today's date, as transformers' strftime_now gives it
+        import datetime
+
+        assert f"Today Date: {datetime.date.today():%d %b %Y}" in t.render(TURNS)
+
+
+def test_the_message_fields_a_template_sees_are_hugging_faces():
+    """``tool_calls`` (a key only when there are calls: Llama 3.2 tests for it), each
+    call's id and type, and a result's ``tool_call_id`` and ``name``."""
+    src = ("{# knows tools: <tool_call> #}{% for m in messages %}{{ m.role }}|"
+           "{{ 'tool_calls' in m }}|{{ m.tool_call_id }}|{{ m.name }}|"
+           "{% for c in m.tool_calls or [] %}{{ c.id }},{{ c.type }},{{ c.function.name }},"
+           "{{ c.function.arguments | tojson }};{% endfor %}{% endfor %}")
+    t = from_jinja(src)
+    assert t.native_tool_format is TOOL_FORMATS["hermes"]
+    ours = [{"role": "user", "content": "q", "tool_calls": None},
+            {"role": "assistant", "content": "", "tool_calls": [call("f", '{"a": 1}', "c1")]},
+            {"role": "tool", "content": "r", "tool_call_id": "c1", "name": "f"},
+            {"role": "assistant", "content": "ok", "tool_calls": []}]
+    theirs = [{"role": "user", "content": "q"},
+              {"role": "assistant", "content": "", "tool_calls": [call("f", {"a": 1}, "c1")]},
+              {"role": "tool", "content": "r", "tool_call_id": "c1", "name": "f"},
+              {"role": "assistant", "content": "ok"}]
+    expected = hf_tools_render(src, theirs)
+    assert expected == ('user|False|||assistant|True|||c1,function,f,{"a": 1};tool|False|c1|f|'
+                        "assistant|False|||")
+    assert t.render(ours) == expected
+
+
+@pytest.mark.parametrize("fmt", ["hermes", "llama3"])
+def test_tool_formats_write_calls_as_the_models_own_templates_do(fmt):
+    """A call's text is what the format's reference template writes for it; the trigger
+    starts it; ``at_start``: Llama 3.2 writes the call alone, Qwen 2.5 after the text."""
+    f = TOOL_FORMATS[fmt]
+    args = {"city": "杭州", "days": 3}
+    written = f.call_text("get_weather", json.dumps(args, ensure_ascii=False))
+    assert written.startswith(f.head("get_weather")) and written.endswith(f.tail)
+    assert written.startswith(f.trigger)
+    user = {"role": "user", "content": "q"}
+    turn = {"role": "assistant", "content": "Let me look.",
+            "tool_calls": [call("get_weather", args)]}
+    text = hf_tools_render(NATIVE[fmt], [user, turn], gen=False)
+    header = {"hermes": "<|im_start|>assistant\n", "llama3": "assistant<|end_header_id|>\n\n"}
+    end = {"hermes": "<|im_end|>", "llama3": "<|eot_id|>"}
+    answer = text.split(header[fmt])[-1].split(end[fmt])[0]  # what the model wrote
+    assert answer.endswith(written)
+    assert answer.startswith(f.trigger) == f.at_start
+    assert {k: v.name for k, v in TOOL_FORMATS.items()} == {"hermes": "hermes", "llama3": "llama3"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        f.trigger = "x"  # shared by every model and request
+
+
+def test_template_detection_of_tool_formats():
+    """A template is taken to know tools only when it uses ``tools`` and writes one of
+    the two call formats lamina reads back."""
+    assert all(t.native_tool_format is None and t.tool_format is TOOL_FORMATS["hermes"]
+               for t in list_templates())
+    for src, fmt in [("{{ tools }}<tool_call>", "hermes"),
+                     ("{{ tools_json }}<tool_call>", None),  # a word starting with 'tools'
+                     ("{{ x }}<tool_call>", None),
+                     ("{{ tools }}<|start_header_id|>parameters", "llama3"),
+                     ("{{ tools }}<|start_header_id|>", None),
+                     ("{{ tools }}parameters", None)]:
+        t = from_jinja(src)
+        assert t.native_tool_format is (TOOL_FORMATS[fmt] if fmt else None), src
+        assert t.tool_format is TOOL_FORMATS[fmt or "hermes"]
+
+
+def test_writtenformat_writes_turns_as_qwen25_does():
+    """Templates that do not know tools get lamina's text format: its turns are the
+    ones the Hermes format's reference template (Qwen 2.5) writes, rendered by
+    transformers; only the tools' system text is lamina's own (docs/serve.md). A
+    non-ASCII function name is written as it is, as Qwen's template writes it."""
+    chatml = get_template("chatml")
+    for ours, theirs, tools in conversations("hermes")[:3]:  # JSON arguments
+        more = [{"role": "assistant", "content": "It is 21 °C."},
+                {"role": "user", "content": "And the time?"},
+                {"role": "assistant", "content": "", "tool_calls": [call("北京时间", "{}")]},
+                {"role": "tool", "content": "12:00", "tool_call_id": "call_1"}]
+        hf_more = [*more[:2], {"role": "assistant", "content": "",
+                               "tool_calls": [call("北京时间", {})]}, more[3]]
+        for gen in (True, False):
+            text = chatml.render([*ours, *more], add_generation_prompt=gen, tools=tools)
+            expected = hf_tools_render(QWEN25, [*theirs, *hf_more], tools, gen)
+            assert text.split("<|im_end|>\n", 1)[1] == expected.split("<|im_end|>\n", 1)[1]
+
+
+def tools_listing(system: str) -> list:
+    """The JSON objects, one per line, between <tools> and </tools>."""
+    inner = system.split("<tools>\n", 1)[1].split("\n</tools>", 1)[0]
+    return [json.loads(line) for line in inner.split("\n")]
+
+
+def test_writtenformat_system_message_lists_the_tools():
+    """The tools join the conversation's system message (created when there is none);
+    each function is one JSON line (non-ASCII kept); the prompt shows a call in the
+    format lamina reads back and names the tags results come back in."""
+    user = {"role": "user", "content": "q"}
+    functions = [t["function"] for t in TOOLS]
+    for messages, head in [([{"role": "system", "content": "S"}, user], "S\n\n"),
+                           ([{"role": "system", "content": ""}, user], ""), ([user], "")]:
+        out = tools_as_text(messages, TOOLS)
+        assert [m["role"] for m in out] == ["system", "user"] and out[1] == user
+        system = out[0]["content"]
+        assert system.startswith(head) and not system.startswith("\n")
+        assert system.startswith(head + "# Tools")
+        assert tools_listing(system) == functions and "杭州" in system
+        assert TOOL_FORMATS["hermes"].call_text("<function name>", "{<arguments>}") in system
+        assert "<tool_response>" in system
+    assert tools_listing(tools_as_text([user], [TOOLS[0]["function"]])[0]["content"]) == \
+        functions[:1]  # a bare function object is listed as it is
+    assert tools_as_text([user], None) == [user] and tools_as_text([user], []) == [user]
+
+
+def test_writtenformat_messages_are_plain_turns():
+    calls = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "", "tool_calls": [call("f", "{}")]},
+             {"role": "tool", "content": "a"}, {"role": "tool", "content": "b"},
+             {"role": "assistant", "content": "x"}, {"role": "tool", "content": "c"}]
+    out = tools_as_text(calls, None)
+    assert all(set(m) == {"role", "content"} for m in out)
+    assert [m["role"] for m in out] == ["user", "assistant", "user", "assistant", "user"]
+    assert out[2]["content"] == "<tool_response>\na\n</tool_response>\n<tool_response>\nb\n" \
+        "</tool_response>"
+
+
+@pytest.mark.parametrize("calls", [
+    [{"function": {"arguments": "{}"}}], [{"function": "f"}], ["f"], {"function": {"name": "f"}},
+    [{"function": {"name": 3}}]])
+def test_malformed_tool_calls_are_refused(calls):
+    good = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "", "tool_calls": [call("f", "{}")]}]
+    get_template("chatml").render(good)
+    with pytest.raises(TemplateError, match="tool_calls"):
+        get_template("chatml").render([good[0], {**good[1], "tool_calls": calls}])
+    with pytest.raises(TemplateError, match="tool_calls"):  # only an assistant turn calls
+        get_template("chatml").render([{**good[0], "tool_calls": good[1]["tool_calls"]}])
