@@ -25,6 +25,8 @@ class Sampler:
     @property
     def grammar_checked(self) -> int: ...
 
+def greedy_choice(row: list[float]) -> int: ...
+
 class BatchEngine:
     def __init__(self, model: int, n_seq_max: int, n_ctx_per_seq: int, n_threads: int = 0,
                  n_batch: int = 512, flash_attn: int = 0, type_k: int = 1,

@@ -63,6 +63,12 @@ NB_MODULE(_native, m) {
     m.def("max_parallel_sequences",
           []() { return static_cast<int64_t>(llama_max_parallel_sequences()) - 1; },
           "Largest n_seq_max a BatchEngine accepts (one sequence id holds the shared prefix).");
+    m.def("greedy_choice",
+          [](const std::vector<float>& row) {
+              return lamina::first_argmax(row.data(), static_cast<int32_t>(row.size()));
+          },
+          "row"_a, "The greedy sampler's choice on one row of logits (what tests compare "
+                   "with llama.cpp's own greedy sampler).");
 
     nb::class_<SamplingConfig>(m, "SamplingConfig")
         .def(nb::init<>())

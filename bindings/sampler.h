@@ -21,6 +21,11 @@ namespace lamina {
 
 // Sampler settings of one request (mirrors lamina.runtime.sampling.SamplingParams;
 // stop strings are handled in Python on the detokenized stream).
+// llama.cpp's greedy choice (llama_sampler_greedy_apply: the first index whose
+// value is larger than every earlier one's; a NaN is never chosen unless x[0]
+// is one), computed without copying the row into candidates.
+llama_token first_argmax(const float* x, int32_t n);
+
 struct SamplingConfig {
     float temperature = 0.8f;
     int32_t top_k = 40;
@@ -74,6 +79,11 @@ private:
     int32_t n_vocab_ = 0;
     llama_sampler* chain_ = nullptr;
     llama_sampler* grammar_ = nullptr;  // greedy with a grammar only
+    // Greedy without penalties: the chain is llama.cpp's greedy sampler alone,
+    // whose choice is the first largest logit, so it is read off the row
+    // directly instead of copying n_vocab candidates (3 MB a token for
+    // Gemma's 262k vocabulary) for the chain to scan.
+    bool argmax_only_ = false;
 };
 
 // A RequestSampler for one sequence decoded on its own (Model.generate):

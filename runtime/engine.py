@@ -24,6 +24,7 @@ Two ways to drive it:
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import os
 import queue
@@ -218,6 +219,8 @@ class BatchEngine:
         self._thread: threading.Thread | None = None
         self._closing = False
         self._error: BaseException | None = None
+        #: Work that must run on the driver thread (see _on_driver).
+        self._driver_tasks: list[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = []
         # Free the context before llama-cpp-python frees the weights under it,
         # and before interpreter shutdown (llama.cpp logs through a Python
         # callback that no longer works during finalization).
@@ -270,8 +273,7 @@ class BatchEngine:
         """
         tokens = self.tokens_of(prompt)
         try:
-            with self._turn():
-                return int(self._raw.set_prefix(tokens))
+            return int(self._on_driver(lambda: self._raw.set_prefix(tokens)))
         except ValueError as exc:
             raise InputError(f"Cannot share this prefix: {exc}.") from exc
         except RuntimeError as exc:
@@ -398,6 +400,42 @@ class BatchEngine:
 
     # ---- background driver (server)
 
+    def _on_driver(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` (which evaluates tokens) under the engine lock, on the driver
+        thread when one runs.
+
+        Why: llama.cpp computes with OpenMP, and every thread that starts a
+        computation gets its own team of worker threads for as long as it lives.
+        A second live team (a server's slot thread evaluating a shared prefix)
+        makes libgomp throttle the spinning of both, and the driver's decoding ran
+        at half speed on 2 cores (measured: 40 instead of 60 tokens/s in ``lamina
+        serve --parallel 8``). So every evaluation of this engine's context happens
+        on one thread.
+        """
+        if self._thread is None or threading.current_thread() is self._thread:
+            with self._turn():
+                return fn()
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._turn():
+            if self._closing:
+                raise LaminaError("The batch engine is closed.")
+            self._driver_tasks.append((fn, done))
+            self._wake.notify_all()
+        return done.result()
+
+    def _fail_driver_tasks(self) -> None:
+        tasks, self._driver_tasks = self._driver_tasks, []
+        for _fn, done in tasks:
+            done.set_exception(LaminaError("The batch engine was closed."))
+
+    def _run_driver_tasks(self) -> None:
+        tasks, self._driver_tasks = self._driver_tasks, []
+        for fn, done in tasks:
+            try:
+                done.set_result(fn())
+            except BaseException as exc:  # handed to the caller waiting in _on_driver
+                done.set_exception(exc)
+
     def start(self) -> None:
         """Step in a daemon thread whenever there is work (for concurrent callers)."""
         if self._thread is None:
@@ -408,10 +446,15 @@ class BatchEngine:
         while True:
             self._let_callers_in()
             with self._lock:
-                while not self._closing and not self._requests and not self._raw.has_work():
+                while not self._closing and not self._requests and not self._driver_tasks \
+                        and not self._raw.has_work():
                     self._wake.wait()
                 if self._closing:
+                    self._fail_driver_tasks()
                     return
+                self._run_driver_tasks()
+                if not self._requests and not self._raw.has_work():
+                    continue
                 try:
                     self._step_locked()
                 except BaseException as exc:  # report to every waiting stream

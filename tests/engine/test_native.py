@@ -74,3 +74,36 @@ def test_closed_engine_raises_instead_of_crashing(native, model):
         eng.submit([1, 2, 3], native.SamplingConfig())
     with pytest.raises(RuntimeError, match="closed"):
         eng.step()
+
+
+def _llama_cpp_greedy(row: list[float]) -> int:
+    """llama.cpp's own greedy sampler applied to ``row`` (the reference)."""
+    import llama_cpp as lc
+
+    data = (lc.llama_token_data * len(row))(*[lc.llama_token_data(i, v, 0.0)
+                                              for i, v in enumerate(row)])
+    arr = lc.llama_token_data_array(data, len(row), -1, False)
+    greedy = lc.llama_sampler_init_greedy()
+    try:
+        lc.llama_sampler_apply(greedy, ctypes.byref(arr))
+    finally:
+        lc.llama_sampler_free(greedy)
+    return int(data[arr.selected].id)
+
+
+def test_greedy_choice_is_llama_cpps_greedy_on_ties_nans_and_infinities(native):
+    """The argmax the native sampler uses instead of copying the row into candidates
+    picks what llama.cpp's greedy sampler picks: the first of equal maxima, never a NaN
+    unless the row starts with one, -0.0 equal to 0.0; short rows (the scalar tail) and
+    a Gemma-sized row (the vector passes)."""
+    import random
+
+    rng = random.Random(7)
+    pool = [0.0, -0.0, 1.0, 2.0, -1.0, float("nan"), float("-inf"), float("inf")]
+    rows = [[rng.choice(pool) if rng.random() < 0.6 else rng.gauss(0, 3)
+             for _ in range(rng.randint(1, 70))] for _ in range(400)]
+    big = [rng.gauss(0, 3) for _ in range(262144)]
+    rows += [big, [*big[:-1], 99.0], [99.0, *big[1:]], [float("nan"), *big[1:]],
+             [float("-inf")] * 33, [*big[:1000], 50.0, *big[1001:200000], 50.0, *big[200001:]]]
+    for row in rows:
+        assert native.greedy_choice(row) == _llama_cpp_greedy(row), row[:8]
