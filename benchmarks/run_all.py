@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "agreement": ("agreement.py", []),
     "speculate": ("speculate.py", []),
     "extract_ray": ("extract_ray.py", []),
+    "tg128": ("tg128.py", []),
     "serve": ("serve.py", []),
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <thread>
 
@@ -255,7 +256,10 @@ void BatchEngine::admit(Request& r, int32_t slot) {
 }
 
 int32_t BatchEngine::kernel_class(int32_t rows) const {
-    int32_t c = 0;
+    // Attention: a sequence with two or more rows in a call has its f16/f32 KQ
+    // and KQV products computed by tinyBLAS, one row by the dot product, whatever
+    // the weights (benchmarks/speculate.py measured it): a switch at 2 for every model.
+    int32_t c = rows >= 2 ? 1 : 0;
     for (int32_t t : cfg_.kernel_rows) c += rows >= t ? 1 : 0;
     return c;
 }
@@ -335,9 +339,12 @@ std::vector<Event> BatchEngine::step() {
     // K-quants), which rounds differently. So generating rows go in calls of
     // fewer rows than that (exact_decode), or all in one call.
     if (!cfg_.exact_decode) return step_packed(generating, prefilling, events);
-    int32_t first_switch = 1 << 30;
+    // No weight switches (Q4_0, Q8_0...): every sequence's row in one call.
+    int32_t first_switch = std::numeric_limits<int32_t>::max();
     for (int32_t t : cfg_.kernel_rows) first_switch = std::min(first_switch, t);
-    const size_t group = static_cast<size_t>(std::max(1, first_switch - 1));
+    const size_t group = cfg_.kernel_rows.empty()
+                             ? std::max<size_t>(1, generating.size())
+                             : static_cast<size_t>(std::max(1, first_switch - 1));
     for (size_t g0 = 0; g0 < generating.size(); g0 += group) {
         std::vector<Request*> part(generating.begin() + g0,
                                    generating.begin() + std::min(generating.size(), g0 + group));

@@ -48,13 +48,15 @@ struct EngineConfig {
     // The row counts at which ggml moves a product with this model's weights
     // to another kernel, which rounds differently: 2 for F16/BF16/F32 weights
     // (llamafile's tinyBLAS takes calls of two rows or more), 8 for K-quants
-    // (the tiled matmul). Empty: every call size gives a row the same result.
+    // (the tiled matmul). Empty: every call size gives a weight row the same
+    // result. (Attention switches at 2 rows of one sequence for every model;
+    // kernel_class() adds it.)
     std::vector<int32_t> kernel_rows = {8};
     // Keep every row in the kernel class a one-sequence loop gives it: decode
-    // in calls of fewer than min(kernel_rows) rows, each prompt chunk alone
-    // (answers independent of the batch). false: generating rows and prompt
-    // chunks in one call, which is as exact when kernel_rows is empty
-    // (BatchEngine in runtime/engine.py decides) and faster otherwise.
+    // in calls of fewer than min(kernel_rows) rows (all sequences in one call
+    // when kernel_rows is empty), each prompt chunk alone, shared prefixes cut
+    // where both parts keep their class (answers independent of the batch).
+    // false (--fast-batch): generating rows and prompt chunks in one call.
     bool exact_decode = true;
 };
 

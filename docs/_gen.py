@@ -107,14 +107,20 @@ def summary() -> str:
          f"{cell('engine', 'lamina engine', 'results')} to one-at-a-time lamina",
          "llama-cpp-python per document, same grammar"),
         ("serve", "serve.md#speed",
-         f"+{extra('serve', 'overhead_ms', 'non-stream'):.1f} ms per request, "
-         f"{cell('serve', ('lamina serve', '1'), 'req/s vs API')} the req/s (1 client)",
-         "Model.chat in-process"),
+         f"{cell('serve', ('1 client', 'lamina serve'), 'tokens/s vs llama-server')} the tokens/s "
+         "with 1 client, "
+         f"{cell('serve', (_shared_scenario(), 'lamina serve'), 'tokens/s vs llama-server')} "
+         "with 8 clients sharing a system prompt",
+         "llama-server, same slots and threads"),
     ]
     out = ["| what | lamina | against | details |", "|---|---|---|---|"]
     for what, link, measured, baseline in rows:
         out.append(f"| {what} | {measured} | {baseline} | [docs/{link.split('#')[0]}](docs/{link}) |")
     return "\n".join(out) + "\n"
+
+
+def _shared_scenario() -> str:
+    return f"{extra('serve', 'parallel')} clients, stream, shared system prompt"
 
 
 def mutation_scores() -> str:

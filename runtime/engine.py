@@ -167,11 +167,13 @@ class BatchEngine:
     answers do not depend on the batch: fewer than ``TILED_MIN_ROWS``
     sequences per call on K-quant models, one per call on models with
     F16/BF16/F32 weights (see ``kernel_switch_rows``), all in one call on the
-    others (Q4_0, Q8_0...), where every call size is exact. ``exact=False``
-    decodes all sequences in one call, which ggml computes with its blocked
-    kernels: faster on K-quant and F16 models (see docs/engine.md), but a
-    document's answer can then change in the last bits with its batch
-    companions.
+    others (Q4_0, Q8_0...), where every call size is exact; and it evaluates
+    each prompt chunk in a call of its own, as a plain loop does (packed with
+    other sequences' rows, llama.cpp would cut it into other ubatches, and a
+    sequence's attention rounds differently with one row than with several).
+    ``exact=False`` packs everything into one call: faster on K-quant and F16
+    models (see docs/engine.md), but a document's answer can then change in
+    the last bits with its batch companions.
     """
 
     def __init__(self, model: Model, n_seq_max: int = 4, n_ctx_per_seq: int | None = None,
@@ -194,8 +196,7 @@ class BatchEngine:
             self._raw = native.BatchEngine(
                 ptr, n_seq_max, n_ctx_per_seq, int(n_threads or model.n_threads),
                 int(n_batch or model.n_batch), int(cp.flash_attn_type), int(cp.type_k),
-                int(cp.type_v), bool(kv_unified), bool(exact) and bool(switches),
-                list(switches))
+                int(cp.type_v), bool(kv_unified), bool(exact), list(switches))
         except ValueError as exc:
             raise InputError(f"Cannot create the batch engine: {exc}.") from exc
         except RuntimeError as exc:

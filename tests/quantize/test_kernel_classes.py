@@ -137,10 +137,9 @@ def test_exact_engine_keeps_each_row_in_its_one_row_kernel(typed, qtype):
         finally:
             eng.close()
         assert [len(r.tokens) for r in reqs] == [12] * 4  # no EOS on the way
-        # The first token of each comes from its prompt's call; 11 steps follow. Exact
-        # mode evaluates each prompt in a call of its own; Q8_0 needs no exact mode, so
-        # its 4 prompts share one call and each step is one call.
-        calls = {"f16": 4 + 11 * 4, "q4_k_m": 4 + 11, "q8_0": 1 + 11}[qtype]
+        # The first token of each comes from its prompt's call (a call of its own, as
+        # a plain loop evaluates it); 11 steps follow.
+        calls = {"f16": 4 + 11 * 4, "q4_k_m": 4 + 11, "q8_0": 4 + 11}[qtype]
         assert stats["decode_calls"] == calls
         expected = [model.generate(p, SamplingParams.greedy(max_tokens=12)) for p in prompts]
         assert [r.text for r in reqs] == expected
