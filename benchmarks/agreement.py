@@ -60,8 +60,8 @@ def main() -> None:
     save_result("agreement", title, columns, rows,
                 notes="--ray --workers 2 is compared with the local run in the test suite "
                       "(tests/realmodels, 30/30). --fast-batch decodes a batch in one kernel "
-                      "call; it can change results only on models with K-quant or F16/BF16/F32 "
-                      "weights.")
+                      "call, prompts packed with the decoding rows, so it can change results on "
+                      "any model.")
 
 
 if __name__ == "__main__":

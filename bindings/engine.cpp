@@ -269,7 +269,7 @@ int32_t BatchEngine::shareable(int32_t p, int32_t n) const {
     // its row count. Sharing the prefix up to p splits that chunk into [c0, p)
     // (evaluated in the holder) and [p, c1): both parts must keep the class of
     // the whole chunk, so p moves back until they do (to c0 at worst).
-    if (!cfg_.exact_decode) return p;  // every call size is exact (or speed chosen)
+    if (!cfg_.exact_decode) return p;  // --fast-batch: speed chosen over exactness
     const int32_t c0 = p - p % n_chunk_;
     const int32_t c1 = std::min(c0 + n_chunk_, n);
     const int32_t whole = kernel_class(c1 - c0);

@@ -408,10 +408,10 @@ class BatchEngine:
         Why: llama.cpp computes with OpenMP, and every thread that starts a
         computation gets its own team of worker threads for as long as it lives.
         A second live team (a server's slot thread evaluating a shared prefix)
-        makes libgomp throttle the spinning of both, and the driver's decoding ran
-        at half speed on 2 cores (measured: 40 instead of 60 tokens/s in ``lamina
-        serve --parallel 8``). So every evaluation of this engine's context happens
-        on one thread.
+        and the driver's decoding ran at half speed on 2 cores (measured with one
+        client of ``lamina serve --parallel 8``: 40 tokens/s, 89 with every
+        evaluation on the driver). So every evaluation of this engine's context
+        happens on one thread.
         """
         if self._thread is None or threading.current_thread() is self._thread:
             with self._turn():
