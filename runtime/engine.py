@@ -528,15 +528,20 @@ def _prompt_tokens(model: Model, prompt: str | Sequence[int]) -> list[int]:
     return [int(t) for t in prompt]
 
 
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
 def _common_prefix(token_lists: Sequence[Sequence[int]]) -> list[int]:
     first = token_lists[0]
     n = len(first)
     for other in token_lists[1:]:
-        n = min(n, len(other))
-        i = 0
-        while i < n and first[i] == other[i]:
-            i += 1
-        n = i
+        n = common_prefix_length(first[:n], other)
     return list(first[:n])
 
 

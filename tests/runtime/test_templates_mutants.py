@@ -23,12 +23,7 @@ from lamina.templates import (
     list_templates,
     tools_as_text,
 )
-
-TURNS = [
-    {"role": "user", "content": "你好"},
-    {"role": "assistant", "content": "你好！"},
-    {"role": "user", "content": "介绍一下北京"},
-]
+from tests.runtime.test_templates import TWO_TURNS as TURNS
 
 #: A file template written the way Hub templates are: one tag per line, indented (it
 #: renders right only with trim_blocks and lstrip_blocks, as transformers sets them).

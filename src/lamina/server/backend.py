@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lamina.runtime.engine import common_prefix_length
+
 if TYPE_CHECKING:  # pragma: no cover
     from lamina.runtime.engine import BatchEngine, EngineRequest
     from lamina.runtime.model import Model
@@ -23,14 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
 #: kept in the engine as its shared prefix: a system prompt every client sends, or a
 #: conversation's earlier turns. Shorter ones are not worth a prefix evaluation.
 MIN_SHARED_PREFIX = 32
-
-
-def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 @dataclass
