@@ -14,11 +14,14 @@ first token (streams), the ratio of lamina's tokens/s to llama-server's, and whe
 each server's answers equal the Python API's (``Model.chat``, greedy, one request at a
 time: the reference lamina promises to reproduce). llama-server is built once from the
 llama.cpp that the llama-cpp-python sdist vendors (``benchmarks/llama_tools.py``).
-Scenarios alternate between the two servers (both stay up), so load drift on a shared
-machine hits both alike.
+Every run of a scenario starts the server it measures and stops it after (one
+server up at a time), and asks differently phrased questions: neither server answers
+from a cache of an earlier run (llama-server keeps earlier prompts' KV in RAM,
+``--cache-ram``). The two servers alternate, the first one by round, so load drift
+on a shared machine hits both alike; medians over ``--rounds`` are reported.
 
     python benchmarks/serve.py [--model X.gguf] [--threads 2] [--parallel 8]
-                               [--requests 16] [--max-tokens 48]
+                               [--requests 16] [--max-tokens 48] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -51,6 +54,12 @@ QUESTIONS = [
     "What is the tallest mountain?", "Explain recursion simply.", "What is a prime number?",
     "Translate 'good morning' into French.", "List two uses of a paperclip.",
 ]
+#: Ways to ask each question: every run of a scenario gets its own, so no prompt repeats.
+PHRASINGS = ["{}", "{} Answer briefly.", "Quick question: {}", "{} Keep it short.",
+             "Please tell me: {}", "I wonder: {}", "{} One sentence, please.",
+             "Help me out. {}", "{} Be concise.", "Here is my question. {}",
+             "{} Thanks!", "Can you answer this? {}", "{} Reply in plain words.",
+             "A friend asked me: {}", "{} (short answer)", "Tell me, {}"]
 #: About 300 tokens: the same instructions in front of every question of the last scenario.
 SYSTEM = ("You are the help desk of a small public library. Answer in one or two short "
           "sentences, politely, in plain English. " + " ".join(
@@ -193,6 +202,32 @@ def load_run(url: str, convs: list[list[dict[str, str]]], max_tokens: int, clien
             "texts": [r["text"] for r in results]}
 
 
+def fresh_server_run(start: Any, convs: list[list[dict[str, str]]], max_tokens: int,
+                     clients: int, stream: bool) -> dict[str, Any]:
+    """One scenario run on a server started for it (warmed with one short request) and
+    stopped after: no prompt of an earlier run is in its caches, and an idle server
+    does not compete with the measured one."""
+    proc, url = start()
+    try:
+        one_request(url, [{"role": "user", "content": "Hello!"}], 4, False)
+        return load_run(url, convs, max_tokens, clients, stream)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One scenario's runs on one server: medians of the rates, answers summed."""
+    out: dict[str, Any] = {k: statistics.median(r[k] for r in runs)
+                           for k in ("seconds", "tps", "tokens", "latency", "ttft")}
+    out["same"] = sum(r["same"] for r in runs)
+    out["tps_runs"] = [r["tps"] for r in runs]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None,
@@ -202,19 +237,32 @@ def main() -> None:
     ap.add_argument("--ctx", type=int, default=1024, help="context per slot")
     ap.add_argument("--requests", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="runs of every scenario per server; medians are reported")
     args = ap.parse_args()
 
     import lamina
 
     path = model_path(args.model)
     tools = ensure_llama_tools(WORK)
-    plain = [[{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}]
-             for i in range(args.requests)]
-    shared = [[{"role": "system", "content": SYSTEM}, *m] for m in plain]
-    scenarios = [("1 client", plain, 1, False), ("1 client, stream", plain, 1, True),
-                 (f"{args.parallel} clients", plain, args.parallel, False),
-                 (f"{args.parallel} clients, stream, shared system prompt", shared,
+    # Every run of a scenario asks questions neither server has seen (see the docstring).
+    def plain_set(k: int) -> list[list[dict[str, str]]]:
+        ask = PHRASINGS[k % len(PHRASINGS)]
+        return [[{"role": "user", "content": ask.format(QUESTIONS[i % len(QUESTIONS)])}]
+                for i in range(args.requests)]
+
+    def shared_set(k: int) -> list[list[dict[str, str]]]:
+        return [[{"role": "system", "content": SYSTEM}, *m] for m in plain_set(k)]
+
+    scenarios = [("1 client", plain_set, 1, False), ("1 client, stream", plain_set, 1, True),
+                 (f"{args.parallel} clients", plain_set, args.parallel, False),
+                 (f"{args.parallel} clients, stream, shared system prompt", shared_set,
                   args.parallel, True)]
+    if args.rounds * len(scenarios) > len(PHRASINGS):
+        raise SystemExit(f"at most {len(PHRASINGS) // len(scenarios)} rounds")
+    sets = {(rnd, label): make(rnd * len(scenarios) + j)
+            for rnd in range(args.rounds)
+            for j, (label, make, _c, _s) in enumerate(scenarios)}
 
     # The reference answers: the Python API, greedy, one request at a time, each
     # evaluated from scratch (no KV reuse from the request before), as a plain
@@ -225,53 +273,57 @@ def main() -> None:
         model.reset_cache()
         return model.chat(m, temperature=0, repeat_penalty=1.0, max_tokens=args.max_tokens)
 
-    reference = {id(c): [fresh(m) for m in c] for c in (plain, shared)}
-    system_tokens = len(model.chat_tokens(shared[0])) - len(model.chat_tokens(plain[0]))
+    progress(f"reference answers: {sum(map(len, sets.values()))} requests on the Python API")
+    reference = {key: [fresh(m) for m in convs] for key, convs in sets.items()}
+    system_tokens = (len(model.chat_tokens(shared_set(0)[0]))
+                     - len(model.chat_tokens(plain_set(0)[0])))
     model.close()
 
-    servers = {
-        "llama-server": start_llama_server(tools["llama-server"], path, args.threads, args.ctx,
-                                           args.parallel),
-        "lamina serve": start_lamina(path, args.threads, args.ctx, args.parallel),
+    starters = {
+        "llama-server": lambda: start_llama_server(tools["llama-server"], path, args.threads,
+                                                   args.ctx, args.parallel),
+        "lamina serve": lambda: start_lamina(path, args.threads, args.ctx, args.parallel),
     }
-    results: dict[str, dict[str, Any]] = {}
-    try:
-        for _name, (_, url) in servers.items():  # warm-up: page cache, first allocations
-            one_request(url, plain[0], 4, False)
-        for label, convs, clients, stream in scenarios:
-            for name, (_, url) in servers.items():
-                r = load_run(url, convs, args.max_tokens, clients, stream)
-                r["same"] = sum(a == b for a, b in zip(r.pop("texts"), reference[id(convs)], strict=True))
-                results[f"{name}|{label}"] = r
-                progress(f"{name:12} {label}: {r['tps']:.1f} tok/s, "
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for rnd in range(args.rounds):
+        for label, _make, clients, stream in scenarios:
+            convs = sets[(rnd, label)]
+            # Who goes first alternates, so drift within a round hits both alike.
+            for name in list(starters)[:: 1 if rnd % 2 == 0 else -1]:
+                r = fresh_server_run(starters[name], convs, args.max_tokens, clients, stream)
+                r["same"] = sum(a == b for a, b in
+                                zip(r.pop("texts"), reference[(rnd, label)], strict=True))
+                runs.setdefault(f"{name}|{label}", []).append(r)
+                progress(f"round {rnd + 1} {name:12} {label}: {r['tps']:.1f} tok/s, "
                          f"{r['same']}/{len(convs)} answers = API")
-    finally:
-        for proc, _ in servers.values():
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    results = {key: _median_run(rs) for key, rs in runs.items()}
+    servers = starters
 
     columns = ["scenario", "server", "tokens/s", "mean latency ms", "median TTFT ms",
                "tokens/s vs llama-server", "answers = Python API"]
     rows: list[list[str]] = []
     ratios: dict[str, float] = {}
-    for label, convs, _clients, _stream in scenarios:
+    for label, _make, _clients, _stream in scenarios:
         base = results[f"llama-server|{label}"]
         for name in servers:
             r = results[f"{name}|{label}"]
-            ratio = r["tps"] / base["tps"]
+            # Each round's two runs are neighbours in time: their ratio cancels most of
+            # a shared machine's drift, and the median of the rounds' ratios is reported.
+            ratio = statistics.median(mine / theirs for mine, theirs in
+                                      zip(r["tps_runs"], base["tps_runs"], strict=True))
             if name == "lamina serve":
                 ratios[label] = ratio
             rows.append([label, name, f"{r['tps']:.1f}", f"{r['latency'] * 1000:.0f}",
                          f"{r['ttft'] * 1000:.0f}", f"{ratio:.2f}x",
-                         f"{r['same']}/{len(convs)}"])
+                         f"{r['same']}/{args.requests * args.rounds}"])
     title = (f"lamina serve vs llama-server: {path.name}, {args.requests} chat requests per "
              f"scenario, greedy, max {args.max_tokens} tokens, {args.threads} threads, "
              f"{args.parallel} slots")
     print_table(title, columns, rows)
-    notes = (f"Both servers: {args.parallel} slots of {args.ctx} tokens, flash attention off, "
+    notes = (f"Medians of {args.rounds} rounds; the ratio is the median of each round's "
+             "ratio of the two servers' runs. Each run on a freshly started server, with "
+             "questions phrased anew (no prompt seen before); answers counted over all rounds. "
+             f"Both servers: {args.parallel} slots of {args.ctx} tokens, flash attention off, "
              f"the GGUF's own chat template (llama-server --jinja); llama-server "
              "built from the llama.cpp vendored in the llama-cpp-python 0.3.36 sdist, with its "
              "default weight repacking (lamina loads without it, for batch-independent answers). "

@@ -13,10 +13,10 @@ Q4_1), the same threads:
   the last (prompt evaluation excluded, as tg128 has none): sampling, the stop and
   UTF-8 handling and the Python loop included.
 
-Rounds alternate between the two (noise on a shared machine hits both), and each
-side's median over all rounds is reported.
+Rounds alternate between the two (noise on a shared machine hits both); each side's
+median over all rounds is reported, and each ratio is the median of the rounds' ratios.
 
-    python benchmarks/tg128.py [--threads 2] [--rounds 3] [--repeats 3]
+    python benchmarks/tg128.py [--threads 2] [--rounds 5] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def lamina_decode(model: Any, repeats: int) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3, help="tg128 runs per side and round")
     args = ap.parse_args()
 
@@ -95,28 +95,39 @@ def main() -> None:
     for path in real_models():
         model = lamina.load(path, n_ctx=512, n_threads=args.threads)
         lamina_decode(model, 1)  # warm-up
-        samples: dict[str, list[float]] = {"lamina": [], "llama-bench": [],
-                                           "llama-bench --repack 0": []}
+        ways = ("llama-bench", "llama-bench --repack 0", "lamina")
+        samples: dict[str, list[float]] = {w: [] for w in ways}
+        rounds: list[dict[str, float]] = []  # each way's median within one round
         for _ in range(args.rounds):
-            samples["llama-bench"] += llama_bench(bench, path, args.threads, args.repeats, False)
-            samples["lamina"] += lamina_decode(model, args.repeats)
-            samples["llama-bench --repack 0"] += llama_bench(bench, path, args.threads,
-                                                              args.repeats, True)
+            got = {"llama-bench": llama_bench(bench, path, args.threads, args.repeats, False),
+                   "lamina": lamina_decode(model, args.repeats),
+                   "llama-bench --repack 0": llama_bench(bench, path, args.threads,
+                                                         args.repeats, True)}
+            for way, rates in got.items():
+                samples[way] += rates
+            rounds.append({way: statistics.median(rates) for way, rates in got.items()})
         model.close()
         med = {k: statistics.median(v) for k, v in samples.items()}
-        extra[path.name] = {"samples": samples, "median": med}
-        for way in ("llama-bench", "llama-bench --repack 0", "lamina"):
+
+        def ratio(way: str, base: str, rounds: list[dict[str, float]] = rounds) -> float:
+            # A round's three runs are neighbours in time; the median of the rounds'
+            # ratios cancels most of a shared machine's drift.
+            return statistics.median(r[way] / r[base] for r in rounds)
+
+        extra[path.name] = {"samples": samples, "median": med, "rounds": rounds}
+        for way in ways:
             rows.append([path.name, "lamina generate (greedy)" if way == "lamina"
                          else f"{way} tg{N_GEN}", f"{med[way]:.1f}",
-                         f"{med[way] / med['llama-bench']:.2f}x",
-                         f"{med[way] / med['llama-bench --repack 0']:.2f}x"])
+                         f"{ratio(way, 'llama-bench'):.2f}x",
+                         f"{ratio(way, 'llama-bench --repack 0'):.2f}x"])
         print(f"{path.name}: " + ", ".join(f"{k} {v:.1f}" for k, v in med.items()),
               file=sys.stderr, flush=True)
     title = (f"Single-stream decode, {N_GEN} tokens, {args.threads} threads: lamina vs "
              "llama-bench tg128")
     columns = ["model", "way", "tokens/s (median)", "vs llama-bench", "vs llama-bench --repack 0"]
     print_table(title, columns, rows)
-    notes = (f"Medians of {args.rounds} alternating rounds x {args.repeats} runs per side. "
+    notes = (f"Medians of {args.rounds} alternating rounds x {args.repeats} runs per side; "
+             "ratios are the median of each round's ratio. "
              "llama-bench decodes without sampling; lamina's rate includes sampling and "
              "detokenising every token.")
     print(notes)

@@ -217,6 +217,16 @@ int32_t BatchEngine::set_prefix(const std::vector<llama_token>& prefix) {
     return n;
 }
 
+std::string BatchEngine::token_bytes(llama_token tok) {
+    char buf[256];
+    int32_t n = llama_token_to_piece(vocab_, tok, buf, sizeof(buf), 0, false);
+    if (n >= 0) return std::string(buf, static_cast<size_t>(n));
+    std::string big(static_cast<size_t>(-n), '\0');  // n < 0: the size it needs
+    n = llama_token_to_piece(vocab_, tok, big.data(), static_cast<int32_t>(big.size()), 0, false);
+    big.resize(static_cast<size_t>(std::max(n, 0)));
+    return big;
+}
+
 void BatchEngine::add_token(llama_token tok, llama_pos pos, llama_seq_id seq, bool output) {
     const int32_t i = batch_.n_tokens;
     batch_.token[i] = tok;
@@ -489,10 +499,10 @@ void BatchEngine::decode_and_sample(std::vector<Request*>& active, int32_t n_pro
         // Like the sequential loop: no token is sampled once the context is full.
         const bool by_ctx = r->n_past + 1 >= cfg_.n_ctx_per_seq;
         if (by_max || by_ctx) {
-            events.push_back(Event{r->id, tok, true, "length"});
+            events.push_back(Event{r->id, tok, true, "length", r->text.push(token_bytes(tok))});
             done.push_back(r->id);
         } else {
-            events.push_back(Event{r->id, tok, false, ""});
+            events.push_back(Event{r->id, tok, false, "", r->text.push(token_bytes(tok))});
         }
     }
     stats_.sample_seconds += seconds_since(t_sample);

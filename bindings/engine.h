@@ -19,6 +19,7 @@
 #include <llama.h>
 
 #include "sampler.h"
+#include "utf8.h"
 #include "worker_pool.h"
 
 #include <cstdint>
@@ -67,6 +68,8 @@ struct Event {
     int32_t token;
     bool done;
     std::string reason;  // "" while running; "stop" | "length" | "cancelled" | "error"
+    // The text this token completes (valid UTF-8; "" while a character is unfinished).
+    std::string piece;
 };
 
 struct EngineStats {
@@ -138,6 +141,7 @@ private:
         int32_t n_fed = 0;      // prompt tokens already in the cache (shared ones included)
         int32_t n_generated = 0;
         llama_token last = -1;  // sampled token still to be fed
+        Utf8Stream text;        // the answer's bytes so far, as text
         int32_t batch_idx = -1; // output row in the current batch, -1: none
     };
 
@@ -145,6 +149,8 @@ private:
     void admit(Request& r, int32_t slot);
     void finish(int64_t id, const std::string& reason, bool report);
     void add_token(llama_token tok, llama_pos pos, llama_seq_id seq, bool output);
+    // The token's bytes as Model._piece gives them (no special-token text).
+    std::string token_bytes(llama_token tok);
     // How much of a matching prefix of length p a prompt of n tokens may take
     // from the holder without changing any row's kernel class.
     int32_t shareable(int32_t p, int32_t n) const;

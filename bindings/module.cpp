@@ -18,6 +18,7 @@
 
 #include "engine.h"
 #include "sampler.h"
+#include "utf8.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -63,6 +64,19 @@ NB_MODULE(_native, m) {
     m.def("max_parallel_sequences",
           []() { return static_cast<int64_t>(llama_max_parallel_sequences()) - 1; },
           "Largest n_seq_max a BatchEngine accepts (one sequence id holds the shared prefix).");
+    m.def("utf8_texts",
+          [](const std::vector<nb::bytes>& chunks) {
+              lamina::Utf8Stream stream;
+              std::vector<std::string> out;
+              out.reserve(chunks.size());
+              for (const nb::bytes& c : chunks) {
+                  out.push_back(stream.push(std::string(c.c_str(), c.size())));
+              }
+              return out;
+          },
+          "chunks"_a,
+          "The text each chunk of bytes completes, as the engine hands out token pieces "
+          "(for tests: equal to Python's incremental UTF-8 decoder with errors='replace').");
     m.def("greedy_choice",
           [](const std::vector<float>& row) {
               return lamina::first_argmax(row.data(), static_cast<int32_t>(row.size()));
@@ -171,12 +185,15 @@ NB_MODULE(_native, m) {
                     nb::gil_scoped_release release;
                     events = e.step();
                 }
-                std::vector<std::tuple<int64_t, int32_t, bool, std::string>> out;
+                std::vector<std::tuple<int64_t, int32_t, bool, std::string, std::string>> out;
                 out.reserve(events.size());
-                for (auto& ev : events) out.emplace_back(ev.id, ev.token, ev.done, ev.reason);
+                for (auto& ev : events) {
+                    out.emplace_back(ev.id, ev.token, ev.done, ev.reason, std::move(ev.piece));
+                }
                 return out;
             },
-            "Run one decode step; returns [(id, token, done, reason)] (token -1: none).")
+            "Run one decode step; returns [(id, token, done, reason, text)] (token -1: "
+            "none; text: what the token completes, whole UTF-8 characters).")
         .def(
             "has_work",
             [](BatchEngine& e) {

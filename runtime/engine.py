@@ -27,7 +27,6 @@ import atexit
 import concurrent.futures
 import contextlib
 import os
-import queue
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lamina.errors import InputError, LaminaError
+from lamina.runtime.pieces import PieceBuffer
 from lamina.runtime.sampling import (
     GrammarError,
     SamplingParams,
@@ -74,11 +74,11 @@ def _native() -> Any:
             f"lamina's native batch engine is not built ({exc}).",
             hint='Reinstall lamina with `pip install .` (it compiles bindings/ with CMake).',
         ) from exc
-    if not hasattr(native.SamplingConfig(), "presence_penalty"):
-        # A module built from older bindings/ would drop these penalties silently.
+    if not hasattr(native, "utf8_texts"):
+        # A module built from older bindings/ hands out tokens without their text.
         raise EngineError(
-            "lamina's native batch engine is out of date (built before presence and "
-            "frequency penalties).",
+            "lamina's native batch engine is out of date (built before it detokenised "
+            "pieces itself).",
             hint='Rebuild it: reinstall lamina with `pip install .`.',
         )
     return native
@@ -93,7 +93,8 @@ KV_BUDGET_BYTES = 2 << 30
 KV_BUDGET_SHARE = 0.25
 
 
-def default_n_seq(model: Model, tokens_per_seq: int | None = None) -> int:
+def default_n_seq(model: Model, tokens_per_seq: int | None = None, *,
+                  minimum: int = MIN_DEFAULT_N_SEQ, maximum: int = MAX_DEFAULT_N_SEQ) -> int:
     """Sequences per batch when the user did not say: as many as the KV cache
     budget allows, up to :data:`MAX_DEFAULT_N_SEQ`.
 
@@ -102,13 +103,14 @@ def default_n_seq(model: Model, tokens_per_seq: int | None = None) -> int:
     benchmarks/engine.py), so wider is better until the KV cache (one per
     sequence, ``tokens_per_seq`` tokens each, default the model's context)
     would take more than min(2 GiB, a quarter of free memory). A small model
-    gets 64; a 7B model with 2048-token sequences gets 2.
+    gets 64; a 7B model with 2048-token sequences gets 2. ``minimum`` and
+    ``maximum`` bound the answer (the server wants 1 to 8 slots).
     """
     per_token = kv_bytes_per_token(model)
     tokens = int(tokens_per_seq or model.n_ctx)
     budget = min(KV_BUDGET_BYTES, int(_free_memory() * KV_BUDGET_SHARE))
     fit = budget // max(1, per_token * tokens)
-    return int(max(MIN_DEFAULT_N_SEQ, min(MAX_DEFAULT_N_SEQ, fit)))
+    return int(max(minimum, min(maximum, fit)))
 
 
 def kv_bytes_per_token(model: Model) -> int:
@@ -140,7 +142,7 @@ class EngineRequest:
     tokens: list[int] = field(default_factory=list)
     finish_reason: str | None = None  # "stop" | "length" | "cancelled" | "error"
     stream: TextStream = field(default_factory=TextStream, repr=False)
-    pieces: queue.SimpleQueue = field(default_factory=queue.SimpleQueue, repr=False)
+    pieces: PieceBuffer = field(default_factory=PieceBuffer, repr=False)
 
     @property
     def done(self) -> bool:
@@ -205,7 +207,11 @@ class BatchEngine:
         refs = getattr(llama, "_lamina_lora_refs", None)
         if refs is not None:
             arr, scales = refs
-            self._raw.set_adapters([int(a) for a in arr], [float(s) for s in scales])
+            import ctypes
+
+            # arr holds llama_adapter_lora pointers (LP_c_void_p): their addresses.
+            self._raw.set_adapters([int(ctypes.cast(a, ctypes.c_void_p).value or 0) for a in arr],
+                                   [float(s) for s in scales])
         self.exact = bool(exact)
         self._requests: dict[int, EngineRequest] = {}
         self._lock = threading.Lock()  # guards _requests and every call into _raw
@@ -330,16 +336,15 @@ class BatchEngine:
             raise EngineError(f"The batch engine failed: {exc}.") from exc
         return self._apply(events)
 
-    def _apply(self, events: list[tuple[int, int, bool, str]]) -> list[EngineRequest]:
+    def _apply(self, events: list[tuple[int, int, bool, str, str]]) -> list[EngineRequest]:
         finished: list[EngineRequest] = []
-        piece_of = self.model._piece
-        for rid, token, done, reason in events:
+        for rid, token, done, reason, text in events:
             req = self._requests.get(rid)
             if req is None:
                 continue  # already ended from Python (stop string, cancel)
             if token >= 0:
                 req.tokens.append(token)
-                piece = req.stream.push(piece_of(token))
+                piece = req.stream.push_text(text)
                 if piece:
                     req.pieces.put(piece)
                 if req.stream.stopped and not done:

@@ -430,6 +430,10 @@ class Model:
         if piece is None:
             n = self._lib.llama_token_to_piece(self._vocab, token, self._piece_buf,
                                                len(self._piece_buf), 0, False)
+            if n < 0:  # longer than the buffer: -n is the size it needs
+                self._piece_buf = ctypes.create_string_buffer(-n)
+                n = self._lib.llama_token_to_piece(self._vocab, token, self._piece_buf,
+                                                   len(self._piece_buf), 0, False)
             piece = self._piece_buf.raw[:max(n, 0)]
             self._pieces[token] = piece
         return piece

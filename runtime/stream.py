@@ -38,6 +38,15 @@ class TextStream:
         self._pending += self._decoder.decode(data)
         return self._release(final=False)
 
+    def push_text(self, text: str) -> str:
+        """Like :meth:`push`, for text already decoded whole (the native engine's
+        pieces: it keeps an unfinished character itself, and drops it at the end
+        as :meth:`finish` does)."""
+        if self.stopped:
+            return ""
+        self._pending += text
+        return self._release(final=False)
+
     def finish(self) -> str:
         """Release everything still held (the answer ended).
 

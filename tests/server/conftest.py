@@ -118,7 +118,7 @@ def stop_server(server: Server) -> None:
 @pytest.fixture(scope="session")
 def server(chat_gguf: Path) -> Iterator[Server]:
     """The main server: API key on, one slot, room for 8+ queued clients."""
-    srv = start_server(chat_gguf, "--queue", "16", "--max-tokens", "1000",
+    srv = start_server(chat_gguf, "--parallel", "1", "--queue", "16", "--max-tokens", "1000",
                        "--max-body", "65536", api_key=API_KEY)
     yield srv
     stop_server(srv)

@@ -82,7 +82,7 @@ def _raw_request(server, path: str, body: dict) -> socket.socket:
 @pytest.fixture(scope="module")
 def tight_server(chat_gguf):
     """One slot, one queue place, room for a holding stream."""
-    srv = start_server(chat_gguf, "--queue", "1", "--ctx", str(HOLD_CTX),
+    srv = start_server(chat_gguf, "--parallel", "1", "--queue", "1", "--ctx", str(HOLD_CTX),
                        "--max-tokens", str(HOLD_TOKENS))
     yield srv
     stop_server(srv)

@@ -72,7 +72,7 @@ def smollm2() -> Path:
 
 @pytest.fixture(scope="module")
 def web_server(smollm2: Path) -> Iterator[Server]:
-    srv = start_server(smollm2, "--ctx", "1024", "--queue", "0", "--max-tokens", "512",
+    srv = start_server(smollm2, "--parallel", "1", "--ctx", "1024", "--queue", "0", "--max-tokens", "512",
                        api_key=API_KEY)
     yield srv
     stop_server(srv)

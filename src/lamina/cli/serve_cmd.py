@@ -34,8 +34,10 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--api-key", default=None,
                      help="Require 'Authorization: Bearer KEY' on every route but /health and "
                           "the web page's files (default: env LAMINA_API_KEY)."),
-        click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
-                     help="Slots: requests generating at the same time."),
+        click.option("--parallel", type=click.IntRange(min=1), default=None,
+                     help="Slots: requests generating at the same time (default: as many "
+                          "sequences of --ctx tokens as fit min(2 GiB, a quarter of free "
+                          "memory) of KV cache, 1 to 8)."),
         click.option("--queue", type=click.IntRange(min=0), default=32, show_default=True,
                      help="Requests that may wait for a slot; more get 429 + Retry-After."),
         click.option("--max-tokens", "max_tokens", type=click.IntRange(min=1), default=4096,
@@ -61,8 +63,8 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _run(model: Path, host: str, port: int, api_key: str | None, parallel: int, queue: int,
-         max_tokens: int, max_body: int, model_name: str | None, strict_model: bool,
+def _run(model: Path, host: str, port: int, api_key: str | None, parallel: int | None,
+         queue: int, max_tokens: int, max_body: int, model_name: str | None, strict_model: bool,
          completions_template: bool, log_level: str,
          template: str | None, lora: tuple[str, ...], n_threads: int | None,
          n_ctx: int | None, n_gpu_layers: int,

@@ -22,9 +22,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 #: A prompt start this long (tokens) that a request shares with the one before it is
-#: kept in the engine as its shared prefix: a system prompt every client sends, or a
-#: conversation's earlier turns. Shorter ones are not worth a prefix evaluation.
-MIN_SHARED_PREFIX = 32
+#: kept in the engine as its shared prefix: a system prompt every client sends (the
+#: 24-token default one SmolLM2's template adds counts), or a conversation's earlier
+#: turns. Shorter ones are not worth an extra llama_decode call.
+MIN_SHARED_PREFIX = 16
 
 
 @dataclass
@@ -131,7 +132,11 @@ class EngineBackend(Backend):
 
 
 class _EngineStream:
-    """Pieces of one engine request; closing it early cancels the request."""
+    """Pieces of one engine request; closing it early cancels the request.
+
+    Iterating gives one piece at a time; :meth:`take` gives every piece ready by a
+    deadline with one wake-up (what the server's steps use, see PieceBuffer).
+    """
 
     def __init__(self, engine: BatchEngine, request: EngineRequest) -> None:
         self.engine = engine
@@ -143,21 +148,53 @@ class _EngineStream:
     def __next__(self) -> str:
         piece = self.request.pieces.get()
         if piece is None:
-            if self.request.finish_reason == "error":
-                from lamina.runtime.engine import EngineError
-
-                raise EngineError("The batch engine failed while generating; the server "
-                                  "log has details.")
+            self._raise_if_failed()
             raise StopIteration
         return piece
+
+    def take(self, until: float | None, first: bool) -> tuple[list[tuple[float, str]], bool]:
+        """``(decode time, piece)`` pairs ready by ``until`` (``time.monotonic()``), and
+        whether the request ended (see :meth:`PieceBuffer.take`)."""
+        pieces, ended = self.request.pieces.take(until, first)
+        if ended:
+            self._raise_if_failed()
+        return pieces, ended
+
+    def _raise_if_failed(self) -> None:
+        if self.request.finish_reason == "error":
+            from lamina.runtime.engine import EngineError
+
+            raise EngineError("The batch engine failed while generating; the server "
+                              "log has details.")
 
     def close(self) -> None:
         if not self.request.done:
             self.engine.cancel(self.request)
 
 
-def make_backend(model: Model, parallel: int) -> Backend:
-    """The engine backend for ``parallel`` > 1 when the native engine is built."""
+#: Most slots the server takes by itself: past this, every client's tokens come
+#: slower on a CPU for little more throughput (ask for more with --parallel).
+MAX_DEFAULT_SLOTS = 8
+
+
+def default_slots(model: Model) -> int:
+    """Slots when ``--parallel`` is not given: as many sequences of the model's whole
+    context as the KV-cache budget holds (the rule extraction's batch uses, plus
+    the shared-prefix holder the engine keeps), between 1 and MAX_DEFAULT_SLOTS;
+    1 without the native engine."""
+    from lamina.runtime.engine import default_n_seq, native_available
+
+    if not native_available():
+        return 1
+    fit = default_n_seq(model, minimum=2, maximum=MAX_DEFAULT_SLOTS + 1) - 1
+    return max(1, fit)
+
+
+def make_backend(model: Model, parallel: int | None) -> Backend:
+    """The engine backend for ``parallel`` > 1 when the native engine is built
+    (``None``: :func:`default_slots`)."""
+    if parallel is None:
+        parallel = default_slots(model)
     if parallel > 1:
         from lamina.runtime.engine import native_available
 

@@ -17,7 +17,8 @@ DEFAULT_PORT = 19327
 class ServerConfig:
     """How the server admits and limits requests.
 
-    ``parallel`` is the number of slots (requests generating at the same time);
+    ``parallel`` is the number of slots (requests generating at the same time;
+    ``None``: as many as the KV-cache budget allows, see ``backend.default_slots``);
     ``queue`` is how many more may wait for a slot before the server answers 429.
     ``strict_model`` refuses requests naming another model (404) instead of
     serving them with the one model there is, as llama-server does;
@@ -28,7 +29,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     api_key: str | None = None
-    parallel: int = 1
+    parallel: int | None = None
     queue: int = 32
     max_body_bytes: int = 2 * 1024 * 1024
     max_tokens_cap: int = 4096
@@ -37,7 +38,7 @@ class ServerConfig:
     completions_template: bool = False
 
     def __post_init__(self) -> None:
-        if self.parallel < 1:
+        if self.parallel is not None and self.parallel < 1:
             raise InputError(f"--parallel must be at least 1, got {self.parallel}.")
         if self.queue < 0:
             raise InputError(f"--queue must be 0 or more, got {self.queue}.")

@@ -35,7 +35,7 @@ from lamina.server.schemas import (
     ExtractRequest,
     check_max_tokens,
 )
-from lamina.server.slots import PieceStream
+from lamina.server.slots import POLL_SECONDS, PieceStream
 from lamina.server.tools import ToolRun
 
 log = logging.getLogger("lamina.server")
@@ -128,7 +128,7 @@ async def _collect(request: Request, run: _Run) -> list[str]:
         while not run.stream.finished:
             if await request.is_disconnected():
                 raise ClientGone()
-            parts.extend(await run.stream.next_pieces())
+            parts.extend(await run.stream.next_pieces(POLL_SECONDS))
     finally:
         await run.release()
     return parts

@@ -63,7 +63,7 @@ def serve(model_path: str | Path, config: ServerConfig, *, n_ctx: int | None = N
                  lora=lora, template=template)
     if config.max_tokens_cap > model.n_ctx:
         config = _replace(config, max_tokens_cap=model.n_ctx)
-    if config.parallel > 1 and not _engine_available():
+    if config.parallel is not None and config.parallel > 1 and not _engine_available():
         say("warning", "--parallel > 1 needs lamina's native batch engine, which is not "
                        "built; serving with 1 slot.")
     app = create_app(model, config)

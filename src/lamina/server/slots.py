@@ -153,33 +153,55 @@ class PieceStream:
         #: thread right after the last piece, before another request can run.
         self.result: Any = None
 
-    def _step(self) -> list[str]:
+    def _step(self, budget: float) -> list[str]:
         # The first step returns with the first piece (time to first token);
-        # later ones gather pieces for up to STEP_BUDGET_SECONDS.
-        budget = STEP_BUDGET_SECONDS if self._it is not None else 0.0
-        if self._it is None:
+        # later ones gather pieces for up to ``budget`` seconds.
+        first = self._it is None
+        if first:
             self._it = iter(self._make())
+        take = getattr(self._it, "take", None)
+        if take is not None:
+            return self._take(take, first, budget)
         pieces: list[str] = []
-        deadline = time.perf_counter() + budget
+        deadline = time.perf_counter() + (0.0 if first else budget)
         for piece in self._it:
             now = time.perf_counter()
             if piece:
                 pieces.append(piece)
-                if self._on_gap is not None and self._last_piece is not None:
-                    self._on_gap(now - self._last_piece)
-                self._last_piece = now
+                self._gap(now)
             if pieces and now >= deadline:
                 return pieces
+        self._end()
+        return pieces
+
+    def _take(self, take: Callable[[float | None, bool], tuple[list[tuple[float, str]], bool]],
+              first: bool, budget: float) -> list[str]:
+        """A step of an engine request: one wake-up for all pieces of the budget."""
+        timed, ended = take(None if first else time.monotonic() + budget, first)
+        for t, _piece in timed:
+            self._gap(t)
+        if ended:
+            self._end()
+        return [piece for _t, piece in timed]
+
+    def _gap(self, now: float) -> None:
+        if self._on_gap is not None and self._last_piece is not None:
+            self._on_gap(now - self._last_piece)
+        self._last_piece = now
+
+    def _end(self) -> None:
         self.finished = True
         if self._finish is not None:
             self.result = self._finish(self._it)
-        return pieces
 
-    async def next_pieces(self) -> list[str]:
-        """The next batch of pieces; an empty list with ``finished`` set at the end."""
+    async def next_pieces(self, budget: float = STEP_BUDGET_SECONDS) -> list[str]:
+        """The next batch of pieces; an empty list with ``finished`` set at the end.
+
+        ``budget``: how long a step gathers pieces (a stream's chunking; an answer
+        sent whole only needs to look at its client now and then)."""
         if self.finished:
             return []
-        return await self._slot.run(self._step)
+        return await self._slot.run(self._step, budget)
 
     def _close(self) -> None:
         close = getattr(self._it, "close", None)
