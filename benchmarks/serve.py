@@ -59,7 +59,9 @@ PHRASINGS = ["{}", "{} Answer briefly.", "Quick question: {}", "{} Keep it short
              "Please tell me: {}", "I wonder: {}", "{} One sentence, please.",
              "Help me out. {}", "{} Be concise.", "Here is my question. {}",
              "{} Thanks!", "Can you answer this? {}", "{} Reply in plain words.",
-             "A friend asked me: {}", "{} (short answer)", "Tell me, {}"]
+             "A friend asked me: {}", "{} (short answer)", "Tell me, {}",
+             "{} Just the key point.", "My teacher asked: {}", "{} Please be brief.",
+             "Curious: {}"]
 #: About 300 tokens: the same instructions in front of every question of the last scenario.
 SYSTEM = ("You are the help desk of a small public library. Answer in one or two short "
           "sentences, politely, in plain English. " + " ".join(

@@ -85,6 +85,9 @@ BatchEngine::BatchEngine(const llama_model* model, const EngineConfig& cfg) : cf
     mem_ = llama_get_memory(ctx_);
     batch_ = llama_batch_init(cfg_.n_batch, 0, 1);
     slots_.assign(cfg_.n_seq_max, 0);
+    kept_.assign(cfg_.n_seq_max, {});
+    kept_rows_.assign(cfg_.n_seq_max, {});
+    kept_at_.assign(cfg_.n_seq_max, 0);
     pool_ = std::make_unique<WorkerPool>(std::min(cfg_.n_threads, cfg_.n_seq_max));
     scratch_.resize(static_cast<size_t>(pool_->size()));
     hints_ = std::make_unique<GrammarHints>(n_vocab_);
@@ -166,9 +169,20 @@ void BatchEngine::set_adapters(const std::vector<uintptr_t>& adapters,
     if (llama_set_adapters_lora(ctx_, ptrs.data(), ptrs.size(), sc.data()) != 0) {
         throw std::runtime_error("llama.cpp refused to apply the LoRA adapters to the batch context");
     }
-    // Cached prefix cells were computed without these adapters.
+    // Cached prefix and kept cells were computed without these adapters.
     llama_memory_seq_rm(mem_, prefix_seq_, -1, -1);
     prefix_.clear();
+    prefix_rows_.clear();
+    forget_kept();
+}
+
+void BatchEngine::forget_kept() {
+    for (int32_t s = 0; s < cfg_.n_seq_max; ++s) {
+        if (slots_[s] != 0) continue;
+        llama_memory_seq_rm(mem_, s, -1, -1);
+        kept_[s].clear();
+        kept_rows_[s].clear();
+    }
 }
 
 int32_t BatchEngine::set_prefix(const std::vector<llama_token>& prefix) {
@@ -196,10 +210,12 @@ int32_t BatchEngine::set_prefix(const std::vector<llama_token>& prefix) {
     // holder's tags go.
     llama_memory_seq_rm(mem_, prefix_seq_, -1, -1);
     prefix_.clear();
+    prefix_rows_.clear();
     int32_t done = 0;
     const int32_t n = static_cast<int32_t>(whole.size());
     while (done < n) {
         const int32_t k = std::min(n_chunk_, n - done);
+        prefix_rows_.insert(prefix_rows_.end(), k, k);
         batch_.n_tokens = 0;
         for (int32_t i = 0; i < k; ++i) add_token(whole[done + i], done + i, prefix_seq_, false);
         const int32_t rc = llama_decode(ctx_, batch_);
@@ -237,11 +253,51 @@ void BatchEngine::add_token(llama_token tok, llama_pos pos, llama_seq_id seq, bo
     batch_.n_tokens = i + 1;
 }
 
+int32_t BatchEngine::reusable(int32_t slot, const std::vector<llama_token>& prompt) const {
+    const std::vector<llama_token>& kept = kept_[slot];
+    const std::vector<int32_t>& rows = kept_rows_[slot];
+    const int32_t n = static_cast<int32_t>(prompt.size());
+    int32_t m = 0;
+    const int32_t limit = std::min<int32_t>(static_cast<int32_t>(kept.size()), n - 1);
+    while (m < limit && kept[m] == prompt[m]) ++m;
+    if (!cfg_.exact_decode) return m;
+    // Cells made in another kernel class than a plain evaluation gives them end it.
+    int32_t q = 0;
+    while (q < m) {
+        const int32_t c0 = q - q % n_chunk_;
+        const int32_t c1 = std::min(c0 + n_chunk_, n);
+        if (kernel_class(rows[q]) != kernel_class(c1 - c0)) break;
+        ++q;
+    }
+    // The rest of the cut chunk is evaluated in a call of its own: same class.
+    const int32_t c0 = q - q % n_chunk_;
+    const int32_t c1 = std::min(c0 + n_chunk_, n);
+    const int32_t whole = kernel_class(c1 - c0);
+    while (q > c0 && kernel_class(c1 - q) != whole) --q;
+    return q;
+}
+
+int32_t BatchEngine::pick_slot(const std::vector<llama_token>& prompt) const {
+    int32_t best = -1, best_reuse = -1;
+    int64_t best_at = 0;
+    for (int32_t s = 0; s < cfg_.n_seq_max; ++s) {
+        if (slots_[s] != 0) continue;
+        const int32_t reuse = reusable(s, prompt);
+        if (reuse > best_reuse || (reuse == best_reuse && kept_at_[s] < best_at)) {
+            best = s;
+            best_reuse = reuse;
+            best_at = kept_at_[s];
+        }
+    }
+    return best;
+}
+
 void BatchEngine::admit(Request& r, int32_t slot) {
     r.slot = slot;
     r.state = State::Prefill;
     slots_[slot] = r.id;
-    llama_memory_seq_rm(mem_, slot, -1, -1);
+    const int32_t own = reusable(slot, r.prompt);
+    kept_[slot].clear();
     int32_t shared = 0;
     if (!prefix_.empty()) {
         const size_t n = std::min(prefix_.size(), r.prompt.size());
@@ -250,6 +306,19 @@ void BatchEngine::admit(Request& r, int32_t slot) {
         shared = std::min<int32_t>(shared, static_cast<int32_t>(r.prompt.size()) - 1);
         shared = shareable(shared, static_cast<int32_t>(r.prompt.size()));
     }
+    if (own > 0 && own >= shared) {
+        // This slot still holds the start of this prompt (a chat's earlier turn).
+        llama_memory_seq_rm(mem_, slot, own, -1);
+        kept_rows_[slot].resize(own);
+        r.rows = std::move(kept_rows_[slot]);
+        stats_.prompt_shared += own;
+        r.n_past = own;
+        r.n_fed = own;
+        return;
+    }
+    llama_memory_seq_rm(mem_, slot, -1, -1);
+    kept_rows_[slot].clear();
+    r.rows.assign(prefix_rows_.begin(), prefix_rows_.begin() + std::max(0, shared));
     if (shared > 0) {
         if (cfg_.kv_unified) {
             llama_memory_seq_cp(mem_, prefix_seq_, slot, 0, shared);
@@ -296,7 +365,14 @@ void BatchEngine::finish(int64_t id, const std::string& reason, bool report) {
     if (r.state == State::Queued) {
         queue_.erase(std::remove(queue_.begin(), queue_.end(), id), queue_.end());
     } else if (r.slot >= 0) {
-        llama_memory_seq_rm(mem_, r.slot, -1, -1);
+        // Keep the prompt's cells for a request that starts the same way (the next
+        // turn of this chat); the answer's cells were made one row per call, as no
+        // plain evaluation of a prompt makes them, so they go.
+        const int32_t keep = static_cast<int32_t>(r.rows.size());
+        llama_memory_seq_rm(mem_, r.slot, keep, -1);
+        kept_[r.slot].assign(r.prompt.begin(), r.prompt.begin() + keep);
+        kept_rows_[r.slot] = std::move(r.rows);
+        kept_at_[r.slot] = ++kept_clock_;
         slots_[r.slot] = 0;
     }
     if (report) pending_.push_back(Event{id, -1, true, reason});
@@ -318,11 +394,12 @@ std::vector<Event> BatchEngine::step() {
     std::vector<Event> events;
     events.swap(pending_);
 
-    for (int32_t s = 0; s < cfg_.n_seq_max && !queue_.empty(); ++s) {
-        if (slots_[s] != 0) continue;
-        const int64_t id = queue_.front();
+    while (!queue_.empty()) {
+        Request& next = *requests_.at(queue_.front());
+        const int32_t s = pick_slot(next.prompt);
+        if (s < 0) break;
         queue_.pop_front();
-        admit(*requests_.at(id), s);
+        admit(next, s);
     }
 
     // Generating sequences decode one token each, in slot order: llama.cpp
@@ -388,6 +465,7 @@ std::vector<Event> BatchEngine::step() {
         }
         r->n_fed += k;
         r->n_past += k;
+        r->rows.insert(r->rows.end(), k, k);
         budget -= k;
         std::vector<Request*> one{r};
         decode_and_sample(one, k, events);
@@ -423,6 +501,7 @@ std::vector<Event> BatchEngine::step_packed(std::vector<Request*>& generating,
         }
         r->n_fed += k;
         r->n_past += k;
+        r->rows.insert(r->rows.end(), k, k);  // (packed calls are not checked for reuse)
         n_prompt += k;
         active.push_back(r);
     }
@@ -441,7 +520,10 @@ void BatchEngine::decode_and_sample(std::vector<Request*>& active, int32_t n_pro
         // Their final events are reported by the next step(), after the ones
         // this step had already collected.
         pending_.swap(events);
-        for (Request* r : active) finish(r->id, "error", true);
+        for (Request* r : active) {
+            r->rows.clear();  // cells of a failed call are not kept for reuse
+            finish(r->id, "error", true);
+        }
         throw std::runtime_error("llama_decode failed with code " + str(rc) + " on a batch of " +
                                  str(batch_.n_tokens) + " tokens; the requests in it were ended");
     }

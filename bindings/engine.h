@@ -142,6 +142,7 @@ private:
         int32_t n_generated = 0;
         llama_token last = -1;  // sampled token still to be fed
         Utf8Stream text;        // the answer's bytes so far, as text
+        std::vector<int32_t> rows;  // per prompt cell in the cache: rows of the call that made it
         int32_t batch_idx = -1; // output row in the current batch, -1: none
     };
 
@@ -154,6 +155,15 @@ private:
     // How much of a matching prefix of length p a prompt of n tokens may take
     // from the holder without changing any row's kernel class.
     int32_t shareable(int32_t p, int32_t n) const;
+    // How many leading tokens of `prompt` a slot's kept cells (an earlier prompt)
+    // give without changing any row's kernel class: each kept cell must have been
+    // made in a call of the class a from-scratch evaluation of `prompt` puts it in,
+    // and the rest of its chunk must keep that class too.
+    int32_t reusable(int32_t slot, const std::vector<llama_token>& prompt) const;
+    // The free slot a queued prompt should take: the one whose kept cells it
+    // reuses most, else the one kept longest ago. -1: none free.
+    int32_t pick_slot(const std::vector<llama_token>& prompt) const;
+    void forget_kept();
     // How many of kernel_rows a call of `rows` rows reaches: rows of calls in
     // the same class get the same kernel.
     int32_t kernel_class(int32_t rows) const;
@@ -181,6 +191,14 @@ private:
     std::map<int64_t, std::unique_ptr<Request>> requests_;
     std::deque<int64_t> queue_;
     std::vector<int64_t> slots_;  // request id per slot, 0 = free
+    // A free slot keeps the prompt cells of the request it last held (a chat's
+    // next turn starts with that prompt): their tokens, the rows of the calls that
+    // made them, and when they were kept (least recent goes first).
+    std::vector<std::vector<llama_token>> kept_;
+    std::vector<std::vector<int32_t>> kept_rows_;
+    std::vector<int64_t> kept_at_;
+    int64_t kept_clock_ = 0;
+    std::vector<int32_t> prefix_rows_;  // rows of the call that made each holder cell
     std::vector<llama_token> prefix_;
     std::vector<Event> pending_;
     std::unique_ptr<WorkerPool> pool_;                    // samples sequences in parallel
