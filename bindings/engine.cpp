@@ -211,6 +211,27 @@ int32_t BatchEngine::set_prefix(const std::vector<llama_token>& prefix) {
     llama_memory_seq_rm(mem_, prefix_seq_, -1, -1);
     prefix_.clear();
     prefix_rows_.clear();
+    // A free slot that kept a prompt starting with it (the request before) has
+    // these cells already: copy them when each was made in the kernel class this
+    // evaluation would make it in.
+    const int32_t n_whole = static_cast<int32_t>(whole.size());
+    for (int32_t s = 0; s < cfg_.n_seq_max && n_whole > 0; ++s) {
+        if (slots_[s] != 0 || static_cast<int32_t>(kept_[s].size()) < n_whole ||
+            !std::equal(whole.begin(), whole.end(), kept_[s].begin())) {
+            continue;
+        }
+        bool same = true;
+        for (int32_t i = 0; i < n_whole && same; ++i) {
+            const int32_t c0 = i - i % n_chunk_;
+            same = kernel_class(kept_rows_[s][i]) == kernel_class(std::min(n_chunk_, n_whole - c0));
+        }
+        if (!same) continue;
+        llama_memory_seq_cp(mem_, s, prefix_seq_, -1, -1);  // across streams: whole stream
+        llama_memory_seq_rm(mem_, prefix_seq_, n_whole, -1);
+        prefix_ = whole;
+        prefix_rows_.assign(kept_rows_[s].begin(), kept_rows_[s].begin() + n_whole);
+        return 0;
+    }
     int32_t done = 0;
     const int32_t n = static_cast<int32_t>(whole.size());
     while (done < n) {

@@ -100,7 +100,8 @@ public:
 
     // Evaluate `prefix` once into the holder sequence; later requests whose
     // prompts start with (part of) it reuse those KV cells. Returns the number
-    // of tokens evaluated (0 when the prefix is already the current one).
+    // of tokens evaluated (0 when the prefix is already the current one, or was
+    // copied from a free slot's kept prompt).
     int32_t set_prefix(const std::vector<llama_token>& prefix);
 
     // Apply the same LoRA adapters the sequential context uses (pointers from

@@ -8,10 +8,11 @@ all requests (the extraction instruction, a system prompt) is evaluated once and
 shared through the KV cache.
 
 The engine samples with the same chain as the sequential path, keeps every row
-in the ggml kernel a one-sequence loop gives it (see ``BatchEngine``), and this
-module turns tokens into text with the same
-:class:`~lamina.runtime.stream.TextStream` (stop strings, UTF-8), so greedy
-results equal ``Model.generate``'s, token for token, whatever the batch.
+in the ggml kernel a one-sequence loop gives it (see ``BatchEngine``), hands out
+each token's text already decoded as Python's UTF-8 decoder would, and this module
+applies stop strings with the same :class:`~lamina.runtime.stream.TextStream`, so
+greedy results equal ``Model.generate``'s, token for token, whatever the batch.
+A free slot keeps its last prompt's cells for a request that starts the same way.
 
 Two ways to drive it:
 

@@ -76,3 +76,18 @@ def test_a_different_prompt_reuses_nothing(engine, model):
     req, used = _run(engine, other)
     assert used["prompt_shared"] <= 1  # at most the BOS both start with
     assert req.text == model.generate(other, GREEDY)
+
+
+def test_a_prefix_a_free_slot_already_holds_is_copied_not_evaluated(engine, model):
+    start = model.tokenize("你是一个信息抽取助手，请找出人物和地点。")
+    _run(engine, start + model.tokenize("张三去了北京。", add_bos=False))
+    before = engine.stats()
+    assert engine.set_prefix(start) == 0  # copied from the kept cells
+    assert engine.stats()["prefix_evaluated"] == before["prefix_evaluated"]
+    # Two requests at once: one takes the slot that kept the start, the other starts
+    # from the copied prefix; both answer as from scratch.
+    prompts = [start + model.tokenize(t, add_bos=False) for t in ("李四在上海。", "王五在杭州。")]
+    reqs = [engine.submit(p, GREEDY) for p in prompts]
+    engine.run(reqs)
+    assert [r.text for r in reqs] == [model.generate(p, GREEDY) for p in prompts]
+    assert engine.stats()["prompt_shared"] - before["prompt_shared"] >= 2 * (len(start) - 1)
