@@ -299,7 +299,6 @@ def main() -> None:
                 progress(f"round {rnd + 1} {name:12} {label}: {r['tps']:.1f} tok/s, "
                          f"{r['same']}/{len(convs)} answers = API")
     results = {key: _median_run(rs) for key, rs in runs.items()}
-    servers = starters
 
     columns = ["scenario", "server", "tokens/s", "mean latency ms", "median TTFT ms",
                "tokens/s vs llama-server", "answers = Python API"]
@@ -307,7 +306,7 @@ def main() -> None:
     ratios: dict[str, float] = {}
     for label, _make, _clients, _stream in scenarios:
         base = results[f"llama-server|{label}"]
-        for name in servers:
+        for name in starters:
             r = results[f"{name}|{label}"]
             # Each round's two runs are neighbours in time: their ratio cancels most of
             # a shared machine's drift, and the median of the rounds' ratios is reported.

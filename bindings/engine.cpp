@@ -220,12 +220,7 @@ int32_t BatchEngine::set_prefix(const std::vector<llama_token>& prefix) {
             !std::equal(whole.begin(), whole.end(), kept_[s].begin())) {
             continue;
         }
-        bool same = true;
-        for (int32_t i = 0; i < n_whole && same; ++i) {
-            const int32_t c0 = i - i % n_chunk_;
-            same = kernel_class(kept_rows_[s][i]) == kernel_class(std::min(n_chunk_, n_whole - c0));
-        }
-        if (!same) continue;
+        if (cells_in_class(kept_rows_[s], n_whole, n_whole) < n_whole) continue;
         llama_memory_seq_cp(mem_, s, prefix_seq_, -1, -1);  // across streams: whole stream
         llama_memory_seq_rm(mem_, prefix_seq_, n_whole, -1);
         prefix_ = whole;
@@ -274,6 +269,17 @@ void BatchEngine::add_token(llama_token tok, llama_pos pos, llama_seq_id seq, bo
     batch_.n_tokens = i + 1;
 }
 
+int32_t BatchEngine::cells_in_class(const std::vector<int32_t>& rows, int32_t m,
+                                    int32_t n) const {
+    int32_t q = 0;
+    while (q < m) {
+        const int32_t c0 = q - q % n_chunk_;
+        if (kernel_class(rows[q]) != kernel_class(std::min(c0 + n_chunk_, n) - c0)) break;
+        ++q;
+    }
+    return q;
+}
+
 int32_t BatchEngine::reusable(int32_t slot, const std::vector<llama_token>& prompt) const {
     const std::vector<llama_token>& kept = kept_[slot];
     const std::vector<int32_t>& rows = kept_rows_[slot];
@@ -283,13 +289,7 @@ int32_t BatchEngine::reusable(int32_t slot, const std::vector<llama_token>& prom
     while (m < limit && kept[m] == prompt[m]) ++m;
     if (!cfg_.exact_decode) return m;
     // Cells made in another kernel class than a plain evaluation gives them end it.
-    int32_t q = 0;
-    while (q < m) {
-        const int32_t c0 = q - q % n_chunk_;
-        const int32_t c1 = std::min(c0 + n_chunk_, n);
-        if (kernel_class(rows[q]) != kernel_class(c1 - c0)) break;
-        ++q;
-    }
+    int32_t q = cells_in_class(rows, m, n);
     // The rest of the cut chunk is evaluated in a call of its own: same class.
     const int32_t c0 = q - q % n_chunk_;
     const int32_t c1 = std::min(c0 + n_chunk_, n);
@@ -298,7 +298,7 @@ int32_t BatchEngine::reusable(int32_t slot, const std::vector<llama_token>& prom
     return q;
 }
 
-int32_t BatchEngine::pick_slot(const std::vector<llama_token>& prompt) const {
+int32_t BatchEngine::pick_slot(const std::vector<llama_token>& prompt, int32_t& reuse_out) const {
     int32_t best = -1, best_reuse = -1;
     int64_t best_at = 0;
     for (int32_t s = 0; s < cfg_.n_seq_max; ++s) {
@@ -310,14 +310,14 @@ int32_t BatchEngine::pick_slot(const std::vector<llama_token>& prompt) const {
             best_at = kept_at_[s];
         }
     }
+    reuse_out = std::max(0, best_reuse);
     return best;
 }
 
-void BatchEngine::admit(Request& r, int32_t slot) {
+void BatchEngine::admit(Request& r, int32_t slot, int32_t own) {
     r.slot = slot;
     r.state = State::Prefill;
     slots_[slot] = r.id;
-    const int32_t own = reusable(slot, r.prompt);
     kept_[slot].clear();
     int32_t shared = 0;
     if (!prefix_.empty()) {
@@ -417,10 +417,11 @@ std::vector<Event> BatchEngine::step() {
 
     while (!queue_.empty()) {
         Request& next = *requests_.at(queue_.front());
-        const int32_t s = pick_slot(next.prompt);
+        int32_t own = 0;
+        const int32_t s = pick_slot(next.prompt, own);
         if (s < 0) break;
         queue_.pop_front();
-        admit(next, s);
+        admit(next, s, own);
     }
 
     // Generating sequences decode one token each, in slot order: llama.cpp

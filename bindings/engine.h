@@ -148,7 +148,9 @@ private:
     };
 
     void check_open() const;
-    void admit(Request& r, int32_t slot);
+    // Give `r` the free `slot`, reusing `own` of the cells the slot kept (from
+    // pick_slot) or what it can share of the holder's prefix.
+    void admit(Request& r, int32_t slot, int32_t own);
     void finish(int64_t id, const std::string& reason, bool report);
     void add_token(llama_token tok, llama_pos pos, llama_seq_id seq, bool output);
     // The token's bytes as Model._piece gives them (no special-token text).
@@ -161,9 +163,13 @@ private:
     // made in a call of the class a from-scratch evaluation of `prompt` puts it in,
     // and the rest of its chunk must keep that class too.
     int32_t reusable(int32_t slot, const std::vector<llama_token>& prompt) const;
+    // How many of the first m cells in `rows` (rows of the call that made each)
+    // were made in the kernel class a from-scratch evaluation of an n-token
+    // prompt makes them in (shared by reusable() and set_prefix()).
+    int32_t cells_in_class(const std::vector<int32_t>& rows, int32_t m, int32_t n) const;
     // The free slot a queued prompt should take: the one whose kept cells it
-    // reuses most, else the one kept longest ago. -1: none free.
-    int32_t pick_slot(const std::vector<llama_token>& prompt) const;
+    // reuses most (how many: reuse_out), else the one kept longest ago. -1: none free.
+    int32_t pick_slot(const std::vector<llama_token>& prompt, int32_t& reuse_out) const;
     void forget_kept();
     // How many of kernel_rows a call of `rows` rows reaches: rows of calls in
     // the same class get the same kernel.

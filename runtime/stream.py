@@ -33,10 +33,7 @@ class TextStream:
         self.text = ""  # everything released so far
 
     def push(self, data: bytes) -> str:
-        if self.stopped:
-            return ""
-        self._pending += self._decoder.decode(data)
-        return self._release(final=False)
+        return "" if self.stopped else self.push_text(self._decoder.decode(data))
 
     def push_text(self, text: str) -> str:
         """Like :meth:`push`, for text already decoded whole (the native engine's
