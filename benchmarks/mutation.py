@@ -216,10 +216,6 @@ ACCEPTED: dict[str, str] = {
     **{f"EXAMPLE_MESSAGES: string: '{text}' -> 'XX{text}XX'":
        "the text of the example conversation `lamina templates` shows"
        for text in ("你好", "你好！有什么可以帮你？", "介绍一下北京")},
-    "TOOLS_SYSTEM_PROMPT: drop-part: \"by a JSON object (its name, what it does, and a JSON"
-    " Schema of its arguments) \"":
-        "prose of lamina's tools prompt; the tests check its structure (the heading, each tool"
-        " on a line between <tools> tags, the call format, the tags named)",
     **{f"get_template: string: {part} -> {mutated}":
        "the renamed-template part of the hint, prose like hints (built before the raise)"
        for part, mutated in (('"\'"', '"XX\'XX"'), ("''", "'XXXX'"))},

@@ -17,9 +17,10 @@ Tool calls (OpenAI's ``tools``, assistant ``tool_calls``, ``role: tool``
 messages): a template that knows them in one of the two formats lamina reads
 back (:data:`TOOL_FORMATS`: Hermes/Qwen ``<tool_call>`` tags, Llama-3's bare
 JSON with ``parameters``) renders them itself, from the GGUF's own Jinja with
-``tools=``; every other template gets lamina's documented text format
-(:func:`tools_as_text`): the tool list in the system message, calls and
-results as ``<tool_call>``/``<tool_response>`` text in ordinary turns.
+``tools=``; every other template gets lamina's documented JSON format
+(:func:`tools_as_text`, ``TOOL_FORMATS["json"]``): the tool list in the system
+message, every answer one JSON object (a call or a reply), results as
+``<tool_response>`` text in ordinary turns.
 
 A template may render the BOS/EOS markers itself (``bos_token``/``eos_token``,
 bound to the model's own token texts by ``Model.bind_template``); the prompt is
@@ -222,7 +223,7 @@ class ChatTemplate:
     @property
     def tool_format(self) -> ToolFormat:
         """How this model is asked to write a tool call (and how lamina reads it back)."""
-        return self.native_tool_format or TOOL_FORMATS["hermes"]
+        return self.native_tool_format or TOOL_FORMATS["json"]
 
     def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = True,
                tools: Sequence[Mapping[str, Any]] | None = None) -> str:
@@ -298,6 +299,14 @@ class ToolFormat:
     A call is ``open + '{"name": "NAME", "ARGS_KEY": ARGUMENTS}' + close``.
     ``trigger`` is the text that shows an answer has begun a call: anywhere in
     the answer, or only at its very start when ``at_start``.
+
+    ``reply`` is set for an envelope format (``json``): every answer is one JSON
+    object, either a call or ``reply + <JSON string> + "}"``, so an ``auto``
+    answer is generated under the grammar from its first token and the model's
+    choice between calling and replying is the choice of the object's key. Why:
+    a small model told "write <tool_call> to call" almost never starts a call
+    unprompted (SmolLM2-135M: never, in the tests' requests), but picks the
+    ``tool_call`` key for a request a tool answers.
     """
 
     name: str
@@ -306,6 +315,7 @@ class ToolFormat:
     args_key: str
     trigger: str
     at_start: bool
+    reply: str = ""
 
     def head(self, name: str) -> str:
         """A call's text up to its arguments."""
@@ -320,21 +330,26 @@ class ToolFormat:
         """One call as the model writes it (``arguments``: JSON text)."""
         return self.head(name) + arguments + self.tail
 
+    def reply_text(self, content: str) -> str:
+        """A reply as an envelope format's model writes it (the text as it is otherwise)."""
+        if not self.reply:
+            return content
+        return self.reply + json.dumps(content, ensure_ascii=False) + "}"
+
 
 TOOL_FORMATS: dict[str, ToolFormat] = {
     "hermes": ToolFormat("hermes", "<tool_call>\n", "\n</tool_call>", "arguments",
                          trigger="<tool_call>", at_start=False),
     "llama3": ToolFormat("llama3", "", "", "parameters", trigger="{", at_start=True),
+    "json": ToolFormat("json", '{"tool_call": ', "}", "arguments", trigger='{"tool_call": ',
+                       at_start=True, reply='{"response": '),
 }
 
-#: lamina's text format for templates that do not know tools (documented in docs/serve.md).
+#: lamina's format for templates that do not know tools (documented in docs/serve.md).
 TOOLS_SYSTEM_PROMPT = (
-    "# Tools\n\nYou can call the functions below to help answer. Each one is described "
-    "by a JSON object (its name, what it does, and a JSON Schema of its arguments) "
-    "between <tools> and </tools>:\n<tools>\n{tools}\n</tools>\n\nTo call a function, "
-    "answer with only this, filling in the name and the arguments object:\n<tool_call>\n"
-    '{{"name": "<function name>", "arguments": {{<arguments>}}}}\n</tool_call>\n'
-    "The result comes back in a <tool_response> message; then answer the user."
+    "You can call these tools:\n{tools}\n\nRespond in JSON: either "
+    '{{"tool_call": {{"name": ..., "arguments": {{...}}}}}} to call a tool, or '
+    '{{"response": "..."}} to answer the user directly.'
 )
 
 
@@ -350,8 +365,9 @@ def _arguments_value(arguments: Any) -> Any:
 
 
 def _arguments_text(arguments: Any) -> str:
-    value = _arguments_value(arguments)
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    """Arguments as JSON text for lamina's format, so the call object stays valid JSON
+    (text that is not JSON becomes a JSON string)."""
+    return json.dumps(_arguments_value(arguments), ensure_ascii=False)
 
 
 def tools_as_text(messages: Sequence[Mapping[str, Any]],
@@ -359,11 +375,13 @@ def tools_as_text(messages: Sequence[Mapping[str, Any]],
     """The conversation with tools, calls and results written as plain turns.
 
     For templates that know only system/user/assistant: the tool list joins
-    the system message (first, created if needed), an assistant turn's calls
-    become ``<tool_call>`` text after its content, and consecutive ``tool``
-    results become one user turn of ``<tool_response>`` blocks.
+    the system message (first, created if needed); an assistant turn is
+    written as the JSON objects the model is asked for (its content as a
+    ``response`` when tools are given, each call as a ``tool_call``, one per
+    line); consecutive ``tool`` results become one user turn of
+    ``<tool_response>`` blocks.
     """
-    fmt = TOOL_FORMATS["hermes"]
+    fmt = TOOL_FORMATS["json"]
     out: list[dict[str, Any]] = []
     if tools:
         listing = "\n".join(json.dumps(t.get("function", t), ensure_ascii=False) for t in tools)
@@ -383,8 +401,10 @@ def tools_as_text(messages: Sequence[Mapping[str, Any]],
             calls = [fmt.call_text(c["function"]["name"],
                                    _arguments_text(c["function"].get("arguments")))
                      for c in m["tool_calls"]]
-            text = "\n".join(([m["content"]] if m["content"] else []) + calls)
+            text = "\n".join(([fmt.reply_text(m["content"])] if m["content"] else []) + calls)
             out.append({"role": "assistant", "content": text})
+        elif m["role"] == "assistant" and tools:
+            out.append({"role": "assistant", "content": fmt.reply_text(m["content"])})
         else:
             out.append({"role": m["role"], "content": m["content"]})
     for m in out:

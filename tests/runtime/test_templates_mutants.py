@@ -292,7 +292,9 @@ def test_tool_formats_write_calls_as_the_models_own_templates_do(fmt):
     answer = text.split(header[fmt])[-1].split(end[fmt])[0]  # what the model wrote
     assert answer.endswith(written)
     assert answer.startswith(f.trigger) == f.at_start
-    assert {k: v.name for k, v in TOOL_FORMATS.items()} == {"hermes": "hermes", "llama3": "llama3"}
+    assert {k: v.name for k, v in TOOL_FORMATS.items()} == {"hermes": "hermes", "llama3": "llama3",
+                                                            "json": "json"}
+    assert not f.reply and f.reply_text("as it is") == "as it is"  # only json has an envelope
     with pytest.raises(dataclasses.FrozenInstanceError):
         f.trigger = "x"  # shared by every model and request
 
@@ -300,7 +302,7 @@ def test_tool_formats_write_calls_as_the_models_own_templates_do(fmt):
 def test_template_detection_of_tool_formats():
     """A template is taken to know tools only when it uses ``tools`` and writes one of
     the two call formats lamina reads back."""
-    assert all(t.native_tool_format is None and t.tool_format is TOOL_FORMATS["hermes"]
+    assert all(t.native_tool_format is None and t.tool_format is TOOL_FORMATS["json"]
                for t in list_templates())
     for src, fmt in [("{{ tools }}<tool_call>", "hermes"),
                      ("{{ tools_json }}<tool_call>", None),  # a word starting with 'tools'
@@ -310,56 +312,81 @@ def test_template_detection_of_tool_formats():
                      ("{{ tools }}parameters", None)]:
         t = from_jinja(src)
         assert t.native_tool_format is (TOOL_FORMATS[fmt] if fmt else None), src
-        assert t.tool_format is TOOL_FORMATS[fmt or "hermes"]
+        assert t.tool_format is TOOL_FORMATS[fmt or "json"]
 
 
-def test_writtenformat_writes_turns_as_qwen25_does():
-    """Templates that do not know tools get lamina's text format: its turns are the
-    ones the Hermes format's reference template (Qwen 2.5) writes, rendered by
-    transformers; only the tools' system text is lamina's own (docs/serve.md). A
-    non-ASCII function name is written as it is, as Qwen's template writes it."""
+def test_jsonformat_objects_parse_back_to_the_call_and_the_reply():
+    """lamina's JSON format: a call is ``{"tool_call": {"name", "arguments"}}`` and a reply
+    ``{"response": text}``; each parses back (json.loads, the reference) to exactly what
+    was written, for non-ASCII names, quotes, newlines and arguments of every shape."""
+    f = TOOL_FORMATS["json"]
+    assert (f.trigger, f.at_start) == ('{"tool_call": ', True)
+    for name, args in [("get_weather", {"city": "杭州", "days": 3}), ("北京时间", {}),
+                       ("f", {"a": [1, {"b": None}], "q": 'say "hi"\n'})]:
+        written = f.call_text(name, json.dumps(args, ensure_ascii=False))
+        assert written.startswith(f.trigger) and written.startswith(f.head(name))
+        assert json.loads(written) == {"tool_call": {"name": name, "arguments": args}}
+        assert f'"name": "{name}"' in written  # written as it is, not \\u-escaped
+    for text in ["It is 21 °C.", 'He said "no".\nThen\tleft \\ ', "", "{not json}"]:
+        written = f.reply_text(text)
+        assert written.startswith(f.reply) and json.loads(written) == {"response": text}
+
+
+def test_jsonformat_writes_turns_as_objects():
+    """An earlier assistant turn is written as the objects the model is asked for: its
+    content as a reply (when the request lists tools), then one call object per line,
+    arguments as JSON (null: an empty object; text that is not JSON as a JSON string, so
+    the object still parses);
+    results stay tagged user turns."""
     chatml = get_template("chatml")
-    for ours, theirs, tools in conversations("hermes")[:3]:  # JSON arguments
-        more = [{"role": "assistant", "content": "It is 21 °C."},
-                {"role": "user", "content": "And the time?"},
-                {"role": "assistant", "content": "", "tool_calls": [call("北京时间", "{}")]},
-                {"role": "tool", "content": "12:00", "tool_call_id": "call_1"}]
-        hf_more = [*more[:2], {"role": "assistant", "content": "",
-                               "tool_calls": [call("北京时间", {})]}, more[3]]
-        for gen in (True, False):
-            text = chatml.render([*ours, *more], add_generation_prompt=gen, tools=tools)
-            expected = hf_tools_render(QWEN25, [*theirs, *hf_more], tools, gen)
-            assert text.split("<|im_end|>\n", 1)[1] == expected.split("<|im_end|>\n", 1)[1]
+    for ours, _theirs, tools in conversations("hermes"):
+        text = chatml.render(ours, add_generation_prompt=False, tools=tools)
+        turn = text.split("<|im_start|>assistant\n", 1)[1].split("<|im_end|>", 1)[0]
+        first, *calls = [json.loads(line) for line in turn.split("\n")]
+        assert first == {"response": "Let me look."}
+        args = ours[2]["tool_calls"][0]["function"]["arguments"]
+        expected = (json.loads(args) if isinstance(args, str) and args != "not json"
+                    else args if args is not None else {})
+        assert calls == [{"tool_call": {"name": "get_weather", "arguments": expected}},
+                         {"tool_call": {"name": "get_time", "arguments": {}}}]
+        if expected == {"city": "杭州", "days": 3}:
+            assert '"arguments": {"city": "杭州", "days": 3}' in turn  # not \\u-escaped
+        assert ("<|im_start|>user\n<tool_response>\n{\"temp_c\": 21}\n</tool_response>\n"
+                "<tool_response>\n12:00\n</tool_response><|im_end|>") in text
+    history = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "It is 21 °C."}]
+    assert "<|im_start|>assistant\n{\"response\": \"It is 21 °C.\"}<|im_end|>" in \
+        chatml.render(history, tools=TOOLS)
+    assert "<|im_start|>assistant\nIt is 21 °C.<|im_end|>" in chatml.render(history)
 
 
 def tools_listing(system: str) -> list:
-    """The JSON objects, one per line, between <tools> and </tools>."""
-    inner = system.split("<tools>\n", 1)[1].split("\n</tools>", 1)[0]
+    """The JSON objects, one per line, after "You can call these tools:"."""
+    inner = system.split("You can call these tools:\n", 1)[1].split("\n\n", 1)[0]
     return [json.loads(line) for line in inner.split("\n")]
 
 
-def test_writtenformat_system_message_lists_the_tools():
+def test_jsonformat_system_message_lists_the_tools():
     """The tools join the conversation's system message (created when there is none);
-    each function is one JSON line (non-ASCII kept); the prompt shows a call in the
-    format lamina reads back and names the tags results come back in."""
+    each function is one JSON line (non-ASCII kept); the prompt shows both objects of
+    the format lamina reads back."""
     user = {"role": "user", "content": "q"}
     functions = [t["function"] for t in TOOLS]
+    f = TOOL_FORMATS["json"]
     for messages, head in [([{"role": "system", "content": "S"}, user], "S\n\n"),
                            ([{"role": "system", "content": ""}, user], ""), ([user], "")]:
         out = tools_as_text(messages, TOOLS)
         assert [m["role"] for m in out] == ["system", "user"] and out[1] == user
         system = out[0]["content"]
         assert system.startswith(head) and not system.startswith("\n")
-        assert system.startswith(head + "# Tools")
+        assert system.startswith(head + "You can call these tools:")
         assert tools_listing(system) == functions and "杭州" in system
-        assert TOOL_FORMATS["hermes"].call_text("<function name>", "{<arguments>}") in system
-        assert "<tool_response>" in system
+        assert f.open + '{"name": ' in system and f.reply + '"' in system
     assert tools_listing(tools_as_text([user], [TOOLS[0]["function"]])[0]["content"]) == \
         functions[:1]  # a bare function object is listed as it is
     assert tools_as_text([user], None) == [user] and tools_as_text([user], []) == [user]
 
 
-def test_writtenformat_messages_are_plain_turns():
+def test_jsonformat_messages_are_plain_turns():
     calls = [{"role": "user", "content": "q"},
              {"role": "assistant", "content": "", "tool_calls": [call("f", "{}")]},
              {"role": "tool", "content": "a"}, {"role": "tool", "content": "b"},
@@ -367,8 +394,10 @@ def test_writtenformat_messages_are_plain_turns():
     out = tools_as_text(calls, None)
     assert all(set(m) == {"role", "content"} for m in out)
     assert [m["role"] for m in out] == ["user", "assistant", "user", "assistant", "user"]
+    assert out[1]["content"] == '{"tool_call": {"name": "f", "arguments": {}}}'
     assert out[2]["content"] == "<tool_response>\na\n</tool_response>\n<tool_response>\nb\n" \
         "</tool_response>"
+    assert out[3]["content"] == "x"  # no tools listed: a reply stays plain
 
 
 @pytest.mark.parametrize("calls", [

@@ -1,6 +1,7 @@
 """Tool calling without a server: prompts with tools rendered as Hugging Face's renderer
-renders them (Qwen 2.5 and Llama 3.2 templates), lamina's text format for the others,
-grammars llama.cpp accepts, and the streamed call read back in OpenAI's delta shape."""
+renders them (Qwen 2.5 and Llama 3.2 templates), lamina's JSON format for the others,
+grammars llama.cpp accepts, the streamed call read back in OpenAI's delta shape, and a
+JSON-format reply decoded from its string as it arrives."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lamina.server.shapes import ToolChatAnswer
-from lamina.server.tools import CallParser, CallText, ToolSpec, _Watch, call_grammar
+from lamina.server.tools import CallParser, CallText, ToolSpec, _Envelope, _Watch, call_grammar
 from lamina.templates import TOOL_FORMATS, from_jinja, get_template
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "fixtures" / "templates"
@@ -69,24 +70,31 @@ def test_templates_that_know_tools_render_them_like_transformers(file, fmt):
         assert "<|start_header_id|>ipython<|end_header_id|>" in ours
 
 
-def test_other_templates_get_lamina_text_format():
+def test_other_templates_get_lamina_json_format():
     t = get_template("chatml")
-    assert t.native_tool_format is None and t.tool_format is TOOL_FORMATS["hermes"]
-    text = t.render(CONVERSATION, tools=TOOLS)
+    assert t.native_tool_format is None and t.tool_format is TOOL_FORMATS["json"]
+    conversation = [*CONVERSATION, {"role": "assistant", "content": 'It is 21 "C".'},
+                    {"role": "user", "content": "And tomorrow?"}]
+    text = t.render(conversation, tools=TOOLS)
     system = text.split("<|im_end|>")[0]
-    assert system.startswith("<|im_start|>system\nYou help with travel.\n\n# Tools")
+    assert system.startswith("<|im_start|>system\nYou help with travel.\n\nYou can call these "
+                             "tools:\n")
     for tool in TOOLS:
         assert json.dumps(tool["function"], ensure_ascii=False) in system
-    assert ('<|im_start|>assistant\n<tool_call>\n{"name": "get_weather", "arguments": '
-            '{"city": "Paris"}}\n</tool_call><|im_end|>') in text
+    assert ('<|im_start|>assistant\n{"tool_call": {"name": "get_weather", "arguments": '
+            '{"city": "Paris"}}}<|im_end|>') in text
     assert '<|im_start|>user\n<tool_response>\n{"temp_c": 21}\n</tool_response><|im_end|>' in text
+    # a reply in the history is written as the object the model is asked for
+    assert '<|im_start|>assistant\n{"response": "It is 21 \\"C\\"."}<|im_end|>' in text
+    # without tools in the request a plain reply stays plain
+    assert "<|im_start|>assistant\nIt is 21 \"C\".<|im_end|>" in t.render(conversation)
     # no tools and no tool turns: exactly the template's own prompt
     plain = [{"role": "user", "content": "hi"}]
     assert t.render(plain) == get_template("chatml").render(plain)
     assert "# Tools" not in t.render(plain)
 
 
-@pytest.mark.parametrize("fmt", ["hermes", "llama3"])
+@pytest.mark.parametrize("fmt", ["hermes", "llama3", "json"])
 def test_call_grammar_is_valid_gbnf(fmt):
     from llama_cpp.llama_grammar import LlamaGrammar
 
@@ -94,6 +102,13 @@ def test_call_grammar_is_valid_gbnf(fmt):
     f = TOOL_FORMATS[fmt]
     for skip in ("", f.trigger):
         LlamaGrammar.from_string(call_grammar(f, specs, skip=skip), verbose=False)
+    if fmt == "json":
+        grammar = call_grammar(f, specs, reply=True)
+        LlamaGrammar.from_string(grammar, verbose=False)
+        assert '"{\\"response\\": "' in grammar
+    else:
+        with pytest.raises(ValueError, match="no reply object"):
+            call_grammar(f, specs, reply=True)
 
 
 def _stream(fmt_name: str, text: str, reason: str, step: int = 3) -> tuple[list, dict]:
@@ -108,7 +123,7 @@ def _stream(fmt_name: str, text: str, reason: str, step: int = 3) -> tuple[list,
     return chunks, whole
 
 
-@pytest.mark.parametrize("fmt", ["hermes", "llama3"])
+@pytest.mark.parametrize("fmt", ["hermes", "llama3", "json"])
 def test_streamed_call_is_openai_deltas_that_join_to_the_whole_answer(fmt):
     args = '{"city": "杭州", "days": 3}'
     text = TOOL_FORMATS[fmt].call_text("get_weather", args)
@@ -164,3 +179,55 @@ def test_watch_splits_content_from_the_start_of_a_call(fmt, pieces, content, fou
     assert (out, watch.found) == (content, found)
     if found:
         assert watch.seen.endswith(TOOL_FORMATS[fmt].trigger)
+
+
+def _envelope(pieces: list[str]) -> tuple[_Envelope, list[str]]:
+    env = _Envelope(TOOL_FORMATS["json"])
+    out = [p for piece in pieces for p in env.push(piece)]
+    return env, out + env.flush()
+
+
+REPLY_TEXTS = ['Paris: 21 "C"\n\tback\\slash', "杭州 😀 ok", "", "a/b \u0001 \u2028 end"]
+
+
+@pytest.mark.parametrize("text", REPLY_TEXTS)
+@pytest.mark.parametrize("ascii_only", [False, True])
+def test_envelope_decodes_a_reply_cut_anywhere(text, ascii_only):
+    """Every way of cutting the reply object into two pieces (and one piece per
+    character) gives back the text, with escapes (\\uXXXX surrogate pairs
+    included) never split."""
+    raw = '{"response": ' + json.dumps(text, ensure_ascii=ascii_only) + "}"
+    cuts = [[raw[:i], raw[i:]] for i in range(len(raw) + 1)] + [list(raw)]
+    for pieces in cuts:
+        env, out = _envelope(pieces)
+        assert env.kind == "reply" and env.closed
+        assert "".join(out) == text, pieces
+        assert all(not isinstance(p, CallText) for p in out)
+
+
+def test_envelope_reply_without_the_lone_surrogate():
+    env, out = _envelope(['{"response": "a\\ud83d', '\\", b\\udc00c"}'])
+    assert "".join(out) == "a\ufffd\", b\ufffdc"
+    "".join(out).encode("utf-8")  # can be sent
+
+
+def test_envelope_call_is_call_text_and_cut_reply_keeps_what_arrived():
+    call = TOOL_FORMATS["json"].call_text("get_weather", '{"city": "Paris"}')
+    env, out = _envelope([call[:5], call[5:]])
+    assert env.kind == "call" and all(isinstance(p, CallText) for p in out)
+    assert "".join(out) == call
+    env, out = _envelope(['{"response": "Bonjour \\u00e9t', "\\u"])  # cut at max_tokens
+    assert "".join(out) == "Bonjour ét"
+    env, out = _envelope(['{"resp'])  # cut before the key was complete
+    assert out == ['{"resp'] and env.kind == "text"
+
+
+def test_json_reply_in_the_answer_shape():
+    """A reply streams as content deltas and ends with finish_reason stop."""
+    env, out = _envelope(list('{"response": "Hi there"}'))
+    answer = ToolChatAnswer("m", TOOL_FORMATS["json"])
+    chunks = answer.chunks(out) + answer.closing("stop")
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "Hi there"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    whole = ToolChatAnswer("m", TOOL_FORMATS["json"]).whole(out, "stop", {})
+    assert whole["choices"][0]["message"] == {"role": "assistant", "content": "Hi there"}

@@ -1,10 +1,10 @@
 """Tool calls end to end on a real instruct GGUF (SmolLM2-135M-Instruct, ChatML without
-tools in its template, so lamina's documented text format), through the official
+tools in its template, so lamina's documented JSON format), through the official
 ``openai`` client and LangChain: arguments always parse and validate against the
 function's schema (jsonschema), and the wire format is OpenAI's, streamed or not.
 
-A 135M model does not reliably choose a tool by itself, so ``auto`` is checked for
-wire validity whatever the model does; ``required`` and a named function must call.
+``auto``: the model picks the tool for requests a tool answers and replies in text to
+others (greedy, so the same every run); ``required`` and a named function must call.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ WEATHER = {"type": "object", "required": ["city", "unit"], "additionalProperties
                           "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}}
 TIME = {"type": "object", "required": ["zone"],
         "properties": {"zone": {"type": "string", "maxLength": 12}}}
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER,
-                                           "description": "Current weather in a city"}},
-         {"type": "function", "function": {"name": "get_time", "parameters": TIME,
-                                           "description": "Current time in a time zone"}}]
+TOOLS = [{"type": "function", "function": {"name": "get_weather",
+                                           "description": "Current weather in a city",
+                                           "parameters": WEATHER}},
+         {"type": "function", "function": {"name": "get_time",
+                                           "description": "Current time in a time zone",
+                                           "parameters": TIME}}]
 SCHEMAS = {"get_weather": WEATHER, "get_time": TIME}
 ASK = [{"role": "user", "content": "What is the weather in Paris? Use the tool."}]
 GREEDY = {"temperature": 0, "max_tokens": 48}
@@ -84,28 +86,45 @@ def test_named_function_streams_argument_deltas(client):
     assert not any(d.content for d in deltas)
 
 
-@pytest.mark.slow
-def test_auto_is_valid_whatever_the_model_chooses(client):
-    for stream in (False, True):
-        if stream:
-            chunks = list(client.chat.completions.create(model="x", messages=ASK, tools=TOOLS,
-                                                         stream=True, **GREEDY))
-            deltas = [c.choices[0].delta for c in chunks if c.choices]
-            reason = [c.choices[0].finish_reason for c in chunks if c.choices][-1]
-            calls = [tc for d in deltas for tc in (d.tool_calls or [])]
-            name = calls[0].function.name if calls else None
-            args = "".join(tc.function.arguments or "" for tc in calls)
-        else:
-            resp = client.chat.completions.create(model="x", messages=ASK, tools=TOOLS, **GREEDY)
-            reason, msg = resp.choices[0].finish_reason, resp.choices[0].message
-            calls = msg.tool_calls or []
-            name = calls[0].function.name if calls else None
-            args = calls[0].function.arguments if calls else ""
-            assert calls or isinstance(msg.content, str)
-        if reason == "tool_calls":
-            check_call(name, args, {"get_weather", "get_time"})
-        else:
-            assert reason in ("stop", "length")
+#: Requests a tool answers, and others SmolLM2 replies to in text; it decides each the
+#: same way every run (greedy). A 135M model also calls for many unrelated requests
+#: (docs/serve.md has the count), so OTHERS are ones it answers; an implementation
+#: that called for everything, or never, fails one of the lists.
+MATCHING = ["What is the weather in Paris?", "Is it cold in London today?",
+            "What time is it in UTC?", "Tell me the weather in Tokyo.",
+            "What time is it in Europe/Paris?"]
+OTHERS = ["Write a haiku about the sea.", "What is the capital of Italy?",
+          "Translate 'thank you' into French."]
+
+
+def _auto(client, question: str, stream: bool) -> tuple[str, str | None, str, str]:
+    """finish_reason, the called name, its arguments, and the content."""
+    kw = dict(model="x", messages=[{"role": "user", "content": question}], tools=TOOLS,
+              tool_choice="auto", temperature=0, max_tokens=64)
+    if not stream:
+        choice = client.chat.completions.create(**kw).choices[0]
+        calls = choice.message.tool_calls or []
+        assert len(calls) <= 1
+        return (choice.finish_reason, calls[0].function.name if calls else None,
+                calls[0].function.arguments if calls else "", choice.message.content or "")
+    chunks = [c for c in client.chat.completions.create(stream=True, **kw) if c.choices]
+    deltas = [c.choices[0].delta for c in chunks]
+    calls = [tc for d in deltas for tc in (d.tool_calls or [])]
+    return (chunks[-1].choices[0].finish_reason, calls[0].function.name if calls else None,
+            "".join(tc.function.arguments or "" for tc in calls),
+            "".join(d.content or "" for d in deltas))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_auto_calls_the_tool_a_request_needs_and_replies_to_others(client, stream):
+    for question in MATCHING:
+        reason, name, args, content = _auto(client, question, stream)
+        assert reason == "tool_calls" and not content, (question, content)
+        check_call(name, args, {"get_weather", "get_time"})
+    for question in OTHERS:
+        reason, name, args, content = _auto(client, question, stream)
+        assert name is None and reason in ("stop", "length"), (question, name, args)
+        assert content.strip() and not content.lstrip().startswith("{"), (question, content)
 
 
 def test_tool_results_continue_the_conversation(client):
@@ -148,19 +167,20 @@ def test_langchain_bind_tools(smol_server):
 
 @pytest.mark.slow
 def test_auto_finishes_a_call_under_the_grammar_once_the_trigger_appears():
-    """The auto path past the trigger, on the real model: SmolLM2 answers this prompt
-    with "The weather...", so a format whose trigger is "The" must switch there and
-    finish the call under the grammar, continuing from the text so far."""
+    """The auto path of a format the template knows (trigger, then grammar), on the real
+    model: SmolLM2 answers this prompt (no tools listed) with "Paris, the City of
+    Light...", so a format whose trigger is "Paris" must switch there and finish the call under the
+    grammar, continuing from the text so far."""
     import lamina
     from lamina.server.backend import Backend
     from lamina.server.shapes import ToolChatAnswer
     from lamina.server.tools import ToolPlan, ToolRun, ToolSpec
     from lamina.templates import ToolFormat
 
-    fmt = ToolFormat("test", open="The call: ", close="", args_key="arguments",
-                     trigger="The", at_start=True)
+    fmt = ToolFormat("test", open="Paris calls: ", close="", args_key="arguments",
+                     trigger="Paris", at_start=True)
     with lamina.load(model_file("smollm2"), n_threads=2) as m:
-        prompt = m.chat_tokens(ASK, tools=TOOLS)
+        prompt = m.chat_tokens(ASK)
         plan = ToolPlan(TOOLS, [ToolSpec("get_weather", WEATHER)], "auto")
         run = ToolRun(Backend(m), prompt, plan, fmt, {"temperature": 0, "max_tokens": 48},
                       tuple(m.template.stop), lambda t: m.tokenize(t, add_bos=False))

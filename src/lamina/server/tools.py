@@ -6,11 +6,16 @@ How a request with ``tools`` runs (``ToolRun``, on the slot's thread):
   generated under a grammar that allows exactly one call, in the model's tool
   format (``lamina.templates.ToolFormat``), to one of the allowed functions,
   with arguments valid for that function's JSON Schema.
-* ``auto``: the answer is generated freely, watching for the format's trigger
-  (``<tool_call>`` anywhere, or Llama-3's ``{`` at the start). Text before it is
-  the message content; at the trigger, free generation stops and the call is
-  finished under the grammar, continuing from the text so far, so a call the
-  model chooses to make always has valid arguments too.
+* ``auto`` in a format the template knows: the answer is generated freely,
+  watching for the format's trigger (``<tool_call>`` anywhere, or Llama-3's
+  ``{`` at the start). Text before it is the message content; at the trigger,
+  free generation stops and the call is finished under the grammar, continuing
+  from the text so far, so a call the model chooses to make always has valid
+  arguments too.
+* ``auto`` in lamina's JSON format (templates that do not know tools): the whole
+  answer is generated under a grammar that allows one call or one
+  ``{"response": "..."}`` object; the reply's text is decoded from its JSON
+  string as it arrives (``_Envelope``).
 * ``none``: tools are not shown to the model and no call is read.
 
 The run yields text: plain ``str`` pieces are content, ``CallText`` pieces are
@@ -57,8 +62,10 @@ class CallText(str):
     """A piece of the tool call the model is writing (not message content)."""
 
 
-def call_grammar(fmt: ToolFormat, specs: Sequence[ToolSpec], skip: str = "") -> str:
-    """GBNF for one call to one of ``specs`` in ``fmt``, minus the ``skip`` text already written.
+def call_grammar(fmt: ToolFormat, specs: Sequence[ToolSpec], skip: str = "",
+                 reply: bool = False) -> str:
+    """GBNF for one call to one of ``specs`` in ``fmt``, minus the ``skip`` text already written;
+    with ``reply`` (an envelope format), a reply object is the other choice.
 
     Each function's arguments rule comes from llama-cpp-python's JSON-Schema
     converter; one converter holds them all, so their rule names never clash.
@@ -76,6 +83,11 @@ def call_grammar(fmt: ToolFormat, specs: Sequence[ToolSpec], skip: str = "") -> 
         head = head[len(skip):]
         alternatives.append(f"{gbnf_literal(head) if head else ''} {args_rule} "
                             f"{gbnf_literal(fmt.tail)}".strip())
+    if reply:
+        if not fmt.reply or skip:
+            raise ValueError(f"the {fmt.name} format has no reply object to allow")
+        alternatives.append(f'{gbnf_literal(fmt.reply)} {conv.visit({"type": "string"}, "reply")} '
+                            f'{gbnf_literal("}")}')
     rules = conv.format_grammar()
     return "root ::= " + " | ".join(f"( {a} )" for a in alternatives) + "\n" + rules + "\n"
 
@@ -200,6 +212,89 @@ class _Watch:
         return out
 
 
+class _Envelope:
+    """Reads an answer in an envelope format as it arrives: a call's text as ``CallText``,
+    a reply's text decoded from its JSON string.
+
+    The grammar makes the answer one of the two objects, so the first characters
+    decide which. A reply's string is decoded up to the last complete escape
+    (a high surrogate waits for its low half); a lone surrogate, which JSON
+    allows and UTF-8 cannot carry, becomes U+FFFD.
+    """
+
+    def __init__(self, fmt: ToolFormat) -> None:
+        self.fmt = fmt
+        self.raw = ""
+        self.kind = ""  # "reply", "call", or "" until the start decides
+        self.done = 0  # raw text up to here was given out
+        self.closed = False  # the reply's closing quote arrived
+
+    def push(self, piece: str) -> list[str]:
+        self.raw += piece
+        if not self.kind:
+            opener = self.fmt.reply + '"'
+            if self.raw.startswith(opener):
+                self.kind, self.done = "reply", len(opener)
+            elif self.raw.startswith(self.fmt.trigger):
+                self.kind = "call"
+                return [CallText(self.raw)]
+            elif opener.startswith(self.raw) or self.fmt.trigger.startswith(self.raw):
+                return []
+            else:  # not from the grammar; kept as content rather than lost
+                self.kind = "text"
+                return [self.raw]
+        elif self.kind != "reply":
+            return [CallText(piece) if self.kind == "call" else piece]
+        return self._decoded()
+
+    def flush(self) -> list[str]:
+        """What is left once the answer ended (an escape cut off at max_tokens is dropped)."""
+        if not self.kind and self.raw:
+            self.kind = "text"
+            return [self.raw]
+        return []
+
+    def _decoded(self) -> list[str]:
+        if self.closed:
+            return []
+        raw, i = self.raw, self.done
+        while i < len(raw):
+            c = raw[i]
+            if c == '"':
+                self.closed = True
+                break
+            if c != "\\":
+                i += 1
+                continue
+            step = self._escape_length(raw, i)
+            if step == 0:
+                break
+            i += step
+        segment, self.done = raw[self.done:i], i
+        if not segment:
+            return []
+        text = json.loads(f'"{segment}"', strict=False)
+        return [text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")]
+
+    @staticmethod
+    def _escape_length(raw: str, i: int) -> int:
+        """Characters of the escape at ``raw[i]``, or 0 while it is incomplete."""
+        if i + 1 >= len(raw):
+            return 0
+        if raw[i + 1] != "u":
+            return 2
+        if i + 6 > len(raw):
+            return 0
+        if not 0xD800 <= int(raw[i + 2:i + 6], 16) < 0xDC00:
+            return 6
+        pair = raw[i + 6:i + 12]
+        if not "\\u".startswith(pair[:2]):
+            return 6  # a lone high surrogate
+        if len(pair) < 6:
+            return 0
+        return 12 if 0xDC00 <= int(pair[2:], 16) < 0xE000 else 6
+
+
 class ToolRun:
     """One chat answer that may call a tool: an iterator of content and ``CallText``."""
 
@@ -250,6 +345,9 @@ class ToolRun:
             use = self._count(it)
             self.usage.finish_reason = "tool_calls" if use.finish_reason == "stop" else "length"
             return
+        if self.fmt.reply:
+            yield from self._envelope(no_stop)
+            return
         watch = _Watch(self.fmt)
         it = self._phase(self.prompt, None, {**self.overrides, "stop": self.stop})
         lstrip = True
@@ -283,3 +381,15 @@ class ToolRun:
             yield CallText(piece)
         use = self._count(it)
         self.usage.finish_reason = "tool_calls" if use.finish_reason == "stop" else "length"
+
+    def _envelope(self, overrides: dict[str, Any]) -> Iterator[str]:
+        """``auto`` in an envelope format: one answer under the call-or-reply grammar."""
+        envelope = _Envelope(self.fmt)
+        it = self._phase(self.prompt, call_grammar(self.fmt, self.plan.specs, reply=True),
+                         overrides)
+        for piece in it:
+            yield from (p for p in envelope.push(piece) if p)
+        yield from envelope.flush()
+        use = self._count(it)
+        called = envelope.kind == "call" and use.finish_reason == "stop"
+        self.usage.finish_reason = "tool_calls" if called else use.finish_reason
