@@ -218,6 +218,8 @@ def test_envelope_call_is_call_text_and_cut_reply_keeps_what_arrived():
     assert "".join(out) == call
     env, out = _envelope(['{"response": "Bonjour \\u00e9t', "\\u"])  # cut at max_tokens
     assert "".join(out) == "Bonjour ét"
+    env, out = _envelope(['{"response": "bad \\x and \\uZZZZ"}'])  # never from the grammar
+    assert "".join(out) == "bad \\x and \\uZZZZ"
     env, out = _envelope(['{"resp'])  # cut before the key was complete
     assert out == ['{"resp'] and env.kind == "text"
 

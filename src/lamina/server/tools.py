@@ -273,7 +273,10 @@ class _Envelope:
         segment, self.done = raw[self.done:i], i
         if not segment:
             return []
-        text = json.loads(f'"{segment}"', strict=False)
+        try:
+            text = json.loads(f'"{segment}"', strict=False)
+        except ValueError:  # not from the grammar (a bad escape): shown as written
+            return [segment]
         return [text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")]
 
     @staticmethod
@@ -285,14 +288,22 @@ class _Envelope:
             return 2
         if i + 6 > len(raw):
             return 0
-        if not 0xD800 <= int(raw[i + 2:i + 6], 16) < 0xDC00:
+        if not 0xD800 <= _hex(raw[i + 2:i + 6]) < 0xDC00:
             return 6
         pair = raw[i + 6:i + 12]
         if not "\\u".startswith(pair[:2]):
             return 6  # a lone high surrogate
         if len(pair) < 6:
             return 0
-        return 12 if 0xDC00 <= int(pair[2:], 16) < 0xE000 else 6
+        return 12 if 0xDC00 <= _hex(pair[2:]) < 0xE000 else 6
+
+
+def _hex(digits: str) -> int:
+    """A \\u escape's code unit; -1 for text that is not four hex digits."""
+    try:
+        return int(digits, 16) if len(digits) == 4 else -1
+    except ValueError:
+        return -1
 
 
 class ToolRun:
