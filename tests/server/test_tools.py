@@ -163,6 +163,11 @@ def test_langchain_bind_tools(smol_server):
     (call,) = streamed.tool_calls
     assert call["name"] == "get_weather"
     get_weather.model_validate(call["args"])
+    # auto (LangChain's default): the model's own choice, for a request the tool answers
+    reply = llm.bind_tools([get_weather]).invoke("What is the weather in Paris?")
+    (call,) = reply.tool_calls
+    assert call["name"] == "get_weather" and not reply.content
+    get_weather.model_validate(call["args"])
 
 
 @pytest.mark.slow
