@@ -377,8 +377,8 @@ def tools_as_text(messages: Sequence[Mapping[str, Any]],
     For templates that know only system/user/assistant: the tool list joins
     the system message (first, created if needed); an assistant turn is
     written as the JSON objects the model is asked for (its content as a
-    ``response`` when tools are given, each call as a ``tool_call``, one per
-    line); consecutive ``tool`` results become one user turn of
+    ``response`` when the request lists tools, each call as a ``tool_call``,
+    one per line); consecutive ``tool`` results become one user turn of
     ``<tool_response>`` blocks.
     """
     fmt = TOOL_FORMATS["json"]
@@ -401,7 +401,8 @@ def tools_as_text(messages: Sequence[Mapping[str, Any]],
             calls = [fmt.call_text(c["function"]["name"],
                                    _arguments_text(c["function"].get("arguments")))
                      for c in m["tool_calls"]]
-            text = "\n".join(([fmt.reply_text(m["content"])] if m["content"] else []) + calls)
+            said = m["content"] and (fmt.reply_text(m["content"]) if tools else m["content"])
+            text = "\n".join(([said] if said else []) + calls)
             out.append({"role": "assistant", "content": text})
         elif m["role"] == "assistant" and tools:
             out.append({"role": "assistant", "content": fmt.reply_text(m["content"])})

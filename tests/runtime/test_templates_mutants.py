@@ -398,6 +398,12 @@ def test_jsonformat_messages_are_plain_turns():
     assert out[2]["content"] == "<tool_response>\na\n</tool_response>\n<tool_response>\nb\n" \
         "</tool_response>"
     assert out[3]["content"] == "x"  # no tools listed: a reply stays plain
+    said = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "Let me look.", "tool_calls": [call("f", "{}")]}]
+    assert tools_as_text(said, None)[1]["content"] == \
+        'Let me look.\n{"tool_call": {"name": "f", "arguments": {}}}'
+    assert tools_as_text(said, TOOLS)[2]["content"] == \
+        '{"response": "Let me look."}\n{"tool_call": {"name": "f", "arguments": {}}}'
 
 
 @pytest.mark.parametrize("calls", [
