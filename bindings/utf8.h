@@ -16,12 +16,10 @@ namespace lamina {
 class Utf8Stream {
 public:
     // The text the bytes so far complete; a valid but unfinished character at
-    // the end is kept for the next push.
+    // the end is kept for the next push. An answer that ends in the middle of
+    // one drops it with the stream (its request), as
+    // lamina.runtime.stream.TextStream.finish does.
     std::string push(const std::string& bytes);
-    // Forget a kept unfinished character (the answer ended in the middle of it:
-    // it is dropped, as lamina.runtime.stream.TextStream.finish does).
-    void reset() { hold_.clear(); }
-    bool holding() const { return !hold_.empty(); }
 
 private:
     std::string hold_;
